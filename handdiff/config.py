@@ -1,0 +1,133 @@
+"""Typed configs: YAML files validated by pydantic models, with dotted overrides.
+
+A job's config is a pydantic model (see ``pipelines/``); this module only knows
+how to read one from YAML, apply ``a.b.c=value`` overrides and turn pydantic's
+errors into one line per problem that names the key, the value and the source:
+
+    pipelines/configs/demo.yaml: train.lrr = 0.1 (override): unknown key; known keys: lr, steps
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+import fsspec
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; ``str(err)`` is ready to print, one line per problem."""
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.steps=20"`` -> ``("train.steps", 20)``; the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r}: expected dotted.key=value")
+    # YAML 1.1 reads "2e-5" as a string: pydantic's lax mode turns it into the float
+    # a float field expects, so no special case is needed here.
+    value = yaml.safe_load(raw) if raw.strip() else None
+    return key, value
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``data["a"]["b"] = value`` for ``key="a.b"``, creating sections as needed."""
+    *parents, leaf = key.split(".")
+    node = data
+    for i, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key}: {'.'.join(parents[: i + 1])} is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def read_yaml(uri: str) -> dict[str, Any]:
+    """Read a YAML mapping from a local path or any fsspec URI."""
+    try:
+        with fsspec.open(uri, "r") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{uri}: config file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{uri}: not valid YAML: {' '.join(str(err).split())}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{uri}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_config(model: type[M], path: str | None = None, overrides: Sequence[str] = ()) -> M:
+    """Validate ``path`` (YAML, optional) plus ``overrides`` against ``model``.
+
+    Raises:
+        ConfigError: one line per problem, naming the key, the value and where it came from.
+    """
+    data = read_yaml(path) if path else {}
+    overridden = set()
+    for text in overrides:
+        key, value = parse_override(text)
+        set_dotted(data, key, value)
+        overridden.add(key)
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, model, path or "<defaults>", overridden)) from None
+
+
+def _describe(err: ValidationError, model: type[BaseModel], source: str, overridden: set[str]) -> str:
+    lines = []
+    for e in err.errors():
+        # pydantic puts union member names and list indices in the location; keep the keys.
+        key = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and "[" in p))
+        origin = " (override)" if key in overridden else ""
+        if e["type"] == "extra_forbidden":
+            known = _known_keys(model, key.split(".")[:-1])
+            what = "unknown key" + (f"; known keys: {', '.join(known)}" if known else "")
+        elif e["type"] == "missing":
+            lines.append(f"{source}: {key}: required key is missing")
+            continue
+        else:
+            what = e["msg"]
+        lines.append(f"{source}: {key} = {e.get('input')!r}{origin}: {what}")
+    return "\n".join(lines)
+
+
+def _known_keys(model: type[BaseModel], parents: Sequence[str]) -> list[str]:
+    """Field names of the section at ``parents`` (empty if it cannot be followed)."""
+    for part in parents:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def to_yaml(cfg: BaseModel) -> str:
+    """The resolved config as YAML, in field order, for ``--print-config`` and logs."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay values."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out

@@ -1,0 +1,131 @@
+"""MLflow helpers shared by every job: one experiment per job kind, params from the
+resolved config with secrets redacted, and restarts that continue their run.
+
+The tracking URI comes from the caller (a config value), else ``MLFLOW_TRACKING_URI``,
+else a local sqlite store under ``./mlruns`` (browse it with
+``mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from handdiff.config import flatten
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORE_DIR = "mlruns"
+REDACTED = "***"
+# MLflow rejects param values longer than this.
+MAX_PARAM_LENGTH = 6000
+
+_SECRET_KEY = re.compile(r"secret|password|passwd|token|credential|access_key|api_key|private_key", re.I)
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.I)
+
+
+def default_tracking_uri(store_dir: str = DEFAULT_STORE_DIR) -> str:
+    return f"sqlite:///{Path(store_dir).resolve() / 'mlflow.db'}"
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """The URI in use: ``uri``, else ``MLFLOW_TRACKING_URI``, else the local default store."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+def redact(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Hide values whose key names a secret, and user:password@ parts of URLs."""
+    out = {}
+    for key, value in params.items():
+        if _SECRET_KEY.search(key) and value not in (None, ""):
+            out[key] = REDACTED
+        elif isinstance(value, str):
+            out[key] = _URL_USERINFO.sub(rf"\g<scheme>{REDACTED}@", value)
+        else:
+            out[key] = value
+    return out
+
+
+def config_params(config: Mapping[str, Any]) -> dict[str, str]:
+    """A nested config as flat, redacted MLflow params (``{"train.lr": "1e-05"}``)."""
+    return {k: str(v)[:MAX_PARAM_LENGTH] for k, v in redact(flatten(config)).items()}
+
+
+def get_or_create_experiment(client: MlflowClient, name: str) -> str:
+    """The experiment's id; a local sqlite store keeps its artifacts beside the database."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_location = None
+    uri = client.tracking_uri
+    if uri.startswith("sqlite:///"):
+        artifact_location = (Path(uri[len("sqlite:///") :]).parent / "artifacts" / name).as_uri()
+    return client.create_experiment(name, artifact_location=artifact_location)
+
+
+def find_run(client: MlflowClient, experiment_id: str, run_name: str) -> Run | None:
+    """The newest run called ``run_name`` in the experiment, if any."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.run_name = '{run_name}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+@contextmanager
+def tracked_run(
+    experiment: str,
+    run_name: str,
+    config: Mapping[str, Any] | None = None,
+    *,
+    tracking_uri: str | None = None,
+    resume: bool = True,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[mlflow.ActiveRun]:
+    """Start (or, with ``resume``, continue) the run ``run_name`` of ``experiment``.
+
+    A restarted job with the same run name continues its earlier run instead of
+    opening a duplicate. Params already logged keep their first value; a changed
+    value is reported in the log (MLflow params are immutable). The run ends
+    FAILED if the body raises.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    experiment_id = get_or_create_experiment(client, experiment)
+    previous = find_run(client, experiment_id, run_name) if resume else None
+    if previous is not None:
+        log.info("continuing MLflow run %s (%s) in experiment %r", run_name, previous.info.run_id, experiment)
+        active = mlflow.start_run(run_id=previous.info.run_id)
+        logged = previous.data.params
+    else:
+        active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name)
+        logged = {}
+    with active:
+        if tags:
+            mlflow.set_tags(dict(tags))
+        if config is not None:
+            params = config_params(config)
+            changed = sorted(k for k, v in params.items() if k in logged and logged[k] != v)
+            if changed:
+                log.warning("params changed since this run started, keeping the first values: %s", ", ".join(changed))
+            new = {k: v for k, v in params.items() if k not in logged}
+            # MLflow takes at most 100 params per call.
+            items = list(new.items())
+            for start in range(0, len(items), 100):
+                mlflow.log_params(dict(items[start : start + 100]))
+        yield active

@@ -1,0 +1,50 @@
+"""The ``handdiff`` command: ``handdiff <job> [--config FILE] [key=value ...]``.
+
+Each job is also ``python -m pipelines.<job_with_underscores>``, which is what
+``ray job submit --working-dir . -- python -m pipelines.<job> ...`` runs on a cluster.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, one line for --help). Only jobs that work end to end are listed.
+JOBS: dict[str, tuple[str, str]] = {
+    "assets": ("pipelines.assets", "build the tiny model zoo or the sample datasets (assets {tiny-zoo,sample-data} --out DIR)"),
+    "demo": ("pipelines.demo", "run the embedded default end to end: tiny models, sample data, local Ray and MLflow"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, JOBS))
+    lines = [
+        "usage: handdiff <job> [--config FILE] [--print-config] [key=value ...]",
+        "",
+        "Two-stage diffusion for pose-conditioned human images with correct hands, on Ray.",
+        "",
+        "jobs:",
+        *(f"  {name:<{width}}  {summary}" for name, (_, summary) in JOBS.items()),
+        "",
+        "`handdiff <job> --help` explains a job and its config. On a Ray cluster:",
+        "  ray job submit --working-dir . -- python -m pipelines.<job> --config pipelines/configs/<file>.yaml",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in JOBS:
+        print(f"handdiff: unknown job {name!r}; jobs: {', '.join(JOBS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(JOBS[name][0])
+    return module.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""What every entrypoint shares: the common config sections, argument parsing, and
+the Ray and logging set-up. Each ``pipelines/<job>.py`` has the same shape::
+
+    def main(argv=None) -> int:
+        cfg = parse_job_config(MyConfig, argv, doc=__doc__)   # config
+        init_ray(cfg.ray)                                    # set up
+        with tracked_run(...):                               # run
+            ...
+        print(summary)                                       # report
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import Field
+
+from handdiff.config import ConfigError, StrictModel, load_config, to_yaml
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+class RayConfig(StrictModel):
+    """Where the job's Ray work runs."""
+
+    address: str | None = None
+    """``None``: ``RAY_ADDRESS`` if set (as under ``ray job submit``), else a new local instance.
+    Otherwise ``auto``, ``host:port`` or ``ray://host:10001``."""
+    num_cpus: int | None = None
+    """CPUs of a new local instance (default: all)."""
+    include_dashboard: bool = False
+    """Start the dashboard with a new local instance."""
+
+
+class TrackingConfig(StrictModel):
+    """Where the job's MLflow run goes."""
+
+    tracking_uri: str | None = None
+    """``None``: ``MLFLOW_TRACKING_URI`` if set, else a local sqlite store in ``./mlruns``."""
+    experiment: str | None = None
+    """``None``: ``handdiff-<job>``, one experiment per job kind."""
+    run_name: str
+    """A rerun with the same name continues that run (and its checkpoints, for training jobs)."""
+    resume: bool = True
+    """Continue an earlier run of the same name instead of opening a new one."""
+
+
+class JobConfig(StrictModel):
+    """Base of every job's config: subclasses pin ``job`` with a ``Literal``."""
+
+    job: str
+    ray: RayConfig = Field(default_factory=RayConfig)
+    tracking: TrackingConfig
+
+    @property
+    def experiment(self) -> str:
+        return self.tracking.experiment or f"handdiff-{self.job}"
+
+
+C = TypeVar("C", bound=JobConfig)
+
+
+def default_config_path(job: str) -> Path:
+    return CONFIG_DIR / f"{job.replace('-', '_')}.yaml"
+
+
+def parse_job_config(config_cls: type[C], argv: Sequence[str] | None, *, job: str, doc: str | None) -> C | None:
+    """Parse ``[--config FILE] [--print-config] [key=value ...]`` into ``config_cls``.
+
+    Prints the resolved config and returns None for ``--print-config``; prints one
+    line per config problem and exits 2 on a bad file or override.
+    """
+    default = default_config_path(job)
+    parser = argparse.ArgumentParser(
+        prog=f"handdiff {job}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Overrides are dotted keys, e.g. tracking.run_name=try2 ray.address=auto",
+    )
+    parser.add_argument("--config", default=str(default), help=f"YAML config (default: {_shown(default)})")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides of config keys")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(config_cls, args.config, args.overrides)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if cfg.job != job:
+        print(f"error: {args.config}: job = {cfg.job!r}: this is a config for 'handdiff {cfg.job}', not {job}", file=sys.stderr)
+        raise SystemExit(2)
+    if args.print_config:
+        print(to_yaml(cfg), end="")
+        return None
+    return cfg
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # Keep our own INFO lines; the libraries' chatter only from WARNING.
+    for noisy in ("mlflow", "alembic", "urllib3", "botocore", "s3fs", "fsspec", "filelock", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def init_ray(cfg: RayConfig) -> None:
+    """Connect to the configured cluster, or start a local instance; reuse one already up."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        ray.init(num_cpus=cfg.num_cpus, include_dashboard=cfg.include_dashboard, logging_level=logging.WARNING)

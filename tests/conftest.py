@@ -1,0 +1,82 @@
+"""Session-wide fixtures: one S3 server, one Ray cluster and one MLflow server for
+the whole test session, started on free ports of 127.0.0.1 and stopped at the end.
+
+The S3 server starts before the Ray head so that its endpoint and keys are in
+every Ray worker's environment, as they are on a real cluster (from secrets).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.services import MlflowServer, RayHead, S3Server, start_mlflow, start_ray_head, start_s3
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def services_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture(scope="session")
+def s3_server(services_dir) -> S3Server:
+    server = start_s3(services_dir)
+    saved = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)
+    yield server
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.service.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(services_dir, s3_server) -> RayHead:
+    """A Ray head started with ``ray start --head``, shared by every test that uses Ray."""
+    head = start_ray_head(services_dir, env=s3_server.env)
+    yield head
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    head.service.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_session(ray_cluster):
+    """This process connected to the shared cluster as a driver (``ray.init(address=...)``)."""
+    import ray
+
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    if not ray.is_initialized():
+        ray.init(address=ray_cluster.address, logging_level="WARNING")
+    return ray_cluster
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(services_dir) -> MlflowServer:
+    server = start_mlflow(services_dir)
+    yield server
+    server.service.stop()
+
+
+@pytest.fixture
+def s3_prefix(s3_server, request) -> str:
+    """A fresh ``s3://`` prefix for one test."""
+    name = request.node.name.replace("[", "-").replace("]", "").replace("/", "-")
+    return f"s3://{s3_server.bucket}/{name}-{os.getpid()}"

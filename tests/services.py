@@ -1,0 +1,214 @@
+"""Real local services for the tests: a Ray head, an MLflow tracking server and an S3
+server (SeaweedFS), each on free ports of 127.0.0.1, started as its own process
+group and stopped by pid so that nothing outlives the test session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports (held open together so none repeats)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} while starting:\n{_tail(log)}")
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s:\n{_tail(log)}")
+
+
+def _tail(log: Path | None, lines: int = 40) -> str:
+    if log is None or not log.exists():
+        return ""
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as r:
+        return r.status == 200
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Service:
+    """A process group started by the tests; ``stop()`` ends every process in it."""
+
+    name: str
+    proc: subprocess.Popen
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+    stop_signal: signal.Signals = signal.SIGTERM
+    """Sent to the leader first, so that it shuts its children down itself."""
+
+    @classmethod
+    def start(cls, name: str, cmd: list[str], workdir: Path, env: Mapping[str, str] | None = None,
+              stop_signal: signal.Signals = signal.SIGTERM) -> Service:  # fmt: skip
+        log = workdir / f"{name}.log"
+        full_env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", **(env or {})}
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(cmd, cwd=workdir, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return cls(name, proc, log, dict(env or {}), stop_signal)
+
+    def stop(self, timeout: float = 20) -> None:
+        """Stop the leader gracefully, then end whatever is left of its process group."""
+        self.proc.send_signal(self.stop_signal)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # what ignored the signal or outlived the leader
+        except ProcessLookupError:
+            pass
+        self.proc.wait(5)
+
+
+@dataclass
+class S3Server:
+    service: Service
+    endpoint: str
+    bucket: str
+    env: dict[str, str]
+
+
+def start_s3(workdir: Path, bucket: str = "handdiff-test") -> S3Server:
+    """SeaweedFS ``weed mini`` with its S3 gateway on a free port and ``bucket`` created."""
+    data = workdir / "s3-data"
+    data.mkdir(parents=True, exist_ok=True)
+    (s3, s3_grpc, master, master_grpc, volume, volume_grpc, filer, filer_grpc, admin, admin_grpc, webdav, metrics) = free_ports(12)
+    env = {
+        "AWS_ACCESS_KEY_ID": "handdiff-test-key",
+        "AWS_SECRET_ACCESS_KEY": "handdiff-test-secret",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3}",
+    }
+    cmd = [
+        str(BIN / "weed"), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        f"-master.port={master}", f"-master.port.grpc={master_grpc}",
+        f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
+        f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
+        f"-admin.port={admin}", f"-admin.port.grpc={admin_grpc}", "-admin.ui=false",
+        f"-webdav.port={webdav}", "-webdav=false", f"-metricsPort={metrics}",
+        f"-bucket={bucket}",
+    ]  # fmt: skip
+    service = Service.start("s3", cmd, workdir, env={k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
+
+    def bucket_ready() -> bool:
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                              aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        client.head_bucket(Bucket=bucket)
+        return True
+
+    try:
+        wait_until(bucket_ready, 60, "S3 server (weed mini)", service.proc, service.log)
+    except BaseException:
+        service.stop()
+        raise
+    return S3Server(service, env["AWS_ENDPOINT_URL"], bucket, env)
+
+
+@dataclass
+class MlflowServer:
+    service: Service
+    uri: str
+
+
+def start_mlflow(workdir: Path) -> MlflowServer:
+    """``mlflow server`` with a sqlite store and served artifacts on a free port."""
+    root = workdir / "mlflow-server"
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cmd = [
+        str(BIN / "mlflow"), "server",
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination", str(root / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    service = Service.start("mlflow", cmd, workdir)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: http_ok(f"{uri}/health"), 120, "MLflow server", service.proc, service.log)
+    except BaseException:
+        service.stop()
+        raise
+    return MlflowServer(service, uri)
+
+
+@dataclass
+class RayHead:
+    service: Service
+    address: str
+    dashboard_url: str
+    env: dict[str, str]
+
+
+def start_ray_head(workdir: Path, env: Mapping[str, str], num_cpus: int = 4) -> RayHead:
+    """``ray start --head --block`` on free ports; ``env`` reaches every Ray worker.
+
+    Token auth is disabled on this loopback-only test cluster (Ray 2.60 enables it
+    by default), so that drivers and ``ray job submit`` need no token.
+    """
+    gcs, dashboard, client, node_manager, object_manager, metrics, agent_grpc, agent_http, runtime_env_agent = free_ports(9)
+    temp_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"hd-ray-{gcs}"
+    env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", **env}
+    cmd = [
+        str(BIN / "ray"), "start", "--head", "--block", "--disable-usage-stats",
+        "--node-ip-address=127.0.0.1", f"--port={gcs}", f"--num-cpus={num_cpus}", "--num-gpus=0",
+        f"--temp-dir={temp_dir}", "--object-store-memory=1500000000",
+        "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+        f"--ray-client-server-port={client}", f"--node-manager-port={node_manager}",
+        f"--object-manager-port={object_manager}", f"--metrics-export-port={metrics}",
+        f"--dashboard-agent-grpc-port={agent_grpc}", f"--dashboard-agent-listen-port={agent_http}",
+        f"--runtime-env-agent-port={runtime_env_agent}",
+        "--min-worker-port=20000", "--max-worker-port=29999",
+    ]  # fmt: skip
+    # `ray start --block` shuts its processes down on SIGINT (SIGTERM leaves them for 20 s).
+    service = Service.start("ray", cmd, workdir, env=env, stop_signal=signal.SIGINT)
+    dashboard_url = f"http://127.0.0.1:{dashboard}"
+    try:
+        wait_until(lambda: http_ok(f"{dashboard_url}/api/version"), 120, "Ray head", service.proc, service.log)
+    except BaseException:
+        service.stop()
+        raise
+    return RayHead(service, f"127.0.0.1:{gcs}", dashboard_url, env)
