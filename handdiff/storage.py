@@ -122,3 +122,18 @@ def write_text(uri: str, text: str) -> None:
 def makedirs(uri: str) -> None:
     fs, path = filesystem(uri)
     fs.makedirs(path, exist_ok=True)
+
+
+def listdir(uri: str) -> list[tuple[str, bool]]:
+    """``(name, is_dir)`` of the entries directly under ``uri``, sorted; [] if it does not exist."""
+    fs, path = filesystem(uri)
+    try:
+        infos = fs.ls(path, detail=True)
+    except FileNotFoundError:
+        return []
+    out = []
+    for info in infos:
+        name = posixpath.basename(info["name"].rstrip("/"))
+        if name and info["name"].rstrip("/") != path.rstrip("/"):
+            out.append((name, info["type"] == "directory"))
+    return sorted(out)

@@ -12,6 +12,7 @@ the Ray and logging set-up. Each ``pipelines/<job>.py`` has the same shape::
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -64,6 +65,13 @@ class JobConfig(StrictModel):
 
 
 C = TypeVar("C", bound=JobConfig)
+
+
+def config_class(job: str) -> type[JobConfig]:
+    """The typed config of a job: the ``Config`` class of its module."""
+    from pipelines.cli import JOBS
+
+    return importlib.import_module(JOBS[job][0]).Config
 
 
 def default_config_path(job: str) -> Path:

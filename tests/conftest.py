@@ -80,3 +80,23 @@ def s3_prefix(s3_server, request) -> str:
     """A fresh ``s3://`` prefix for one test."""
     name = request.node.name.replace("[", "-").replace("]", "").replace("/", "-")
     return f"s3://{s3_server.bucket}/{name}-{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory) -> str:
+    """The sample datasets, written once per session to a local folder."""
+    from handdiff.assets.sample_data import build_sample_data
+
+    out = str(tmp_path_factory.mktemp("sample-data"))
+    build_sample_data(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory) -> str:
+    """The tiny model zoo, built once per session."""
+    from handdiff.assets.tiny_zoo import build_tiny_zoo
+
+    out = str(tmp_path_factory.mktemp("zoo") / "zoo")
+    build_tiny_zoo(out)
+    return out

@@ -61,3 +61,10 @@ def test_ray_data_parquet_round_trip_on_s3(ray_session, s3_prefix):
     back = ray.data.read_parquet(path, filesystem=fs).take_all()
     assert sorted(r["image_id"] for r in back) == [r["image_id"] for r in rows]
     assert sorted(r["score"] for r in back) == pytest.approx([r["score"] for r in rows])
+
+
+def test_listdir_names_and_kinds(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "b.txt").write_text("x")
+    assert storage.listdir(str(tmp_path)) == [("b.txt", False), ("sub", True)]
+    assert storage.listdir(str(tmp_path / "missing")) == []

@@ -1,0 +1,51 @@
+"""Typed config sections for the dataset readers: ``sources: [{dataset: hagrid, ...}]``.
+
+Each is validated against its reader's options, so that a typo in a dataset path
+key fails at start-up, naming the key, instead of deep inside a Ray task.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from handdiff.config import StrictModel
+from handdiff.data.reinterhand import RELEASE_TEST_CAPTURES
+
+
+class HagridSource(StrictModel):
+    dataset: Literal["hagrid"] = "hagrid"
+    images: str
+    """Folder with one subfolder of images per gesture."""
+    annotations: str
+    """v2: folder of split folders of ``<gesture>.json``; v1: folder of ``<gesture>.json``."""
+    layout: Literal["v1", "v2"] = "v2"
+    splits: list[str] | None = None
+    gestures: list[str] | None = None
+
+
+class InterHandSource(StrictModel):
+    dataset: Literal["interhand26m"] = "interhand26m"
+    root: str
+    """Folder holding ``annotations/`` and ``images/``."""
+    splits: list[str] | None = None
+
+
+class ReInterHandSource(StrictModel):
+    dataset: Literal["reinterhand"] = "reinterhand"
+    root: str
+    """Folder of capture folders."""
+    splits: list[str] | None = None
+    test_captures: list[str] = list(RELEASE_TEST_CAPTURES)
+    envmap: str = "envmap_per_frame"
+
+
+class LaionHumanSource(StrictModel):
+    dataset: Literal["laion_human"] = "laion_human"
+    root: str
+    mapping: str = "mapping_file_training.json"
+    split: str = "train"
+
+
+Source = Annotated[HagridSource | InterHandSource | ReInterHandSource | LaionHumanSource, Field(discriminator="dataset")]

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipelines import demo
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_and_logs_to_mlflow(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = [f"workdir={tmp_path / 'demo'}", f"tracking.tracking_uri={uri}"]
+    assert demo.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "bad entries of the sample data accounted for: 29/29" in out
+    assert (tmp_path / "demo" / "zoo" / "zoo.json").exists()
+    assert (tmp_path / "demo" / "sample-data" / "manifest.json").exists()
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("handdiff-demo")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.params["workdir"] == str(tmp_path / "demo")
+    assert run.data.metrics["hagrid.records"] == 30 and run.data.metrics["hagrid.errors"] == 7
+    summary = json.load(open(client.download_artifacts(run.info.run_id, "summary.json", str(tmp_path))))
+    assert summary["manifest_problems"] == []
+
+    # a second demo reuses the zoo and continues the same MLflow run
+    assert demo.main(argv) == 0
+    assert "(reused" in capsys.readouterr().out
+    assert len(client.search_runs([experiment.experiment_id])) == 1
