@@ -29,7 +29,8 @@ REDACTED = "***"
 # MLflow rejects param values longer than this.
 MAX_PARAM_LENGTH = 6000
 
-_SECRET_KEY = re.compile(r"secret|password|passwd|token|credential|access_key|api_key|private_key", re.I)
+# a secret-naming word between separators: aws_secret_access_key, hf_token, db.password (not tokenizer_*)
+_SECRET_KEY = re.compile(r"(^|[._-])(secret|password|passwd|token|credentials?|access_key|api_key|private_key)([._-]|$)", re.I)
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.I)
 
 
@@ -45,11 +46,15 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return uri
 
 
+def is_secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key))
+
+
 def redact(params: Mapping[str, Any]) -> dict[str, Any]:
     """Hide values whose key names a secret, and user:password@ parts of URLs."""
     out = {}
     for key, value in params.items():
-        if _SECRET_KEY.search(key) and value not in (None, ""):
+        if is_secret_key(key) and value not in (None, ""):
             out[key] = REDACTED
         elif isinstance(value, str):
             out[key] = _URL_USERINFO.sub(rf"\g<scheme>{REDACTED}@", value)

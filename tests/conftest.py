@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import MlflowServer, RayHead, S3Server, start_mlflow, start_ray_head, start_s3
+from tests.services import MlflowServer, RayHead, S3Server, patched_environ, start_mlflow, start_ray_head, start_s3
 
 
 def pytest_collection_modifyitems(config, items):
@@ -34,14 +34,8 @@ def services_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def s3_server(services_dir) -> S3Server:
     server = start_s3(services_dir)
-    saved = {k: os.environ.get(k) for k in server.env}
-    os.environ.update(server.env)
-    yield server
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with patched_environ(server.env):
+        yield server
     server.service.stop()
 
 

@@ -11,7 +11,8 @@ from handdiff import tracking
 CONFIG = {
     "job": "demo",
     "train": {"lr": 1e-5, "steps": 3},
-    "storage": {"output": "s3://user:hunter2@bucket/out", "aws_secret_access_key": "abc", "api_token": ""},
+    "storage": {"output": "s3://user:hunter2@bucket/out", "aws_secret_access_key": "abc", "api_token": "", "hf-token": "t"},
+    "model": {"tokenizer_max_length": 77},
 }
 
 
@@ -21,6 +22,8 @@ def test_redaction_hides_secret_keys_and_url_passwords():
     assert params["storage.aws_secret_access_key"] == tracking.REDACTED
     assert params["storage.output"] == f"s3://{tracking.REDACTED}@bucket/out"
     assert params["storage.api_token"] == ""  # nothing to hide
+    assert params["storage.hf-token"] == tracking.REDACTED
+    assert params["model.tokenizer_max_length"] == "77"  # "token" inside a word is no secret
     assert not any("hunter2" in v or v == "abc" for v in params.values())
 
 
