@@ -173,7 +173,6 @@ def write_hagrid(root: str, seed: int = 1, per_gesture: dict[str, int] | None = 
         annotations[("train", gesture)][image_key] = entry
         w.bad(rel, case, stage, reason)
 
-    rng = w.rng
     add_bad("palm", "corrupt_jpeg", "decode", "cannot decode image", corrupt_jpeg)
     add_bad("palm", "missing_image", "read", "image file not found", None)
     add_bad("fist", "missing_field", "read", "missing field 'labels'", mutate=lambda e: e.pop("labels"))

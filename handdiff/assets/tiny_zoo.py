@@ -250,3 +250,9 @@ def build_tiny_zoo(out: str, force: bool = False) -> dict:
 
             copy_tree(str(root), out)
     return {**manifest, "cached": False}
+
+
+def model_locations(zoo: str) -> dict[str, str]:
+    """Where each zoo model is (``{"sd15": "<zoo>/sd15", ...}``), for configs and loaders."""
+    models = json.loads(storage.read_text(storage.join(zoo, "zoo.json")))["models"]
+    return {key: storage.join(zoo, path) if key != "sam_arch" else path for key, path in models.items()}

@@ -30,14 +30,14 @@ def project(cam_points: np.ndarray, focal: np.ndarray, principal: np.ndarray) ->
     return uv, in_front
 
 
-def look_at(camera_position: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, -1.0, 0.0])) -> np.ndarray:
+def look_at(camera_position: np.ndarray, target: np.ndarray, up: tuple[float, float, float] = (0.0, -1.0, 0.0)) -> np.ndarray:
     """World-to-camera rotation of a camera at ``camera_position`` looking at ``target``.
 
     Camera axes follow the datasets' convention: x right, y down, z forward.
     """
     forward = np.asarray(target, np.float64) - np.asarray(camera_position, np.float64)
     forward /= np.linalg.norm(forward)
-    right = np.cross(forward, up)
+    right = np.cross(forward, np.asarray(up, np.float64))
     if np.linalg.norm(right) < 1e-8:  # looking along `up`
         right = np.cross(forward, np.array([0.0, 0.0, 1.0]))
     right /= np.linalg.norm(right)

@@ -12,11 +12,8 @@ from PIL import Image
 
 from handdiff import storage
 from handdiff.assets import tiny_zoo as zoo_builder
+from handdiff.assets.tiny_zoo import model_locations
 from handdiff.models import loading
-
-
-def model_location(zoo: str, key: str) -> str:
-    return storage.join(zoo, json.loads(storage.read_text(storage.join(zoo, "zoo.json")))["models"][key])
 
 
 def test_zoo_is_reused_until_its_code_changes(tmp_path):
@@ -43,13 +40,13 @@ def test_zoo_refuses_to_replace_a_folder_that_is_not_a_zoo(tmp_path):
 def test_zoo_is_deterministic(tiny_zoo, tmp_path):
     other = zoo_builder.build_tiny_zoo(str(tmp_path / "zoo2"), force=True)
     assert other["bytes"] == json.loads(storage.read_text(storage.join(tiny_zoo, "zoo.json")))["bytes"]
-    a = loading.load_sd_pipeline(model_location(tiny_zoo, "sd15")).unet.state_dict()
+    a = loading.load_sd_pipeline(model_locations(tiny_zoo)["sd15"]).unet.state_dict()
     b = loading.load_sd_pipeline(str(tmp_path / "zoo2" / "sd15")).unet.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_sd_pipeline_generates_two_steps_at_64(tiny_zoo):
-    pipe = loading.load_sd_pipeline(model_location(tiny_zoo, "sd15"))
+    pipe = loading.load_sd_pipeline(model_locations(tiny_zoo)["sd15"])
     assert pipe.vae_scale_factor == 8
     assert pipe.unet.config.in_channels == 4 and pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size
     assert pipe.tokenizer.model_max_length == 77
@@ -63,8 +60,8 @@ def test_sd_pipeline_generates_two_steps_at_64(tiny_zoo):
 def test_controlnet_matches_the_unet_and_runs(tiny_zoo):
     from diffusers import StableDiffusionControlNetPipeline
 
-    pipe = loading.load_sd_pipeline(model_location(tiny_zoo, "sd15"))
-    controlnet = loading.load_controlnet(model_location(tiny_zoo, "controlnet"))
+    pipe = loading.load_sd_pipeline(model_locations(tiny_zoo)["sd15"])
+    controlnet = loading.load_controlnet(model_locations(tiny_zoo)["controlnet"])
     assert controlnet.config.block_out_channels == pipe.unet.config.block_out_channels
     assert controlnet.config.conditioning_channels == 3
     cpipe = StableDiffusionControlNetPipeline(**{k: pipe.components[k] for k in ("vae", "text_encoder", "tokenizer", "unet", "scheduler")},
@@ -76,22 +73,8 @@ def test_controlnet_matches_the_unet_and_runs(tiny_zoo):
     assert out.shape == (1, 64, 64, 3) and np.isfinite(out).all()
 
 
-def test_sam_tiny_predicts_masks_and_rejects_the_wrong_architecture(tiny_zoo):
-    from segment_anything import SamPredictor
-
-    sam = loading.load_sam(model_location(tiny_zoo, "sam"), arch="tiny")
-    predictor = SamPredictor(sam)
-    image = np.random.default_rng(0).integers(0, 255, (120, 90, 3), dtype=np.uint8)
-    predictor.set_image(image)
-    masks, scores, _ = predictor.predict(point_coords=np.array([[40, 50]]), point_labels=np.array([1]),
-                                         box=np.array([10, 10, 80, 100]), multimask_output=False)  # fmt: skip
-    assert masks.shape == (1, 120, 90) and masks.dtype == bool and scores.shape == (1,)
-    with pytest.raises(ValueError, match="does not hold a SAM vit_b checkpoint"):
-        loading.load_sam(model_location(tiny_zoo, "sam"), arch="vit_b")
-
-
 def test_llava_captions_with_the_llava_1_5_prompt_format(tiny_zoo):
-    model, processor = loading.load_captioner(model_location(tiny_zoo, "captioner"))
+    model, processor = loading.load_captioner(model_locations(tiny_zoo)["captioner"])
     conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the person."}]}]
     prompt = processor.apply_chat_template(conversation, add_generation_prompt=True)
     assert prompt == "USER: <image>\nDescribe the person. ASSISTANT:"
@@ -105,7 +88,7 @@ def test_llava_captions_with_the_llava_1_5_prompt_format(tiny_zoo):
 
 
 def test_clip_scores_text_against_images(tiny_zoo):
-    model, processor = loading.load_clip(model_location(tiny_zoo, "clip"))
+    model, processor = loading.load_clip(model_locations(tiny_zoo)["clip"])
     images = [Image.fromarray(np.full((40, 40, 3), v, np.uint8)) for v in (0, 255)]
     inputs = processor(text=["a hand", "a person waving"], images=images, return_tensors="pt", padding=True)
     with torch.no_grad():
@@ -116,7 +99,7 @@ def test_clip_scores_text_against_images(tiny_zoo):
 def test_inception_weights_drive_torchmetrics_fid_offline(tiny_zoo):
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    weights = loading.inception_weights(model_location(tiny_zoo, "inception"))
+    weights = loading.inception_weights(model_locations(tiny_zoo)["inception"])
     fid = FrechetInceptionDistance(feature=192, feature_extractor_weights_path=weights)
     rng = torch.Generator().manual_seed(0)
     real = torch.randint(0, 255, (6, 3, 64, 64), dtype=torch.uint8, generator=rng)
@@ -127,28 +110,3 @@ def test_inception_weights_drive_torchmetrics_fid_offline(tiny_zoo):
     fid.update(real, real=True)
     fid.update(torch.zeros_like(real), real=False)
     assert fid.compute() > same
-
-
-def test_missing_model_location_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        loading.load_controlnet(str(tmp_path / "nothing-here"))
-
-
-@pytest.mark.services
-def test_every_zoo_model_loads_from_s3(tiny_zoo, s3_prefix, tmp_path, monkeypatch):
-    monkeypatch.setenv("HANDDIFF_CACHE", str(tmp_path / "cache"))
-    loading.copy_tree(tiny_zoo, s3_prefix)
-    pipe = loading.load_sd_pipeline(model_location(s3_prefix, "sd15"))
-    assert list(pipe.unet.config.block_out_channels) == [32, 32, 64]
-    assert loading.load_controlnet(model_location(s3_prefix, "controlnet")).config.conditioning_channels == 3
-    assert loading.load_sam(model_location(s3_prefix, "sam"), arch="tiny").image_encoder.img_size == 256
-    model, processor = loading.load_captioner(model_location(s3_prefix, "captioner"))
-    assert model.config.image_token_index == processor.image_token_id
-    assert loading.load_clip(model_location(s3_prefix, "clip"))[0].config.projection_dim == 32
-    weights = loading.inception_weights(model_location(s3_prefix, "inception"))
-    assert weights.startswith(str(tmp_path / "cache"))
-    # a second load reuses the cached copy instead of downloading again
-    cached = tmp_path / "cache" / "s3" / s3_prefix[len("s3://") :] / "sd15" / "model_index.json"
-    stamp = cached.stat().st_mtime_ns
-    loading.load_sd_pipeline(model_location(s3_prefix, "sd15"))
-    assert cached.stat().st_mtime_ns == stamp
