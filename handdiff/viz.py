@@ -56,3 +56,10 @@ def contact_sheet(images: Sequence[np.ndarray], columns: int = 6, cell: int = 16
         if labels:
             cv2.putText(sheet, labels[i][:24], (c * cell + 3, r * cell + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
     return sheet
+
+
+def overlay_mask(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (255, 0, 0), alpha: float = 0.45) -> np.ndarray:
+    """A copy of ``image`` with ``mask`` (H, W) bool tinted in ``colour``."""
+    out = image.copy()
+    out[mask] = (out[mask] * (1 - alpha) + np.array(colour) * alpha).astype(np.uint8)
+    return out

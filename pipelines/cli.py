@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 # name -> (module, one line for --help). Only jobs that work end to end are listed.
 JOBS: dict[str, tuple[str, str]] = {
+    "annotate": ("pipelines.annotate", "annotate datasets on Ray Data: keypoints, hand/person masks, captions -> Parquet"),
     "assets": ("pipelines.assets", "build the tiny model zoo or the sample datasets (assets {tiny-zoo,sample-data} --out DIR)"),
     "demo": ("pipelines.demo", "run the embedded default end to end: tiny models, sample data, local Ray and MLflow"),
 }

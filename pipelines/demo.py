@@ -2,8 +2,10 @@
 
 Builds the tiny model zoo (cached), writes the sample datasets in their native
 layouts, reads every one of them through the dataset readers, checks that each
-deliberate bad entry of the sample data surfaces with its expected error, and
-logs the counts to the local MLflow store. Everything goes under ``workdir``.
+deliberate bad entry of the sample data surfaces with its expected error, then
+annotates the sample data on a local Ray instance (``handdiff annotate`` with
+pipelines/configs/annotate_demo.yaml's settings). Each step logs to the local
+MLflow store, in its job's experiment. Everything goes under ``workdir``.
 
     handdiff demo                          # = make demo
     handdiff demo workdir=/tmp/demo        # elsewhere
@@ -24,12 +26,15 @@ from handdiff.assets.sample_data import build_sample_data, check_manifest, sampl
 from handdiff.assets.tiny_zoo import build_tiny_zoo
 from handdiff.data.readers import open_reader, scan_dataset
 from handdiff.tracking import resolve_tracking_uri, tracked_run
-from pipelines.job import JobConfig, TrackingConfig, parse_job_config, setup_logging
+from pipelines import annotate
+from pipelines.job import JobConfig, RayConfig, TrackingConfig, init_ray, parse_job_config, setup_logging
 
 
 class Config(JobConfig):
     job: Literal["demo"] = "demo"
     tracking: TrackingConfig = TrackingConfig(run_name="demo")
+    ray: RayConfig = RayConfig(num_cpus=8)
+    """Logical CPUs: the tiny models' actors and the tasks time-share the machine's cores."""
     workdir: str = "runs/demo"
     """Where the demo writes everything: zoo/, sample-data/, and later datasets and models."""
     rebuild_zoo: bool = False
@@ -72,9 +77,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  bad entries of the sample data accounted for: {bad - len(problems)}/{bad}")
     for line in problems:
         print(f"    MISSING {line}")
-    print(f"  MLflow run {run.info.run_id} in experiment {cfg.experiment!r}:")
-    print(f"    mlflow ui --backend-store-uri {resolve_tracking_uri(cfg.tracking.tracking_uri)}")
-    return 0 if not problems else 1
+    print(f"  MLflow run {run.info.run_id} in experiment {cfg.experiment!r}")
+    if problems:
+        return 1
+
+    init_ray(cfg.ray)
+    tracking = cfg.tracking.model_copy(update={"run_name": f"{cfg.tracking.run_name}-annotate", "experiment": None})
+    annotate.run(annotate.demo_config(cfg.workdir, tracking))
+    print(f"\nSee everything in MLflow: mlflow ui --backend-store-uri {resolve_tracking_uri(cfg.tracking.tracking_uri)}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -94,3 +94,12 @@ def tiny_zoo(tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("zoo") / "zoo")
     build_tiny_zoo(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def demo_workdir(tmp_path_factory, tiny_zoo, sample_data) -> str:
+    """A demo working folder (``zoo/`` and ``sample-data/``) made of the session's assets."""
+    workdir = tmp_path_factory.mktemp("demo")
+    (workdir / "zoo").symlink_to(tiny_zoo)
+    (workdir / "sample-data").symlink_to(sample_data)
+    return str(workdir)

@@ -184,7 +184,7 @@ class RayHead:
     env: dict[str, str]
 
 
-def start_ray_head(workdir: Path, env: Mapping[str, str], num_cpus: int = 4) -> RayHead:
+def start_ray_head(workdir: Path, env: Mapping[str, str], num_cpus: int = 8) -> RayHead:
     """``ray start --head --block`` on free ports; ``env`` reaches every Ray worker.
 
     Token auth is disabled on this loopback-only test cluster (Ray 2.60 enables it

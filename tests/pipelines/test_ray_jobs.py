@@ -24,7 +24,7 @@ def test_submitted_entrypoint_runs_tasks_on_the_cluster(ray_cluster):
     out = submit(ray_cluster, "python", "tests/pipelines/fixtures/ray_hello.py")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "squares: 285" in out.stdout
-    assert "cluster cpus: 4" in out.stdout
+    assert "cluster cpus: 8" in out.stdout
     assert "succeeded" in out.stdout
 
 

@@ -1,0 +1,308 @@
+"""The annotation stages over Arrow batches. Stages with a model are callable classes
+(model loaded in ``__init__``, ``__call__(batch) -> batch``) that the annotate job runs
+in actor pools; stateless stages are plain functions, run as tasks, so that they hold
+no CPU between batches. None of them knows of Ray: the job sets their resources
+where it calls ``map_batches``.
+
+Every stage takes and returns ``WORK_SCHEMA`` tables: ``ANNOTATION_SCHEMA``'s fields
+(nullable while in progress) plus the image bytes, the dataset's own keypoints and a
+status. A row that fails a stage gets ``status="error"`` with the stage and the
+reason, and later stages pass it through untouched; ``write_parts`` finally splits
+records, errors and filtered rows into their three datasets. So no input row is
+ever dropped: rows in = records + errors + filtered.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from handdiff import storage
+from handdiff.annotation.masks import SamMasker, decode_rle, dilate, encode_rle, expand_box, hand_prompt, person_prompt, rle_area
+from handdiff.data import keypoints as kp
+from handdiff.data.images import ImageError, decode_image, read_image_bytes
+from handdiff.data.parts import write_part
+from handdiff.data.readers import open_reader
+from handdiff.data.records import ANNOTATION_SCHEMA, ERROR_SCHEMA, KEYPOINTS_TYPE, error_row, is_error, keypoints_from_column, to_table
+
+OK, ERROR, FILTERED = "ok", "error", "filtered"
+
+WORK_SCHEMA = pa.schema(
+    [f.with_nullable(True) for f in ANNOTATION_SCHEMA]
+    + [
+        pa.field("image_bytes", pa.binary()),
+        pa.field("dataset_keypoints", KEYPOINTS_TYPE),
+        pa.field("dataset_person_count", pa.int32()),
+        pa.field("mask_uri", pa.string()),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error_stage", pa.string()),
+        pa.field("error_reason", pa.string()),
+    ]
+)
+INDEX_SCHEMA = pa.schema([pa.field("image_id", pa.string(), nullable=False), pa.field("entry", pa.string(), nullable=False)])
+COUNTS_SCHEMA = pa.schema([pa.field(name, pa.int64()) for name in (OK, ERROR, FILTERED)])
+
+
+def _rows(batch: pa.Table) -> list[dict[str, Any]]:
+    return batch.to_pylist()
+
+
+def _table(rows: list[dict[str, Any]]) -> pa.Table:
+    return to_table(rows, WORK_SCHEMA)
+
+
+def _fail(row: dict[str, Any], stage: str, reason: str) -> None:
+    row.update(status=ERROR, error_stage=stage, error_reason=reason)
+
+
+def _for_ok_rows(batch: pa.Table, fn: Callable[[list[dict[str, Any]]], None]) -> pa.Table:
+    """Apply ``fn`` to the rows still ``ok`` (in place) and return the whole batch."""
+    rows = _rows(batch)
+    fn([r for r in rows if r["status"] == OK])
+    return _table(rows)
+
+
+def read_index(batch: pa.Table) -> pa.Table:
+    """Index files (a ``file`` column of URIs) -> their entries (``INDEX_SCHEMA``).
+
+    Run with one file per batch, each file becomes one block: the unit that streams
+    through the later stages (Ray's Parquet reader would merge small files into one).
+    """
+    tables = [pq.read_table(io.BytesIO(storage.read_bytes(uri))) for uri in batch.column("file").to_pylist()]
+    return pa.concat_tables(tables).cast(INDEX_SCHEMA) if tables else INDEX_SCHEMA.empty_table()
+
+
+def to_records(batch: pa.Table, reader_options: dict[str, Any], annotators: dict[str, Any], code_version: str) -> pa.Table:
+    """Index entries -> work rows, through the dataset's reader (stage ``read``)."""
+    reader = open_reader(**reader_options)
+    annotators_json = json.dumps(annotators, sort_keys=True)
+    out = []
+    for entry_row in _rows(batch):
+        record = reader.record(json.loads(entry_row["entry"]))
+        row = {name: None for name in WORK_SCHEMA.names}
+        row.update(image_id=record["image_id"], dataset=record["dataset"], status=OK, annotators=annotators_json, code_version=code_version)
+        if is_error(record):
+            _fail(row, record["stage"], record["reason"])
+            out.append(row)
+            continue
+        source = json.loads(record["source"] or "{}")
+        source.update(hand_boxes=record["hand_boxes"], hand_sides=record["hand_sides"], labels=record["labels"], text=record["caption"])
+        row.update({k: record[k] for k in ("split", "image_uri", "width", "height", "gesture", "sequence", "camera", "frame", "mask_uri")})
+        row.update(dataset_keypoints=record["keypoints"], dataset_person_count=record["person_count"], source=json.dumps(source, sort_keys=True))
+        out.append(row)
+    return _table(out)
+
+
+def load_images(batch: pa.Table) -> pa.Table:
+    """Read each image once and check that it decodes (stage ``decode``); later stages
+    decode the kept bytes instead of reading storage again."""
+
+    def load(rows):
+        for row in rows:
+            try:
+                data = read_image_bytes(row["image_uri"])
+                height, width = decode_image(data).shape[:2]
+            except ImageError as err:
+                _fail(row, "decode", str(err))
+                continue
+            if row["width"] and (row["width"], row["height"]) != (width, height):
+                _fail(row, "decode", f"image is {width}x{height}, the annotation says {row['width']}x{row['height']}")
+                continue
+            row.update(image_bytes=data, width=width, height=height)
+
+    return _for_ok_rows(batch, load)
+
+
+def hands_present(keypoints: np.ndarray, min_points: int) -> list[str]:
+    """The sides whose hand has at least ``min_points`` scored keypoints."""
+    return [side for side in kp.SIDES if (keypoints[kp.hand_slice(side), 2] > 0).sum() >= min_points]
+
+
+class WholeBodyKeypoints:
+    """Whole-body keypoints, person count, hand boxes (stage ``keypoints``).
+
+    ``source="mediapipe"``: Mediapipe Holistic; a hand Holistic misses is taken from
+    the dataset's own keypoints when ``dataset_hands`` (HaGRID ships landmarks).
+    The person count is the largest of: faces found, 1 if Holistic found a body,
+    the dataset's own count. ``source="dataset"``: the dataset's keypoints (InterHand2.6M,
+    Re:InterHand), no person count. An image without a person or without hands
+    is an error.
+    """
+
+    def __init__(self, source: str = "mediapipe", dataset_hands: bool = True, min_hand_points: int = 5, min_detection_confidence: float = 0.5):
+        self.source, self.dataset_hands, self.min_hand_points = source, dataset_hands, min_hand_points
+        if source == "mediapipe":
+            from handdiff.annotation.wholebody import FaceCounter, HolisticKeypoints
+
+            self.holistic = HolisticKeypoints(min_detection_confidence=min_detection_confidence)
+            self.faces = FaceCounter(min_detection_confidence)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return _for_ok_rows(batch, lambda rows: [self._annotate(r) for r in rows])
+
+    def _annotate(self, row: dict[str, Any]) -> None:
+        dataset_kps = keypoints_from_column(row["dataset_keypoints"])
+        if self.source == "dataset":
+            if dataset_kps is None:
+                return _fail(row, "keypoints", "the dataset has no keypoints for this image")
+            keypoints, origin, people = dataset_kps, "dataset", None
+        else:
+            image = decode_image(row["image_bytes"])
+            keypoints, origin = self.holistic(image), "mediapipe"
+            body_found = keypoints[kp.BODY, 2].max() > 0
+            people = max(self.faces(image), int(body_found), row["dataset_person_count"] or 0)
+            if people == 0:
+                return _fail(row, "keypoints", "no person detected")
+            if self.dataset_hands and dataset_kps is not None:
+                for side in kp.SIDES:
+                    hand = kp.hand_slice(side)
+                    if keypoints[hand, 2].max() == 0 and (dataset_kps[hand, 2] > 0).sum() >= self.min_hand_points:
+                        keypoints[hand], origin = dataset_kps[hand], "mediapipe+dataset_hands"
+        sides = hands_present(keypoints, self.min_hand_points)
+        if not sides:
+            return _fail(row, "keypoints", "no hands detected")
+        body = keypoints[: kp.HANDS.start]
+        person_box = kp.hand_box(body[:, :2], body[:, 2]) if body[kp.BODY, 2].max() > 0 else None
+        row.update(
+            keypoints=keypoints, keypoints_source=origin, person_count=people, person_box=person_box,
+            hand_sides=sides, hand_boxes=[kp.hand_box(keypoints[kp.hand_slice(s), :2], keypoints[kp.hand_slice(s), 2]) for s in sides],
+        )  # fmt: skip
+
+
+class HandMasks:
+    """Hand masks (and the person mask) from SAM, or the release's own masks where the
+    dataset has them (stage ``masks``)."""
+
+    def __init__(self, sam_location: str, arch: str = "vit_h", device: str = "cpu", dilation: int = 5, box_margin: float = 0.1,
+                 person_masks: bool = True, use_release_masks: bool = True):  # fmt: skip
+        from handdiff.models.loading import load_sam
+
+        self.masker = SamMasker(load_sam(sam_location, arch), device)
+        self.dilation, self.margin = dilation, box_margin
+        self.person_masks, self.use_release_masks = person_masks, use_release_masks
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return _for_ok_rows(batch, self._annotate)
+
+    def _annotate(self, rows: list[dict[str, Any]]) -> None:
+        images, prompts = [], []
+        for row in rows:
+            keypoints = keypoints_from_column(row["keypoints"])
+            w, h = row["width"], row["height"]
+            release = self.use_release_masks and row["mask_uri"] is not None
+            row_prompts = [] if release else [hand_prompt(keypoints[kp.hand_slice(s)], w, h, self.margin) for s in row["hand_sides"]]
+            person = person_prompt(keypoints, w, h, self.margin) if self.person_masks else None
+            images.append(decode_image(row["image_bytes"]))
+            prompts.append(row_prompts + ([person] if person is not None else []))
+            row["_release"], row["_person"] = release, person is not None
+        masks = self.masker(images, prompts)
+        for row, image_masks in zip(rows, masks, strict=True):
+            release, has_person = row.pop("_release"), row.pop("_person")
+            if has_person:
+                row["person_mask"] = encode_rle(image_masks.pop())
+            if release:
+                try:
+                    hands = self._release_hand_masks(row)
+                except ImageError as err:
+                    _fail(row, "masks", f"release mask {row['mask_uri']}: {err}")
+                    continue
+                row.update(hand_masks=hands, hand_mask_source="release")
+            else:
+                row.update(hand_masks=[encode_rle(dilate(m, self.dilation)) for m in image_masks], hand_mask_source="sam")
+
+    def _release_hand_masks(self, row: dict[str, Any]) -> list[dict]:
+        """The release's mask holds all hands: each hand gets its part inside its box (with margin)."""
+        mask = decode_image(read_image_bytes(row["mask_uri"]))[..., 0] > 127
+        out = []
+        for box in row["hand_boxes"]:
+            x0, y0, x1, y1 = np.round(expand_box(box, self.margin, row["width"], row["height"])).astype(int)
+            hand = np.zeros_like(mask)
+            hand[y0:y1, x0:x1] = mask[y0:y1, x0:x1]
+            out.append(encode_rle(hand))
+        return out
+
+
+class LlavaCaptions:
+    """Captions from LLaVA with the configured instruction, batched (stage ``caption``)."""
+
+    def __init__(self, location: str, instruction: str, max_new_tokens: int = 60, device: str = "cpu", dtype: str = "float32"):
+        import torch
+
+        from handdiff.annotation.captions import LlavaCaptioner
+        from handdiff.models.loading import load_captioner
+
+        model, processor = load_captioner(location, dtype=getattr(torch, dtype))
+        self.captioner = LlavaCaptioner(model.to(device), processor, instruction, max_new_tokens)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        def caption(rows):
+            texts = self.captioner([decode_image(r["image_bytes"]) for r in rows])
+            for row, text in zip(rows, texts, strict=True):
+                row.update(caption=text, caption_source="llava")
+
+        return _for_ok_rows(batch, caption)
+
+
+@functools.lru_cache(maxsize=8)
+def _caption_table(uri: str):
+    from handdiff.annotation.captions import CaptionTable
+
+    return CaptionTable(uri)
+
+
+def table_captions(batch: pa.Table, table_uri: str) -> pa.Table:
+    """Per-sequence captions from a user-supplied table (stage ``caption``)."""
+    table = _caption_table(table_uri)
+
+    def caption(rows):
+        for row in rows:
+            text = table(row["sequence"])
+            if text is None:
+                _fail(row, "caption", f"no caption for sequence {row['sequence']!r} in {table_uri}")
+            else:
+                row.update(caption=text, caption_source="table")
+
+    return _for_ok_rows(batch, caption)
+
+
+def filter_people_and_hands(batch: pa.Table, people: int = 1, min_hand_pixels: int = 2500) -> pa.Table:
+    """LAION-Human's filter: exactly ``people`` people and at least ``min_hand_pixels``
+    of hand mask; other rows become ``filtered`` with the reason."""
+
+    def keep(rows):
+        for row in rows:
+            area = rle_area(row["hand_masks"])
+            if row["person_count"] != people:
+                row.update(status=FILTERED, error_stage="filter", error_reason=f"{row['person_count']} people, not {people}")
+            elif area < min_hand_pixels:
+                row.update(status=FILTERED, error_stage="filter", error_reason=f"hand mask of {area} px, under {min_hand_pixels}")
+
+    return _for_ok_rows(batch, keep)
+
+
+def write_parts(batch: pa.Table, output: str) -> pa.Table:
+    """Split a batch into records, errors and filtered rows and write each as a part
+    (``<output>/{records,errors,filtered}/``); returns the batch's counts."""
+    rows = _rows(batch)
+    records = [r for r in rows if r["status"] == OK]
+    problems = {status: [error_row(r["image_id"], r["dataset"], r["error_stage"], r["error_reason"]) for r in rows if r["status"] == status]
+                for status in (ERROR, FILTERED)}  # fmt: skip
+    write_part(to_table(records, ANNOTATION_SCHEMA, project=True), f"{output}/records")
+    write_part(to_table(problems[ERROR], ERROR_SCHEMA), f"{output}/errors")
+    write_part(to_table(problems[FILTERED], ERROR_SCHEMA), f"{output}/filtered")
+    return pa.table({OK: [len(records)], ERROR: [len(problems[ERROR])], FILTERED: [len(problems[FILTERED])]}, schema=COUNTS_SCHEMA)
+
+
+def decode_hand_masks(record: dict[str, Any]) -> np.ndarray:
+    """The union of a record's hand masks: (H, W) bool."""
+    mask = np.zeros((record["height"], record["width"]), bool)
+    for rle in record["hand_masks"]:
+        mask |= decode_rle(rle)
+    return mask

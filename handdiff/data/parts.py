@@ -1,0 +1,69 @@
+"""Datasets written as many Parquet part files, safely under crashes and retries.
+
+A part is written whole or not at all (a temporary name renamed into place on
+local disks; S3 creates an object atomically), and its name is a hash of the
+image ids it holds: a retried batch rewrites the same part instead of adding a
+second copy. A job that restarts reads the ids already written and skips them,
+so every input ends up in exactly one row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import uuid
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from handdiff import storage
+
+PART_PREFIX = "part-"
+
+
+def part_name(image_ids: list[str]) -> str:
+    digest = hashlib.sha1("\n".join(sorted(image_ids)).encode()).hexdigest()[:20]
+    return f"{PART_PREFIX}{digest}.parquet"
+
+
+def write_part(table: pa.Table, directory: str) -> str | None:
+    """Write ``table`` (with an ``image_id`` column) as one part under ``directory``; None if empty."""
+    if table.num_rows == 0:
+        return None
+    uri = storage.join(directory, part_name(table.column("image_id").to_pylist()))
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    if storage.is_local(uri):
+        path = storage.local_path(uri)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{os.path.dirname(path)}/.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as f:
+            f.write(buf.getvalue())
+        os.replace(tmp, path)
+    else:
+        storage.write_bytes(uri, buf.getvalue())
+    return uri
+
+
+def part_uris(directory: str) -> list[str]:
+    return [storage.join(directory, name) for name, is_dir in storage.listdir(directory) if not is_dir and name.startswith(PART_PREFIX)]
+
+
+def read_parts(directory: str, columns: list[str] | None = None, schema: pa.Schema | None = None) -> pa.Table:
+    """Every part of ``directory`` as one table (empty, with ``schema``, when there is none)."""
+    tables = [pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=columns) for uri in part_uris(directory)]
+    if tables:
+        return pa.concat_tables(tables)
+    if schema is None:
+        raise FileNotFoundError(f"no parts under {directory}")
+    empty = schema.empty_table()
+    return empty.select(columns) if columns else empty
+
+
+def written_ids(directory: str) -> set[str]:
+    """The image ids already written under ``directory``."""
+    ids: set[str] = set()
+    for uri in part_uris(directory):
+        ids.update(pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=["image_id"]).column("image_id").to_pylist())
+    return ids

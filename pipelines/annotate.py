@@ -1,0 +1,344 @@
+"""Annotate datasets on Ray Data: whole-body keypoints, hand and person masks, captions.
+
+For every image of every configured dataset: Mediapipe Holistic keypoints mapped to
+COCO-WholeBody 133 (or the dataset's own, for InterHand2.6M / Re:InterHand), hand
+boxes, SAM hand masks (5x5-dilated, COCO RLE) prompted by each hand's keypoints and
+box, a SAM person mask, the person count, and a caption (LLaVA with one fixed
+instruction, or a per-sequence caption table). LAION-Human keeps only images with
+exactly one person and enough hand mask.
+
+Output per dataset, under ``<output>/<name>/``: ``records/`` (ANNOTATION_SCHEMA),
+``errors/`` and ``filtered/`` (ERROR_SCHEMA), Parquet parts. Rows in = records +
+errors + filtered, checked at the end. A rerun skips what is written and never
+duplicates a row, so a crashed job is resumed by running it again.
+
+    handdiff annotate --config pipelines/configs/annotate_demo.yaml
+    ray job submit --working-dir . -- python -m pipelines.annotate --config pipelines/configs/annotate_hagrid.yaml
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Literal
+
+import mlflow
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field, model_validator
+
+from handdiff import storage
+from handdiff.annotation.captions import DEFAULT_INSTRUCTION
+from handdiff.annotation.stages import (
+    ERROR, FILTERED, INDEX_SCHEMA, OK, HandMasks, LlavaCaptions, WholeBodyKeypoints, decode_hand_masks,
+    filter_people_and_hands, load_images, read_index, table_captions, to_records, write_parts,
+)  # fmt: skip
+from handdiff.assets.sample_data import sample_sources
+from handdiff.assets.tiny_zoo import SAM_ARCH, model_locations
+from handdiff.config import StrictModel
+from handdiff.data.images import load_image
+from handdiff.data.parts import read_parts, written_ids
+from handdiff.data.readers import open_reader
+from handdiff.data.records import ANNOTATION_SCHEMA, keypoints_from_column
+from handdiff.provenance import code_version
+from handdiff.tracking import tracked_run
+from handdiff.viz import contact_sheet, draw_keypoints, overlay_mask
+from pipelines.job import JobConfig, TrackingConfig, init_ray, parse_job_config, setup_logging
+from pipelines.sources import Source
+
+log = logging.getLogger("handdiff.annotate")
+HAND_ONLY = ("interhand26m", "reinterhand")
+
+
+class TaskResources(StrictModel):
+    """How the stateless stages (read, decode, caption tables, filter, write) run: Ray tasks."""
+
+    batch_size: int = Field(16, ge=1)
+    num_cpus: float = Field(1.0, gt=0)
+
+
+class Resources(StrictModel):
+    """How a model stage runs on the cluster: an actor pool of ``actors``, each taking
+    ``batch_size`` images and holding ``num_cpus`` / ``num_gpus`` while the job runs."""
+
+    actors: int = Field(1, ge=1)
+    batch_size: int = Field(8, ge=1)
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.num_gpus > 0 else "cpu"
+
+
+class KeypointsStage(StrictModel):
+    min_detection_confidence: float = 0.5
+    min_hand_points: int = 5
+    """A hand counts when at least this many of its 21 points are found."""
+    dataset_hands: bool = True
+    """Take a hand Mediapipe misses from the dataset's own landmarks (HaGRID), if any."""
+    resources: Resources = Resources(actors=2, batch_size=8)
+
+
+class MasksStage(StrictModel):
+    sam: str
+    """SAM checkpoint: a path, s3:// key or hf://<repo>/<file> (e.g. sam_vit_h_4b8939.pth)."""
+    arch: str = "vit_h"
+    dilation: int = 5
+    box_margin: float = 0.1
+    """Prompt boxes grow by this fraction of their longer side."""
+    person_masks: bool = True
+    resources: Resources = Resources(actors=1, batch_size=4, num_gpus=1)
+
+
+class CaptionsStage(StrictModel):
+    captioner: str
+    """LLaVA: a path, s3:// prefix or hub id (e.g. llava-hf/llava-1.5-7b-hf)."""
+    instruction: str = DEFAULT_INSTRUCTION
+    max_new_tokens: int = 60
+    dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
+    resources: Resources = Resources(actors=1, batch_size=8, num_gpus=1)
+
+
+class FilterStage(StrictModel):
+    people: int = 1
+    min_hand_pixels: int = 2500
+
+
+class DatasetSpec(StrictModel):
+    """One dataset to annotate. Unset choices take the dataset's defaults: its own
+    keypoints and a caption table for InterHand2.6M / Re:InterHand, Mediapipe and
+    LLaVA otherwise; the people-and-hands filter for LAION-Human only."""
+
+    source: Source
+    keypoints: Literal["mediapipe", "dataset"] | None = None
+    captions: Literal["llava", "table"] | None = None
+    caption_table: str | None = None
+    """CSV (sequence,caption) or JSON {sequence: caption}, for captions: table."""
+    filter: bool | None = None
+
+    @model_validator(mode="after")
+    def _defaults(self) -> DatasetSpec:
+        hands_only = self.source.dataset in HAND_ONLY
+        if self.keypoints is None:
+            self.keypoints = "dataset" if hands_only else "mediapipe"
+        if self.captions is None:
+            self.captions = "table" if hands_only else "llava"
+        if self.filter is None:
+            self.filter = self.source.dataset == "laion_human"
+        if self.captions == "table" and not self.caption_table:
+            raise ValueError("captions: table needs caption_table")
+        return self
+
+
+class Config(JobConfig):
+    job: Literal["annotate"] = "annotate"
+    tracking: TrackingConfig = TrackingConfig(run_name="annotate")
+    output: str
+    """Each dataset is written under <output>/<name>/."""
+    datasets: dict[str, DatasetSpec]
+    tasks: TaskResources = TaskResources()
+    keypoints: KeypointsStage = KeypointsStage()
+    masks: MasksStage
+    captions: CaptionsStage
+    filter: FilterStage = FilterStage()
+    index_rows_per_file: int = 64
+    """Entries per index file: one block, the unit that streams through the stages and is
+    spread over the actors. About the model stages' batch size keeps every actor busy."""
+    contact_sheet_images: int = 12
+
+
+def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
+    """The annotate config of the embedded default: the sample data under ``workdir``
+    with the tiny zoo, everything on CPU (pipelines/configs/annotate_demo.yaml)."""
+    data, models = storage.join(workdir, "sample-data"), model_locations(storage.join(workdir, "zoo"))
+    sources = sample_sources(data)
+    cpu = {"actors": 1, "batch_size": 4, "num_gpus": 0}
+    return Config(
+        ray={"num_cpus": 8},
+        tracking=tracking or TrackingConfig(run_name="annotate-demo"),
+        output=storage.join(workdir, "annotated"),
+        datasets={
+            "hagrid": {"source": sources["hagrid"]},
+            "interhand26m": {"source": sources["interhand26m"], "caption_table": storage.join(data, "interhand26m", "captions.csv")},
+            "reinterhand": {"source": sources["reinterhand"], "caption_table": storage.join(data, "reinterhand", "captions.json")},
+            "laion_human": {"source": sources["laion_human"]},
+        },
+        tasks={"batch_size": 8, "num_cpus": 0.5},
+        keypoints={"resources": cpu},
+        masks={"sam": models["sam"], "arch": SAM_ARCH, "resources": cpu},
+        captions={"captioner": models["captioner"], "dtype": "float32", "max_new_tokens": 12, "resources": cpu},
+        index_rows_per_file=4,
+    )
+
+
+def annotators(cfg: Config, spec: DatasetSpec) -> dict:
+    """Model ids and settings of every annotator of one dataset, written beside each row."""
+    import mediapipe
+
+    out = {"reader": spec.source.dataset}
+    if spec.keypoints == "mediapipe":
+        out["keypoints"] = f"mediapipe-holistic {mediapipe.__version__} complexity=1 min_conf={cfg.keypoints.min_detection_confidence}"
+        out["person_count"] = f"mediapipe-face-detection {mediapipe.__version__} full-range"
+    else:
+        out["keypoints"] = "dataset"
+    out["masks"] = f"sam {cfg.masks.arch} {cfg.masks.sam} dilation={cfg.masks.dilation} margin={cfg.masks.box_margin}"
+    if spec.captions == "llava":
+        out["captions"] = f"llava {cfg.captions.captioner} max_new_tokens={cfg.captions.max_new_tokens}"
+        out["instruction"] = cfg.captions.instruction
+    else:
+        out["captions"] = f"table {spec.caption_table}"
+    return out
+
+
+def write_index(reader, directory: str, done: set[str], rows_per_file: int) -> tuple[int, list[str]]:
+    """Stream the reader's entries not yet done into Parquet files under ``directory``.
+
+    Returns (entries in the dataset, index files written). The index keeps the
+    driver's memory flat however large the dataset is.
+    """
+    fs, root = storage.filesystem(directory)
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+    fs.makedirs(root, exist_ok=True)
+    total, files, chunk = 0, [], []
+
+    def flush() -> None:
+        uri = storage.join(directory, f"index-{len(files):06d}.parquet")
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(chunk, schema=INDEX_SCHEMA), buf)
+        storage.write_bytes(uri, buf.getvalue())
+        files.append(uri)
+        chunk.clear()
+
+    for entry in reader.entries():
+        total += 1
+        if entry["image_id"] in done:
+            continue
+        chunk.append({"image_id": entry["image_id"], "entry": json.dumps(entry)})
+        if len(chunk) >= rows_per_file:
+            flush()
+    if chunk:
+        flush()
+    return total, files
+
+
+def build_pipeline(cfg: Config, spec: DatasetSpec, index_files: list[str], out: str, versions: dict):
+    """The dataset's Ray Data pipeline, from index entries to written parts (lazy)."""
+    import ray
+
+    def models(ds, cls, resources: Resources, **kwargs):
+        return ds.map_batches(
+            cls, fn_constructor_kwargs=kwargs, batch_format="pyarrow", batch_size=resources.batch_size,
+            compute=ray.data.ActorPoolStrategy(size=resources.actors), num_cpus=resources.num_cpus, num_gpus=resources.num_gpus,
+        )  # fmt: skip
+
+    def tasks(ds, fn, **kwargs):
+        return ds.map_batches(fn, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=cfg.tasks.batch_size, num_cpus=cfg.tasks.num_cpus)
+
+    # one block per index file: blocks stream through the stages as they are read
+    ds = ray.data.from_items([{"file": f} for f in index_files], override_num_blocks=len(index_files))
+    ds = ds.map_batches(read_index, batch_format="pyarrow", batch_size=1, num_cpus=cfg.tasks.num_cpus)
+    ds = tasks(ds, to_records, reader_options=spec.source.model_dump(), annotators=versions, code_version=code_version())
+    ds = tasks(ds, load_images)
+    k = cfg.keypoints
+    ds = models(ds, WholeBodyKeypoints, k.resources, source=spec.keypoints, dataset_hands=k.dataset_hands,
+                min_hand_points=k.min_hand_points, min_detection_confidence=k.min_detection_confidence)  # fmt: skip
+    m = cfg.masks
+    ds = models(ds, HandMasks, m.resources, sam_location=m.sam, arch=m.arch, device=m.resources.device, dilation=m.dilation,
+                box_margin=m.box_margin, person_masks=m.person_masks and spec.source.dataset not in HAND_ONLY)  # fmt: skip
+    if spec.captions == "llava":
+        c = cfg.captions
+        ds = models(ds, LlavaCaptions, c.resources, location=c.captioner, instruction=c.instruction,
+                    max_new_tokens=c.max_new_tokens, device=c.resources.device, dtype=c.dtype)  # fmt: skip
+    else:
+        ds = tasks(ds, table_captions, table_uri=spec.caption_table)
+    if spec.filter:
+        ds = tasks(ds, filter_people_and_hands, **cfg.filter.model_dump())
+    return tasks(ds, write_parts, output=out)
+
+
+def check_conservation(out: str, total: int) -> dict[str, int]:
+    """Counts of the three outputs; raises if rows in != records + errors + filtered or an id repeats."""
+    counts: dict[str, int] = {}
+    seen: Counter[str] = Counter()
+    for table in ("records", "errors", "filtered"):
+        ids = read_parts(f"{out}/{table}", ["image_id"], pa.schema([pa.field("image_id", pa.string())])).column("image_id").to_pylist()
+        counts[table] = len(ids)
+        seen.update(ids)
+    repeated = [i for i, n in seen.items() if n > 1]
+    if repeated:
+        raise RuntimeError(f"{out}: {len(repeated)} image ids written more than once, e.g. {sorted(repeated)[:3]}")
+    if sum(counts.values()) != total:
+        raise RuntimeError(f"{out}: {total} rows in but {counts} out")
+    return counts
+
+
+def sample_sheet(out: str, n: int) -> np.ndarray | None:
+    """A contact sheet of up to ``n`` annotated images: keypoints drawn, hand masks tinted red."""
+    records = read_parts(f"{out}/records", schema=ANNOTATION_SCHEMA).slice(0, n).to_pylist()
+    tiles, labels = [], []
+    for record in records:
+        image = overlay_mask(load_image(record["image_uri"]), decode_hand_masks(record), (255, 0, 0))
+        tiles.append(draw_keypoints(image, keypoints_from_column(record["keypoints"])))
+        labels.append(record["image_id"].split("/")[-1])
+    return contact_sheet(tiles, columns=6, cell=192, labels=labels) if tiles else None
+
+
+def annotate_dataset(cfg: Config, name: str, spec: DatasetSpec) -> dict:
+    """Annotate one dataset (resuming what is written); returns its counts and throughput."""
+    out = storage.join(cfg.output, name)
+    done = set().union(*(written_ids(f"{out}/{t}") for t in ("records", "errors", "filtered")))
+    total, index = write_index(open_reader(**spec.source.model_dump()), f"{out}/_index", done, cfg.index_rows_per_file)
+    pending = sum(pq.read_metadata(io.BytesIO(storage.read_bytes(f))).num_rows for f in index)
+    log.info("%s: %d images, %d already written, %d to annotate", name, total, len(done), pending)
+    start = time.perf_counter()
+    if index:
+        ds = build_pipeline(cfg, spec, index, out, annotators(cfg, spec))
+        written = Counter()
+        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):  # drives the streaming execution
+            written.update({k: sum(batch.column(k).to_pylist()) for k in (OK, ERROR, FILTERED)})
+        log.info("%s: this run wrote %d records, %d errors, %d filtered", name, written[OK], written[ERROR], written[FILTERED])
+        log.info("%s: Ray Data stages\n%s", name, ds.stats())
+    seconds = time.perf_counter() - start
+    counts = check_conservation(out, total)
+    return {"rows_in": total, "resumed_from": len(done), **counts, "seconds": seconds, "images_per_second": pending / seconds if seconds else 0.0}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_job_config(Config, argv, job="annotate", doc=__doc__)
+    if cfg is None:
+        return 0
+    setup_logging()
+    init_ray(cfg.ray)
+    return run(cfg)
+
+
+def run(cfg: Config) -> int:
+    """Annotate every configured dataset inside one MLflow run; prints a summary."""
+    summary = {}
+    with tracked_run(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=cfg.tracking.tracking_uri,
+                     resume=cfg.tracking.resume, tags={"code_version": code_version()}) as active:  # fmt: skip
+        for name, spec in cfg.datasets.items():
+            summary[name] = result = annotate_dataset(cfg, name, spec)
+            mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in result.items()})
+            mlflow.log_dict(annotators(cfg, spec), f"annotators/{name}.json")
+            sheet = sample_sheet(storage.join(cfg.output, name), cfg.contact_sheet_images)
+            if sheet is not None:
+                mlflow.log_image(sheet, f"contact_sheets/{name}.png")
+        mlflow.log_dict(summary, "summary.json")
+    print(f"\nannotated under {cfg.output} (MLflow run {active.info.run_id}, experiment {cfg.experiment!r})")
+    print(f"  {'dataset':<14}{'rows in':>8}{'records':>9}{'errors':>8}{'filtered':>9}{'images/s':>10}")
+    for name, s in summary.items():
+        print(f"  {name:<14}{s['rows_in']:>8}{s['records']:>9}{s['errors']:>8}{s['filtered']:>9}{s['images_per_second']:>10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
