@@ -7,7 +7,7 @@ import sys
 
 from benchmarks.report import print_table
 
-SUITES = ("readers",)
+SUITES = ("readers", "annotate")
 
 
 def main(argv: list[str]) -> int:

@@ -61,6 +61,9 @@ class TaskResources(StrictModel):
 
     batch_size: int = Field(16, ge=1)
     num_cpus: float = Field(1.0, gt=0)
+    concurrency: int = Field(8, ge=1)
+    """At most this many tasks of each stateless stage at once: bounds worker processes
+    (memory) and the load on storage, whatever the input size."""
 
 
 class Resources(StrictModel):
@@ -170,7 +173,7 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
             "reinterhand": {"source": sources["reinterhand"], "caption_table": storage.join(data, "reinterhand", "captions.json")},
             "laion_human": {"source": sources["laion_human"]},
         },
-        tasks={"batch_size": 8, "num_cpus": 0.5},
+        tasks={"batch_size": 8, "num_cpus": 0.5, "concurrency": 2},
         keypoints={"resources": cpu},
         masks={"sam": models["sam"], "arch": SAM_ARCH, "resources": cpu},
         captions={"captioner": models["captioner"], "dtype": "float32", "max_new_tokens": 12, "resources": cpu},
@@ -239,12 +242,15 @@ def build_pipeline(cfg: Config, spec: DatasetSpec, index_files: list[str], out: 
             compute=ray.data.ActorPoolStrategy(size=resources.actors), num_cpus=resources.num_cpus, num_gpus=resources.num_gpus,
         )  # fmt: skip
 
-    def tasks(ds, fn, **kwargs):
-        return ds.map_batches(fn, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=cfg.tasks.batch_size, num_cpus=cfg.tasks.num_cpus)
+    def tasks(ds, fn, batch_size: int | None = None, **kwargs):
+        return ds.map_batches(
+            fn, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=batch_size or cfg.tasks.batch_size, num_cpus=cfg.tasks.num_cpus,
+            compute=ray.data.TaskPoolStrategy(size=cfg.tasks.concurrency),
+        )  # fmt: skip
 
     # one block per index file: blocks stream through the stages as they are read
     ds = ray.data.from_items([{"file": f} for f in index_files], override_num_blocks=len(index_files))
-    ds = ds.map_batches(read_index, batch_format="pyarrow", batch_size=1, num_cpus=cfg.tasks.num_cpus)
+    ds = tasks(ds, read_index, batch_size=1)
     ds = tasks(ds, to_records, reader_options=spec.source.model_dump(), annotators=versions, code_version=code_version())
     ds = tasks(ds, load_images)
     k = cfg.keypoints

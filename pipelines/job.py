@@ -75,7 +75,10 @@ def config_class(job: str) -> type[JobConfig]:
 
 
 def default_config_path(job: str) -> Path:
-    return CONFIG_DIR / f"{job.replace('-', '_')}.yaml"
+    """``configs/<job>.yaml``, else the job's embedded-default config ``configs/<job>_demo.yaml``."""
+    name = job.replace("-", "_")
+    plain = CONFIG_DIR / f"{name}.yaml"
+    return plain if plain.exists() else CONFIG_DIR / f"{name}_demo.yaml"
 
 
 def parse_job_config(config_cls: type[C], argv: Sequence[str] | None, *, job: str, doc: str | None) -> C | None:

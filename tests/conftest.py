@@ -103,3 +103,17 @@ def demo_workdir(tmp_path_factory, tiny_zoo, sample_data) -> str:
     (workdir / "zoo").symlink_to(tiny_zoo)
     (workdir / "sample-data").symlink_to(sample_data)
     return str(workdir)
+
+
+@pytest.fixture(scope="session")
+def annotated(ray_session, demo_workdir, tmp_path_factory):
+    """The four sample datasets annotated once per session (pipelines/annotate.py on the
+    shared cluster); returns the annotate config, whose ``output`` holds the result."""
+    from pipelines import annotate
+    from pipelines.job import TrackingConfig
+
+    store = tmp_path_factory.mktemp("mlflow")
+    cfg = annotate.demo_config(demo_workdir, TrackingConfig(run_name="annotate-test", tracking_uri=f"sqlite:///{store}/db.sqlite"))
+    cfg.output = str(tmp_path_factory.mktemp("annotated"))
+    assert annotate.run(cfg) == 0
+    return cfg

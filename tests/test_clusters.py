@@ -57,4 +57,4 @@ def test_every_rayjob_runs_a_registered_job_with_a_shipped_config(path):
     assert name in JOBS
     config = argv[argv.index("--config") + 1]
     assert (REPO / config).exists()
-    assert path.name == f"rayjob-{name}.yaml"
+    assert path.name == f"rayjob-{Path(config).stem.replace('_', '-')}.yaml"  # one RayJob per shipped config

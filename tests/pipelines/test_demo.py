@@ -9,7 +9,8 @@ from pipelines import demo
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end_and_logs_to_mlflow(tmp_path, capsys):
+@pytest.mark.services
+def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     argv = [f"workdir={tmp_path / 'demo'}", f"tracking.tracking_uri={uri}"]
     assert demo.main(argv) == 0
@@ -26,7 +27,18 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(tmp_path, capsys):
     summary = json.load(open(client.download_artifacts(run.info.run_id, "summary.json", str(tmp_path))))
     assert summary["manifest_problems"] == []
 
-    # a second demo reuses the zoo and continues the same MLflow run
+    # then the sample data is annotated, in the annotate job's own experiment
+    assert "annotated under" in out
+    (annotate_run,) = client.search_runs([client.get_experiment_by_name("handdiff-annotate").experiment_id])
+    assert annotate_run.info.run_name == "demo-annotate"
+    for name in ("hagrid", "interhand26m", "reinterhand", "laion_human"):
+        assert annotate_run.data.metrics[f"{name}.records"] > 0
+        assert (tmp_path / "demo" / "annotated" / name / "records").is_dir()
+
+    # a second demo reuses the zoo and the annotations, and continues the same MLflow runs
     assert demo.main(argv) == 0
-    assert "(reused" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "(reused" in out
     assert len(client.search_runs([experiment.experiment_id])) == 1
+    (again,) = client.search_runs([client.get_experiment_by_name("handdiff-annotate").experiment_id])
+    assert again.info.run_id == annotate_run.info.run_id and again.data.metrics["hagrid.resumed_from"] == 37
