@@ -20,9 +20,10 @@ import ray
 
 from benchmarks.report import Figure
 from handdiff.annotation.stages import (
-    INDEX_SCHEMA, HandMasks, LlavaCaptions, WholeBodyKeypoints, load_images, to_records, write_parts,
+    HandMasks, LlavaCaptions, WholeBodyKeypoints, load_images, to_records, write_parts,
 )  # fmt: skip
 from handdiff.assets.sample_data import write_hagrid
+from handdiff.data.parts import INDEX_SCHEMA
 from handdiff.assets.tiny_zoo import build_tiny_zoo
 from handdiff.data.readers import open_reader
 from pipelines import annotate

@@ -63,3 +63,13 @@ def overlay_mask(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, in
     out = image.copy()
     out[mask] = (out[mask] * (1 - alpha) + np.array(colour) * alpha).astype(np.uint8)
     return out
+
+
+def annotated_tile(record: dict) -> np.ndarray:
+    """An annotated record's image with its hand masks tinted red and its keypoints drawn."""
+    from handdiff.annotation.stages import decode_hand_masks
+    from handdiff.data.images import load_image
+    from handdiff.data.records import keypoints_from_column
+
+    image = overlay_mask(load_image(record["image_uri"]), decode_hand_masks(record), (255, 0, 0))
+    return draw_keypoints(image, keypoints_from_column(record["keypoints"]))

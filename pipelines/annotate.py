@@ -18,8 +18,6 @@ duplicates a row, so a crashed job is resumed by running it again.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import sys
 import time
@@ -29,31 +27,29 @@ from typing import Literal
 
 import mlflow
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from handdiff import storage
 from handdiff.annotation.captions import DEFAULT_INSTRUCTION
 from handdiff.annotation.stages import (
-    ERROR, FILTERED, INDEX_SCHEMA, OK, HandMasks, LlavaCaptions, WholeBodyKeypoints, decode_hand_masks,
+    ERROR, FILTERED, OK, HandMasks, LlavaCaptions, WholeBodyKeypoints,
     filter_people_and_hands, load_images, read_index, table_captions, to_records, write_parts,
 )  # fmt: skip
 from handdiff.assets.sample_data import sample_sources
 from handdiff.assets.tiny_zoo import SAM_ARCH, model_locations
 from handdiff.config import StrictModel
-from handdiff.data.images import load_image
-from handdiff.data.parts import read_parts, written_ids
+from handdiff.data.parts import check_conservation, index_rows, read_parts, write_index, written_ids
 from handdiff.data.readers import open_reader
-from handdiff.data.records import ANNOTATION_SCHEMA, keypoints_from_column
+from handdiff.data.records import ANNOTATION_SCHEMA
 from handdiff.provenance import code_version
 from handdiff.tracking import tracked_run
-from handdiff.viz import contact_sheet, draw_keypoints, overlay_mask
+from handdiff.viz import annotated_tile, contact_sheet
 from pipelines.job import JobConfig, TrackingConfig, init_ray, parse_job_config, setup_logging
 from pipelines.sources import Source
 
 log = logging.getLogger("handdiff.annotate")
 HAND_ONLY = ("interhand26m", "reinterhand")
+OUTPUTS = ("records", "errors", "filtered")
 
 
 class TaskResources(StrictModel):
@@ -200,38 +196,6 @@ def annotators(cfg: Config, spec: DatasetSpec) -> dict:
     return out
 
 
-def write_index(reader, directory: str, done: set[str], rows_per_file: int) -> tuple[int, list[str]]:
-    """Stream the reader's entries not yet done into Parquet files under ``directory``.
-
-    Returns (entries in the dataset, index files written). The index keeps the
-    driver's memory flat however large the dataset is.
-    """
-    fs, root = storage.filesystem(directory)
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
-    fs.makedirs(root, exist_ok=True)
-    total, files, chunk = 0, [], []
-
-    def flush() -> None:
-        uri = storage.join(directory, f"index-{len(files):06d}.parquet")
-        buf = io.BytesIO()
-        pq.write_table(pa.Table.from_pylist(chunk, schema=INDEX_SCHEMA), buf)
-        storage.write_bytes(uri, buf.getvalue())
-        files.append(uri)
-        chunk.clear()
-
-    for entry in reader.entries():
-        total += 1
-        if entry["image_id"] in done:
-            continue
-        chunk.append({"image_id": entry["image_id"], "entry": json.dumps(entry)})
-        if len(chunk) >= rows_per_file:
-            flush()
-    if chunk:
-        flush()
-    return total, files
-
-
 def build_pipeline(cfg: Config, spec: DatasetSpec, index_files: list[str], out: str, versions: dict):
     """The dataset's Ray Data pipeline, from index entries to written parts (lazy)."""
     import ray
@@ -270,39 +234,20 @@ def build_pipeline(cfg: Config, spec: DatasetSpec, index_files: list[str], out: 
     return tasks(ds, write_parts, output=out)
 
 
-def check_conservation(out: str, total: int) -> dict[str, int]:
-    """Counts of the three outputs; raises if rows in != records + errors + filtered or an id repeats."""
-    counts: dict[str, int] = {}
-    seen: Counter[str] = Counter()
-    for table in ("records", "errors", "filtered"):
-        ids = read_parts(f"{out}/{table}", ["image_id"], pa.schema([pa.field("image_id", pa.string())])).column("image_id").to_pylist()
-        counts[table] = len(ids)
-        seen.update(ids)
-    repeated = [i for i, n in seen.items() if n > 1]
-    if repeated:
-        raise RuntimeError(f"{out}: {len(repeated)} image ids written more than once, e.g. {sorted(repeated)[:3]}")
-    if sum(counts.values()) != total:
-        raise RuntimeError(f"{out}: {total} rows in but {counts} out")
-    return counts
-
-
 def sample_sheet(out: str, n: int) -> np.ndarray | None:
-    """A contact sheet of up to ``n`` annotated images: keypoints drawn, hand masks tinted red."""
+    """A contact sheet of up to ``n`` annotated images of one dataset."""
     records = read_parts(f"{out}/records", schema=ANNOTATION_SCHEMA).slice(0, n).to_pylist()
-    tiles, labels = [], []
-    for record in records:
-        image = overlay_mask(load_image(record["image_uri"]), decode_hand_masks(record), (255, 0, 0))
-        tiles.append(draw_keypoints(image, keypoints_from_column(record["keypoints"])))
-        labels.append(record["image_id"].split("/")[-1])
-    return contact_sheet(tiles, columns=6, cell=192, labels=labels) if tiles else None
+    if not records:
+        return None
+    return contact_sheet([annotated_tile(r) for r in records], columns=6, cell=192, labels=[r["image_id"].split("/")[-1] for r in records])
 
 
 def annotate_dataset(cfg: Config, name: str, spec: DatasetSpec) -> dict:
     """Annotate one dataset (resuming what is written); returns its counts and throughput."""
     out = storage.join(cfg.output, name)
-    done = set().union(*(written_ids(f"{out}/{t}") for t in ("records", "errors", "filtered")))
-    total, index = write_index(open_reader(**spec.source.model_dump()), f"{out}/_index", done, cfg.index_rows_per_file)
-    pending = sum(pq.read_metadata(io.BytesIO(storage.read_bytes(f))).num_rows for f in index)
+    done = set().union(*(written_ids(f"{out}/{t}") for t in OUTPUTS))
+    total, index = write_index(open_reader(**spec.source.model_dump()).entries(), f"{out}/_index", done, cfg.index_rows_per_file)
+    pending = index_rows(index)
     log.info("%s: %d images, %d already written, %d to annotate", name, total, len(done), pending)
     start = time.perf_counter()
     if index:
@@ -313,7 +258,7 @@ def annotate_dataset(cfg: Config, name: str, spec: DatasetSpec) -> dict:
         log.info("%s: this run wrote %d records, %d errors, %d filtered", name, written[OK], written[ERROR], written[FILTERED])
         log.info("%s: Ray Data stages\n%s", name, ds.stats())
     seconds = time.perf_counter() - start
-    counts = check_conservation(out, total)
+    counts = check_conservation(out, OUTPUTS, total)
     return {"rows_in": total, "resumed_from": len(done), **counts, "seconds": seconds, "images_per_second": pending / seconds if seconds else 0.0}
 
 

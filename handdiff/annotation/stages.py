@@ -28,7 +28,7 @@ from handdiff import storage
 from handdiff.annotation.masks import SamMasker, decode_rle, dilate, encode_rle, expand_box, hand_prompt, person_prompt, rle_area
 from handdiff.data import keypoints as kp
 from handdiff.data.images import ImageError, decode_image, read_image_bytes
-from handdiff.data.parts import write_part
+from handdiff.data.parts import INDEX_SCHEMA, write_part
 from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA, ERROR_SCHEMA, KEYPOINTS_TYPE, error_row, is_error, keypoints_from_column, to_table
 
@@ -46,7 +46,6 @@ WORK_SCHEMA = pa.schema(
         pa.field("error_reason", pa.string()),
     ]
 )
-INDEX_SCHEMA = pa.schema([pa.field("image_id", pa.string(), nullable=False), pa.field("entry", pa.string(), nullable=False)])
 COUNTS_SCHEMA = pa.schema([pa.field(name, pa.int64()) for name in (OK, ERROR, FILTERED)])
 
 
@@ -192,22 +191,21 @@ class HandMasks:
         return _for_ok_rows(batch, self._annotate)
 
     def _annotate(self, rows: list[dict[str, Any]]) -> None:
-        images, prompts = [], []
+        images, prompts, release, person = [], [], [], []
         for row in rows:
             keypoints = keypoints_from_column(row["keypoints"])
             w, h = row["width"], row["height"]
-            release = self.use_release_masks and row["mask_uri"] is not None
-            row_prompts = [] if release else [hand_prompt(keypoints[kp.hand_slice(s)], w, h, self.margin) for s in row["hand_sides"]]
-            person = person_prompt(keypoints, w, h, self.margin) if self.person_masks else None
+            release.append(self.use_release_masks and row["mask_uri"] is not None)
+            hands = [] if release[-1] else [hand_prompt(keypoints[kp.hand_slice(s)], w, h, self.margin) for s in row["hand_sides"]]
+            body = person_prompt(keypoints, w, h, self.margin) if self.person_masks else None
+            person.append(body is not None)
             images.append(decode_image(row["image_bytes"]))
-            prompts.append(row_prompts + ([person] if person is not None else []))
-            row["_release"], row["_person"] = release, person is not None
+            prompts.append(hands + ([body] if body is not None else []))
         masks = self.masker(images, prompts)
-        for row, image_masks in zip(rows, masks, strict=True):
-            release, has_person = row.pop("_release"), row.pop("_person")
+        for row, image_masks, from_release, has_person in zip(rows, masks, release, person, strict=True):
             if has_person:
-                row["person_mask"] = encode_rle(image_masks.pop())
-            if release:
+                row["person_mask"] = encode_rle(image_masks.pop())  # the person's prompt came last
+            if from_release:
                 try:
                     hands = self._release_hand_masks(row)
                 except ImageError as err:

@@ -33,6 +33,7 @@ ZOO_VERSION = 1
 SD_DIR, CONTROLNET_DIR, SAM_FILE, LLAVA_DIR, CLIP_DIR = "sd15", "controlnet-openpose", "sam/sam_tiny.pth", "llava", "clip"
 INCEPTION_FILE = "inception/pt_inception-2015-12-05-6726825d.pth"
 SAM_ARCH = "tiny"
+ZOO_LAYOUT = {"sd15": SD_DIR, "controlnet": CONTROLNET_DIR, "sam": SAM_FILE, "captioner": LLAVA_DIR, "clip": CLIP_DIR, "inception": INCEPTION_FILE}
 IMAGE_SIZE = 64
 """Generation size the tiny SD models are meant for (any multiple of 32 works)."""
 
@@ -233,8 +234,7 @@ def build_tiny_zoo(out: str, force: bool = False) -> dict:
             "code_hash": current,
             "build_seconds": round(time.perf_counter() - start, 2),
             "bytes": size,
-            "models": {"sd15": SD_DIR, "controlnet": CONTROLNET_DIR, "sam": SAM_FILE, "sam_arch": SAM_ARCH,
-                       "captioner": LLAVA_DIR, "clip": CLIP_DIR, "inception": INCEPTION_FILE},  # fmt: skip
+            "models": {**ZOO_LAYOUT, "sam_arch": SAM_ARCH},
         }
         (root / "zoo.json").write_text(json.dumps(manifest, indent=1))
         if storage.is_local(out):
@@ -253,6 +253,6 @@ def build_tiny_zoo(out: str, force: bool = False) -> dict:
 
 
 def model_locations(zoo: str) -> dict[str, str]:
-    """Where each zoo model is (``{"sd15": "<zoo>/sd15", ...}``), for configs and loaders."""
-    models = json.loads(storage.read_text(storage.join(zoo, "zoo.json")))["models"]
-    return {key: storage.join(zoo, path) if key != "sam_arch" else path for key, path in models.items()}
+    """Where each zoo model is (``{"sd15": "<zoo>/sd15", ...}``), from the zoo's fixed
+    layout, so that configs can name them before the zoo is built."""
+    return {key: storage.join(zoo, path) for key, path in ZOO_LAYOUT.items()}

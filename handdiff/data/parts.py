@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -67,3 +71,56 @@ def written_ids(directory: str) -> set[str]:
     for uri in part_uris(directory):
         ids.update(pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=["image_id"]).column("image_id").to_pylist())
     return ids
+
+
+INDEX_SCHEMA = pa.schema([pa.field("image_id", pa.string(), nullable=False), pa.field("entry", pa.string(), nullable=False)])
+"""A job's work list: one reader entry (JSON) per image."""
+
+
+def write_index(entries: Iterable[Mapping[str, Any]], directory: str, skip: set[str], rows_per_file: int) -> tuple[int, list[str]]:
+    """Stream reader ``entries`` not in ``skip`` into ``INDEX_SCHEMA`` files under ``directory``
+    (replacing any earlier index). Returns (entries seen, files written); the driver's
+    memory stays flat however large the dataset is."""
+    fs, root = storage.filesystem(directory)
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+    fs.makedirs(root, exist_ok=True)
+    seen, files, chunk = 0, [], []
+
+    def flush() -> None:
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(chunk, schema=INDEX_SCHEMA), buf)
+        files.append(storage.join(directory, f"index-{len(files):06d}.parquet"))
+        storage.write_bytes(files[-1], buf.getvalue())
+        chunk.clear()
+
+    for entry in entries:
+        seen += 1
+        if entry["image_id"] not in skip:
+            chunk.append({"image_id": entry["image_id"], "entry": json.dumps(entry)})
+            if len(chunk) >= rows_per_file:
+                flush()
+    if chunk:
+        flush()
+    return seen, files
+
+
+def index_rows(files: list[str]) -> int:
+    return sum(pq.read_metadata(io.BytesIO(storage.read_bytes(f))).num_rows for f in files)
+
+
+def check_conservation(output: str, tables: Iterable[str], rows_in: int) -> dict[str, int]:
+    """Rows per table under ``output``; raises if an image id repeats or rows in != the sum."""
+    counts: dict[str, int] = {}
+    seen: Counter[str] = Counter()
+    id_only = pa.schema([pa.field("image_id", pa.string())])
+    for table in tables:
+        ids = read_parts(f"{output}/{table}", ["image_id"], id_only).column("image_id").to_pylist()
+        counts[table] = len(ids)
+        seen.update(ids)
+    repeated = [i for i, n in seen.items() if n > 1]
+    if repeated:
+        raise RuntimeError(f"{output}: {len(repeated)} image ids written more than once, e.g. {sorted(repeated)[:3]}")
+    if sum(counts.values()) != rows_in:
+        raise RuntimeError(f"{output}: {rows_in} rows in but {counts} out")
+    return counts

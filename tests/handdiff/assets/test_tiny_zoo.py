@@ -110,3 +110,10 @@ def test_inception_weights_drive_torchmetrics_fid_offline(tiny_zoo):
     fid.update(real, real=True)
     fid.update(torch.zeros_like(real), real=False)
     assert fid.compute() > same
+
+
+def test_model_locations_need_no_built_zoo_and_match_the_manifest(tiny_zoo, tmp_path):
+    assert model_locations(str(tmp_path / "not-built"))["sd15"] == str(tmp_path / "not-built" / "sd15")
+    manifest = json.loads(storage.read_text(storage.join(tiny_zoo, "zoo.json")))["models"]
+    for key, location in model_locations(tiny_zoo).items():
+        assert location == storage.join(tiny_zoo, manifest[key]) and storage.exists(location)

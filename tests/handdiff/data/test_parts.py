@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 
-from handdiff.data.parts import part_uris, read_parts, write_part, written_ids
+from handdiff.data.parts import check_conservation, index_rows, part_uris, read_parts, write_index, write_part, written_ids
 from handdiff.data.records import ANNOTATION_SCHEMA, BOX_TYPE, ERROR_SCHEMA, error_row, to_table
 
 
@@ -34,3 +36,24 @@ def test_null_boxes_round_trip_through_parquet(tmp_path):
     write_part(table, str(tmp_path))
     assert read_parts(str(tmp_path)).column("person_box").to_pylist() == [[1.0, 2.0, 3.0, 4.0], None]
     assert ANNOTATION_SCHEMA.field("person_box").type == BOX_TYPE
+
+
+def test_index_skips_what_is_done_and_replaces_an_earlier_index(tmp_path):
+    entries = [{"image_id": f"d/{i}", "x": i} for i in range(10)]
+    seen, files = write_index(entries, str(tmp_path / "idx"), skip={"d/3", "d/4"}, rows_per_file=3)
+    assert seen == 10 and len(files) == 3 and index_rows(files) == 8
+    ids = [i for f in files for i in pq.read_table(f).column("image_id").to_pylist()]
+    assert ids == [f"d/{i}" for i in range(10) if i not in (3, 4)]
+    _, again = write_index(entries[:2], str(tmp_path / "idx"), skip=set(), rows_per_file=3)
+    assert len(list((tmp_path / "idx").iterdir())) == len(again) == 1
+
+
+def test_conservation_check_catches_duplicates_and_losses(tmp_path):
+    write_part(errors("a", "b"), str(tmp_path / "errors"))
+    write_part(errors("c"), str(tmp_path / "records"))
+    assert check_conservation(str(tmp_path), ("records", "errors", "filtered"), 3) == {"records": 1, "errors": 2, "filtered": 0}
+    with pytest.raises(RuntimeError, match="4 rows in"):
+        check_conservation(str(tmp_path), ("records", "errors", "filtered"), 4)
+    write_part(errors("a"), str(tmp_path / "filtered"))
+    with pytest.raises(RuntimeError, match="written more than once"):
+        check_conservation(str(tmp_path), ("records", "errors", "filtered"), 4)
