@@ -16,6 +16,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -124,6 +125,8 @@ def setup_logging(level: int = logging.INFO) -> None:
     # Keep our own INFO lines; the libraries' chatter only from WARNING.
     for noisy in ("mlflow", "alembic", "urllib3", "botocore", "s3fs", "fsspec", "filelock", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Ray Data warns whenever a stage gets fewer blocks than its task limit: noise on small inputs
+    warnings.filterwarnings("ignore", message="The maximum number of concurrent tasks", category=UserWarning)
 
 
 def init_ray(cfg: RayConfig) -> None:
