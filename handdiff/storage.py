@@ -137,3 +137,8 @@ def listdir(uri: str) -> list[tuple[str, bool]]:
         if name and info["name"].rstrip("/") != path.rstrip("/"):
             out.append((name, info["type"] == "directory"))
     return sorted(out)
+
+
+def absolute(uri: str) -> str:
+    """A local path made absolute (workers may run in another directory); other URIs unchanged."""
+    return local_path(uri) if is_local(uri) else uri

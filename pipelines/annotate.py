@@ -21,19 +21,18 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from typing import Literal
 
 import mlflow
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
 from handdiff import storage
 from handdiff.annotation.captions import DEFAULT_INSTRUCTION
 from handdiff.annotation.stages import (
-    ERROR, FILTERED, OK, HandMasks, LlavaCaptions, WholeBodyKeypoints,
-    filter_people_and_hands, load_images, read_index, table_captions, to_records, write_parts,
+    HandMasks, LlavaCaptions, WholeBodyKeypoints,
+    filter_people_and_hands, load_images, table_captions, to_records, write_parts,
 )  # fmt: skip
 from handdiff.assets.sample_data import sample_sources
 from handdiff.assets.tiny_zoo import SAM_ARCH, model_locations
@@ -41,39 +40,16 @@ from handdiff.config import StrictModel
 from handdiff.data.parts import check_conservation, index_rows, read_parts, write_index, written_ids
 from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA
+from handdiff.data.work_rows import OUTPUTS
 from handdiff.provenance import code_version
 from handdiff.tracking import tracked_run
 from handdiff.viz import annotated_tile, contact_sheet
 from pipelines.job import JobConfig, TrackingConfig, init_ray, parse_job_config, setup_logging
+from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
 from pipelines.sources import Source
 
 log = logging.getLogger("handdiff.annotate")
 HAND_ONLY = ("interhand26m", "reinterhand")
-OUTPUTS = ("records", "errors", "filtered")
-
-
-class TaskResources(StrictModel):
-    """How the stateless stages (read, decode, caption tables, filter, write) run: Ray tasks."""
-
-    batch_size: int = Field(16, ge=1)
-    num_cpus: float = Field(1.0, gt=0)
-    concurrency: int = Field(8, ge=1)
-    """At most this many tasks of each stateless stage at once: bounds worker processes
-    (memory) and the load on storage, whatever the input size."""
-
-
-class Resources(StrictModel):
-    """How a model stage runs on the cluster: an actor pool of ``actors``, each taking
-    ``batch_size`` images and holding ``num_cpus`` / ``num_gpus`` while the job runs."""
-
-    actors: int = Field(1, ge=1)
-    batch_size: int = Field(8, ge=1)
-    num_cpus: float = Field(1.0, ge=0)
-    num_gpus: float = Field(0.0, ge=0)
-
-    @property
-    def device(self) -> str:
-        return "cuda" if self.num_gpus > 0 else "cpu"
 
 
 class KeypointsStage(StrictModel):
@@ -198,40 +174,24 @@ def annotators(cfg: Config, spec: DatasetSpec) -> dict:
 
 def build_pipeline(cfg: Config, spec: DatasetSpec, index_files: list[str], out: str, versions: dict):
     """The dataset's Ray Data pipeline, from index entries to written parts (lazy)."""
-    import ray
-
-    def models(ds, cls, resources: Resources, **kwargs):
-        return ds.map_batches(
-            cls, fn_constructor_kwargs=kwargs, batch_format="pyarrow", batch_size=resources.batch_size,
-            compute=ray.data.ActorPoolStrategy(size=resources.actors), num_cpus=resources.num_cpus, num_gpus=resources.num_gpus,
-        )  # fmt: skip
-
-    def tasks(ds, fn, batch_size: int | None = None, **kwargs):
-        return ds.map_batches(
-            fn, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=batch_size or cfg.tasks.batch_size, num_cpus=cfg.tasks.num_cpus,
-            compute=ray.data.TaskPoolStrategy(size=cfg.tasks.concurrency),
-        )  # fmt: skip
-
-    # one block per index file: blocks stream through the stages as they are read
-    ds = ray.data.from_items([{"file": f} for f in index_files], override_num_blocks=len(index_files))
-    ds = tasks(ds, read_index, batch_size=1)
-    ds = tasks(ds, to_records, reader_options=spec.source.model_dump(), annotators=versions, code_version=code_version())
-    ds = tasks(ds, load_images)
+    ds = index_dataset(index_files, cfg.tasks)
+    ds = map_tasks(ds, to_records, cfg.tasks, reader_options=spec.source.model_dump(), annotators=versions, code_version=code_version())
+    ds = map_tasks(ds, load_images, cfg.tasks)
     k = cfg.keypoints
-    ds = models(ds, WholeBodyKeypoints, k.resources, source=spec.keypoints, dataset_hands=k.dataset_hands,
-                min_hand_points=k.min_hand_points, min_detection_confidence=k.min_detection_confidence)  # fmt: skip
+    ds = map_actors(ds, WholeBodyKeypoints, k.resources, source=spec.keypoints, dataset_hands=k.dataset_hands,
+                    min_hand_points=k.min_hand_points, min_detection_confidence=k.min_detection_confidence)  # fmt: skip
     m = cfg.masks
-    ds = models(ds, HandMasks, m.resources, sam_location=m.sam, arch=m.arch, device=m.resources.device, dilation=m.dilation,
-                box_margin=m.box_margin, person_masks=m.person_masks and spec.source.dataset not in HAND_ONLY)  # fmt: skip
+    ds = map_actors(ds, HandMasks, m.resources, sam_location=m.sam, arch=m.arch, device=m.resources.device, dilation=m.dilation,
+                    box_margin=m.box_margin, person_masks=m.person_masks and spec.source.dataset not in HAND_ONLY)  # fmt: skip
     if spec.captions == "llava":
         c = cfg.captions
-        ds = models(ds, LlavaCaptions, c.resources, location=c.captioner, instruction=c.instruction,
-                    max_new_tokens=c.max_new_tokens, device=c.resources.device, dtype=c.dtype)  # fmt: skip
+        ds = map_actors(ds, LlavaCaptions, c.resources, location=c.captioner, instruction=c.instruction,
+                        max_new_tokens=c.max_new_tokens, device=c.resources.device, dtype=c.dtype)  # fmt: skip
     else:
-        ds = tasks(ds, table_captions, table_uri=spec.caption_table)
+        ds = map_tasks(ds, table_captions, cfg.tasks, table_uri=spec.caption_table)
     if spec.filter:
-        ds = tasks(ds, filter_people_and_hands, **cfg.filter.model_dump())
-    return tasks(ds, write_parts, output=out)
+        ds = map_tasks(ds, filter_people_and_hands, cfg.tasks, **cfg.filter.model_dump())
+    return map_tasks(ds, write_parts, cfg.tasks, output=out)
 
 
 def sample_sheet(out: str, n: int) -> np.ndarray | None:
@@ -251,12 +211,7 @@ def annotate_dataset(cfg: Config, name: str, spec: DatasetSpec) -> dict:
     log.info("%s: %d images, %d already written, %d to annotate", name, total, len(done), pending)
     start = time.perf_counter()
     if index:
-        ds = build_pipeline(cfg, spec, index, out, annotators(cfg, spec))
-        written = Counter()
-        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):  # drives the streaming execution
-            written.update({k: sum(batch.column(k).to_pylist()) for k in (OK, ERROR, FILTERED)})
-        log.info("%s: this run wrote %d records, %d errors, %d filtered", name, written[OK], written[ERROR], written[FILTERED])
-        log.info("%s: Ray Data stages\n%s", name, ds.stats())
+        run_to_parts(build_pipeline(cfg, spec, index, out, annotators(cfg, spec)), name, log)
     seconds = time.perf_counter() - start
     counts = check_conservation(out, OUTPUTS, total)
     return {"rows_in": total, "resumed_from": len(done), **counts, "seconds": seconds, "images_per_second": pending / seconds if seconds else 0.0}

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 JOBS: dict[str, tuple[str, str]] = {
     "annotate": ("pipelines.annotate", "annotate datasets on Ray Data: keypoints, hand/person masks, captions -> Parquet"),
     "assets": ("pipelines.assets", "build the tiny model zoo or the sample datasets (assets {tiny-zoo,sample-data} --out DIR)"),
+    "build-hand-crops": ("pipelines.build_hand_crops", "stage-1 training set: hand crops, per-finger keypoints, masks, captions -> Parquet"),
+    "train-hand": ("pipelines.train_hand", "train the stage-1 hand generator (11-channel UNet + mask head) on Ray Train"),
     "demo": ("pipelines.demo", "run the embedded default end to end: tiny models, sample data, local Ray and MLflow"),
 }
 

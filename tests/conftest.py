@@ -117,3 +117,21 @@ def annotated(ray_session, demo_workdir, tmp_path_factory):
     cfg.output = str(tmp_path_factory.mktemp("annotated"))
     assert annotate.run(cfg) == 0
     return cfg
+
+
+@pytest.fixture(scope="session")
+def hand_crops(annotated, tmp_path_factory):
+    """The stage-1 crop set (64-pixel crops) built from the session's annotated sample data."""
+    from pipelines import build_hand_crops
+    from pipelines.job import TrackingConfig
+
+    out = tmp_path_factory.mktemp("hand-crops")
+    sources = {name: {"path": f"{annotated.output}/{name}"} for name in ("interhand26m", "reinterhand")}
+    sources["hagrid"] = {"path": f"{annotated.output}/hagrid", "count": 20, "stratify_by": "gesture"}
+    cfg = build_hand_crops.Config(
+        tracking=TrackingConfig(run_name="crops-test", tracking_uri=annotated.tracking.tracking_uri),
+        sources=sources, output=str(out / "set"), size=64, tasks={"batch_size": 8, "num_cpus": 0.5, "concurrency": 2},
+        index_rows_per_file=8,
+    )  # fmt: skip
+    assert build_hand_crops.run(cfg) == 0
+    return cfg

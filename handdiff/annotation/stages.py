@@ -5,48 +5,36 @@ no CPU between batches. None of them knows of Ray: the job sets their resources
 where it calls ``map_batches``.
 
 Every stage takes and returns ``WORK_SCHEMA`` tables: ``ANNOTATION_SCHEMA``'s fields
-(nullable while in progress) plus the image bytes, the dataset's own keypoints and a
-status. A row that fails a stage gets ``status="error"`` with the stage and the
-reason, and later stages pass it through untouched; ``write_parts`` finally splits
-records, errors and filtered rows into their three datasets. So no input row is
-ever dropped: rows in = records + errors + filtered.
+plus the image bytes, the dataset's own keypoints and a status (``handdiff.data.work_rows``);
+``write_parts`` finally splits records, errors and filtered rows into their datasets.
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import json
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from handdiff import storage
 from handdiff.annotation.masks import SamMasker, decode_rle, dilate, encode_rle, expand_box, hand_prompt, person_prompt, rle_area
 from handdiff.data import keypoints as kp
 from handdiff.data.images import ImageError, decode_image, read_image_bytes
-from handdiff.data.parts import INDEX_SCHEMA, write_part
+from handdiff.data.work_rows import FILTERED, fail, for_ok_rows, new_row, work_schema, write_outputs
 from handdiff.data.readers import open_reader
-from handdiff.data.records import ANNOTATION_SCHEMA, ERROR_SCHEMA, KEYPOINTS_TYPE, error_row, is_error, keypoints_from_column, to_table
+from handdiff.data.records import ANNOTATION_SCHEMA, KEYPOINTS_TYPE, is_error, keypoints_from_column, to_table
 
-OK, ERROR, FILTERED = "ok", "error", "filtered"
-
-WORK_SCHEMA = pa.schema(
-    [f.with_nullable(True) for f in ANNOTATION_SCHEMA]
-    + [
+WORK_SCHEMA = work_schema(
+    ANNOTATION_SCHEMA,
+    [
         pa.field("image_bytes", pa.binary()),
         pa.field("dataset_keypoints", KEYPOINTS_TYPE),
         pa.field("dataset_person_count", pa.int32()),
         pa.field("mask_uri", pa.string()),
-        pa.field("status", pa.string(), nullable=False),
-        pa.field("error_stage", pa.string()),
-        pa.field("error_reason", pa.string()),
-    ]
+    ],
 )
-COUNTS_SCHEMA = pa.schema([pa.field(name, pa.int64()) for name in (OK, ERROR, FILTERED)])
 
 
 def _rows(batch: pa.Table) -> list[dict[str, Any]]:
@@ -57,25 +45,8 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
     return to_table(rows, WORK_SCHEMA)
 
 
-def _fail(row: dict[str, Any], stage: str, reason: str) -> None:
-    row.update(status=ERROR, error_stage=stage, error_reason=reason)
-
-
 def _for_ok_rows(batch: pa.Table, fn: Callable[[list[dict[str, Any]]], None]) -> pa.Table:
-    """Apply ``fn`` to the rows still ``ok`` (in place) and return the whole batch."""
-    rows = _rows(batch)
-    fn([r for r in rows if r["status"] == OK])
-    return _table(rows)
-
-
-def read_index(batch: pa.Table) -> pa.Table:
-    """Index files (a ``file`` column of URIs) -> their entries (``INDEX_SCHEMA``).
-
-    Run with one file per batch, each file becomes one block: the unit that streams
-    through the later stages (Ray's Parquet reader would merge small files into one).
-    """
-    tables = [pq.read_table(io.BytesIO(storage.read_bytes(uri))) for uri in batch.column("file").to_pylist()]
-    return pa.concat_tables(tables).cast(INDEX_SCHEMA) if tables else INDEX_SCHEMA.empty_table()
+    return for_ok_rows(batch, fn, WORK_SCHEMA)
 
 
 def to_records(batch: pa.Table, reader_options: dict[str, Any], annotators: dict[str, Any], code_version: str) -> pa.Table:
@@ -85,10 +56,9 @@ def to_records(batch: pa.Table, reader_options: dict[str, Any], annotators: dict
     out = []
     for entry_row in _rows(batch):
         record = reader.record(json.loads(entry_row["entry"]))
-        row = {name: None for name in WORK_SCHEMA.names}
-        row.update(image_id=record["image_id"], dataset=record["dataset"], status=OK, annotators=annotators_json, code_version=code_version)
+        row = new_row(WORK_SCHEMA, image_id=record["image_id"], dataset=record["dataset"], annotators=annotators_json, code_version=code_version)
         if is_error(record):
-            _fail(row, record["stage"], record["reason"])
+            fail(row, record["stage"], record["reason"])
             out.append(row)
             continue
         source = json.loads(record["source"] or "{}")
@@ -109,10 +79,10 @@ def load_images(batch: pa.Table) -> pa.Table:
                 data = read_image_bytes(row["image_uri"])
                 height, width = decode_image(data).shape[:2]
             except ImageError as err:
-                _fail(row, "decode", str(err))
+                fail(row, "decode", str(err))
                 continue
             if row["width"] and (row["width"], row["height"]) != (width, height):
-                _fail(row, "decode", f"image is {width}x{height}, the annotation says {row['width']}x{row['height']}")
+                fail(row, "decode", f"image is {width}x{height}, the annotation says {row['width']}x{row['height']}")
                 continue
             row.update(image_bytes=data, width=width, height=height)
 
@@ -150,7 +120,7 @@ class WholeBodyKeypoints:
         dataset_kps = keypoints_from_column(row["dataset_keypoints"])
         if self.source == "dataset":
             if dataset_kps is None:
-                return _fail(row, "keypoints", "the dataset has no keypoints for this image")
+                return fail(row, "keypoints", "the dataset has no keypoints for this image")
             keypoints, origin, people = dataset_kps, "dataset", None
         else:
             image = decode_image(row["image_bytes"])
@@ -158,7 +128,7 @@ class WholeBodyKeypoints:
             body_found = keypoints[kp.BODY, 2].max() > 0
             people = max(self.faces(image), int(body_found), row["dataset_person_count"] or 0)
             if people == 0:
-                return _fail(row, "keypoints", "no person detected")
+                return fail(row, "keypoints", "no person detected")
             if self.dataset_hands and dataset_kps is not None:
                 for side in kp.SIDES:
                     hand = kp.hand_slice(side)
@@ -166,7 +136,7 @@ class WholeBodyKeypoints:
                         keypoints[hand], origin = dataset_kps[hand], "mediapipe+dataset_hands"
         sides = hands_present(keypoints, self.min_hand_points)
         if not sides:
-            return _fail(row, "keypoints", "no hands detected")
+            return fail(row, "keypoints", "no hands detected")
         body = keypoints[: kp.HANDS.start]
         person_box = kp.hand_box(body[:, :2], body[:, 2]) if body[kp.BODY, 2].max() > 0 else None
         row.update(
@@ -209,7 +179,7 @@ class HandMasks:
                 try:
                     hands = self._release_hand_masks(row)
                 except ImageError as err:
-                    _fail(row, "masks", f"release mask {row['mask_uri']}: {err}")
+                    fail(row, "masks", f"release mask {row['mask_uri']}: {err}")
                     continue
                 row.update(hand_masks=hands, hand_mask_source="release")
             else:
@@ -263,7 +233,7 @@ def table_captions(batch: pa.Table, table_uri: str) -> pa.Table:
         for row in rows:
             text = table(row["sequence"])
             if text is None:
-                _fail(row, "caption", f"no caption for sequence {row['sequence']!r} in {table_uri}")
+                fail(row, "caption", f"no caption for sequence {row['sequence']!r} in {table_uri}")
             else:
                 row.update(caption=text, caption_source="table")
 
@@ -286,16 +256,8 @@ def filter_people_and_hands(batch: pa.Table, people: int = 1, min_hand_pixels: i
 
 
 def write_parts(batch: pa.Table, output: str) -> pa.Table:
-    """Split a batch into records, errors and filtered rows and write each as a part
-    (``<output>/{records,errors,filtered}/``); returns the batch's counts."""
-    rows = _rows(batch)
-    records = [r for r in rows if r["status"] == OK]
-    problems = {status: [error_row(r["image_id"], r["dataset"], r["error_stage"], r["error_reason"]) for r in rows if r["status"] == status]
-                for status in (ERROR, FILTERED)}  # fmt: skip
-    write_part(to_table(records, ANNOTATION_SCHEMA, project=True), f"{output}/records")
-    write_part(to_table(problems[ERROR], ERROR_SCHEMA), f"{output}/errors")
-    write_part(to_table(problems[FILTERED], ERROR_SCHEMA), f"{output}/filtered")
-    return pa.table({OK: [len(records)], ERROR: [len(problems[ERROR])], FILTERED: [len(problems[FILTERED])]}, schema=COUNTS_SCHEMA)
+    """Write the batch's annotated records, errors and filtered rows under ``output``; returns counts."""
+    return write_outputs(batch, output, ANNOTATION_SCHEMA)
 
 
 def decode_hand_masks(record: dict[str, Any]) -> np.ndarray:

@@ -54,9 +54,13 @@ def part_uris(directory: str) -> list[str]:
     return [storage.join(directory, name) for name, is_dir in storage.listdir(directory) if not is_dir and name.startswith(PART_PREFIX)]
 
 
+def read_part(uri: str, columns: list[str] | None = None) -> pa.Table:
+    return pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=columns)
+
+
 def read_parts(directory: str, columns: list[str] | None = None, schema: pa.Schema | None = None) -> pa.Table:
     """Every part of ``directory`` as one table (empty, with ``schema``, when there is none)."""
-    tables = [pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=columns) for uri in part_uris(directory)]
+    tables = [read_part(uri, columns) for uri in part_uris(directory)]
     if tables:
         return pa.concat_tables(tables)
     if schema is None:
@@ -69,7 +73,7 @@ def written_ids(directory: str) -> set[str]:
     """The image ids already written under ``directory``."""
     ids: set[str] = set()
     for uri in part_uris(directory):
-        ids.update(pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=["image_id"]).column("image_id").to_pylist())
+        ids.update(read_part(uri, ["image_id"]).column("image_id").to_pylist())
     return ids
 
 
@@ -103,6 +107,20 @@ def write_index(entries: Iterable[Mapping[str, Any]], directory: str, skip: set[
     if chunk:
         flush()
     return seen, files
+
+
+def read_files(batch: pa.Table, schema: pa.Schema | None = None) -> pa.Table:
+    """Parquet files (a ``file`` column of URIs) -> their rows, as ``schema`` if given."""
+    tables = [read_part(uri) for uri in batch.column("file").to_pylist()]
+    if not tables:
+        return schema.empty_table() if schema is not None else pa.table({})
+    table = pa.concat_tables(tables)
+    return table.cast(schema) if schema is not None else table
+
+
+def read_index_files(batch: pa.Table) -> pa.Table:
+    """Index files -> their entries (``INDEX_SCHEMA``)."""
+    return read_files(batch, INDEX_SCHEMA)
 
 
 def index_rows(files: list[str]) -> int:

@@ -10,7 +10,7 @@ import pytest
 
 from handdiff.annotation.masks import encode_rle
 from handdiff.annotation.stages import (
-    ERROR, FILTERED, OK, WORK_SCHEMA, WholeBodyKeypoints, filter_people_and_hands, load_images, table_captions,
+    WORK_SCHEMA, WholeBodyKeypoints, filter_people_and_hands, load_images, table_captions,
     to_records, write_parts,
 )  # fmt: skip
 from handdiff.assets.sample_data import sample_sources
@@ -18,6 +18,7 @@ from handdiff.data import keypoints as kp
 from handdiff.data.parts import INDEX_SCHEMA, read_parts
 from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA, ERROR_SCHEMA, keypoints_from_column
+from handdiff.data.work_rows import ERROR, FILTERED, OK
 
 
 def index_batch(reader, limit: int | None = None) -> pa.Table:

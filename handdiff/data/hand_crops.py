@@ -1,0 +1,156 @@
+"""The stage-1 training set: square hand crops with their keypoints, mask and caption (SPEC 3.4).
+
+Crop rule: a square around a hand's box grown by ``margin`` of its longer side on
+every edge; when the two hands' boxes intersect, one square holds both, otherwise
+each hand gets its own. A row keeps every candidate crop of its image, so that the
+paper's "one hand at random" is drawn when the set is read, anew each epoch. Crops
+are resized to ``size`` x ``size``; what falls outside the image is black.
+
+Sources are mixed by counts (the paper: 60,000 InterHand2.6M + 56,500 Re:InterHand +
+76,800 HaGRID), sampled without replacement with a seed; HaGRID keeps its gesture
+distribution (stratified sampling).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pyarrow as pa
+
+from handdiff.annotation.masks import decode_rle, encode_rle
+from handdiff.data import keypoints as kp
+from handdiff.data.images import encode_image
+from handdiff.data.records import RLE_TYPE
+
+CROP_TYPE = pa.struct(
+    [
+        pa.field("image", pa.binary()),  # JPEG, size x size RGB
+        pa.field("keypoints", pa.list_(pa.float32())),  # 126 floats: 42 x (x_px, y_px, score) in the crop; left hand, then right
+        pa.field("mask", RLE_TYPE),  # the cropped hands' mask, size x size
+        pa.field("sides", pa.list_(pa.string())),  # the hands in this crop
+        pa.field("box", pa.list_(pa.float32())),  # [x0, y0, side] of the square in the source image, px
+        pa.field("latents", pa.binary()),  # optional: VAE latents, float16 (4, size/8, size/8) * scaling factor
+    ]
+)
+HAND_CROP_SCHEMA = pa.schema(
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("gesture", pa.string()),
+        pa.field("caption", pa.string(), nullable=False),
+        pa.field("crops", pa.list_(CROP_TYPE), nullable=False),  # 1 or 2 candidates
+        pa.field("text_embedding", pa.binary()),  # optional: CLIP text embedding, float16 (77, D)
+        pa.field("crop_size", pa.int32(), nullable=False),
+        pa.field("code_version", pa.string(), nullable=False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class CropPlan:
+    x0: float
+    y0: float
+    side: float
+    sides: tuple[str, ...]
+
+
+def _intersects(a, b) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def square_around(box: list[float], margin: float, min_side: float = 1.0) -> tuple[float, float, float]:
+    """``[x, y, w, h]`` -> the square ``(x0, y0, side)`` centred on it, grown by ``margin`` of its longer side per edge."""
+    x, y, w, h = box
+    side = max(max(w, h) * (1 + 2 * margin), min_side)
+    return x + w / 2 - side / 2, y + h / 2 - side / 2, side
+
+
+def plan_crops(boxes: list[list[float]], sides: list[str], margin: float, min_side: float = 16.0) -> list[CropPlan]:
+    """The candidate crops of one image (see the module docstring)."""
+    if len(boxes) == 2 and _intersects(boxes[0], boxes[1]):
+        x0 = min(b[0] for b in boxes)
+        y0 = min(b[1] for b in boxes)
+        x1 = max(b[0] + b[2] for b in boxes)
+        y1 = max(b[1] + b[3] for b in boxes)
+        return [CropPlan(*square_around([x0, y0, x1 - x0, y1 - y0], margin, min_side), tuple(sides))]
+    return [CropPlan(*square_around(box, margin, min_side), (side,)) for box, side in zip(boxes, sides, strict=True)]
+
+
+def crop_square(image: np.ndarray, x0: float, y0: float, side: float, size: int, interpolation: int | None = None) -> np.ndarray:
+    """The square ``(x0, y0, side)`` of ``image`` (H, W[, C]) resized to ``size``; outside is 0."""
+    left, top, n = int(math.floor(x0)), int(math.floor(y0)), max(1, int(round(side)))
+    h, w = image.shape[:2]
+    out = np.zeros((n, n, *image.shape[2:]), image.dtype)
+    sx0, sy0, sx1, sy1 = max(left, 0), max(top, 0), min(left + n, w), min(top + n, h)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = image[sy0:sy1, sx0:sx1]
+    if interpolation is None:
+        interpolation = cv2.INTER_AREA if n > size else cv2.INTER_LINEAR
+    return cv2.resize(out, (size, size), interpolation=interpolation)
+
+
+def crop_keypoints(keypoints: np.ndarray, plan: CropPlan, size: int) -> np.ndarray:
+    """(42, 3) crop keypoints of the hands in ``plan`` (others absent), from (133, 3) image keypoints.
+
+    Coordinates follow ``crop_square``'s pixel grid; points outside the crop score 0.
+    """
+    out = np.zeros((42, 3), np.float32)
+    scale = size / max(1, int(round(plan.side)))
+    left, top = math.floor(plan.x0), math.floor(plan.y0)
+    for offset, side in ((0, "left"), (21, "right")):
+        if side not in plan.sides:
+            continue
+        hand = keypoints[kp.hand_slice(side)]
+        xy = (hand[:, :2] - [left, top]) * scale
+        inside = (xy >= 0).all(1) & (xy < size).all(1) & (hand[:, 2] > 0)
+        out[offset : offset + 21] = np.column_stack([xy, np.where(inside, hand[:, 2], 0)])
+    return out
+
+
+def make_crops(record: dict, image: np.ndarray, size: int, margin: float, jpeg_quality: int = 95) -> list[dict]:
+    """The candidate crops (``CROP_TYPE`` dicts) of one annotated record and its decoded image."""
+    keypoints = np.asarray(record["keypoints"], np.float32).reshape(kp.NUM_KEYPOINTS, 3)
+    masks = {side: decode_rle(rle) for side, rle in zip(record["hand_sides"], record["hand_masks"], strict=True)}
+    crops = []
+    for plan in plan_crops(record["hand_boxes"], record["hand_sides"], margin):
+        mask = np.zeros(image.shape[:2], bool)
+        for side in plan.sides:
+            mask |= masks[side]
+        crop_mask = crop_square(mask.astype(np.uint8), plan.x0, plan.y0, plan.side, size, cv2.INTER_NEAREST).astype(bool)
+        crops.append({
+            "image": encode_image(crop_square(image, plan.x0, plan.y0, plan.side, size), quality=jpeg_quality),
+            "keypoints": crop_keypoints(keypoints, plan, size).reshape(-1), "mask": encode_rle(crop_mask),
+            "sides": list(plan.sides), "box": [plan.x0, plan.y0, plan.side], "latents": None,
+        })  # fmt: skip
+    return crops
+
+
+def stratified_sample(ids: list[str], strata: list[str | None], count: int, seed: int) -> list[str]:
+    """``count`` of ``ids`` without replacement, each stratum (e.g. gesture) keeping its share
+    (largest-remainder rounding). All of them when ``count`` >= len(ids)."""
+    if count >= len(ids):
+        return list(ids)
+    rng = np.random.default_rng(seed)
+    groups: dict[str | None, list[str]] = defaultdict(list)
+    for image_id, stratum in zip(ids, strata, strict=True):
+        groups[stratum].append(image_id)
+    keys = sorted(groups, key=str)
+    exact = {k: count * len(groups[k]) / len(ids) for k in keys}
+    quota = {k: int(exact[k]) for k in keys}
+    for k in sorted(keys, key=lambda k: exact[k] - quota[k], reverse=True)[: count - sum(quota.values())]:
+        quota[k] += 1
+    chosen = []
+    for k in keys:
+        chosen += list(rng.choice(sorted(groups[k]), size=quota[k], replace=False))
+    return chosen
+
+
+def share(values: list[str | None]) -> dict[str, float]:
+    """Each value's fraction of ``values`` (for reporting gesture distributions)."""
+    counts = Counter(str(v) for v in values)
+    return {k: n / len(values) for k, n in sorted(counts.items())}

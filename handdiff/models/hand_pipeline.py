@@ -1,0 +1,109 @@
+"""Generating hand crops and their masks with the stage-1 model (DDIM, classifier-free guidance).
+
+A saved pipeline is SD 1.5's folder layout with the grown UNet and the mask head::
+
+    <dir>/vae/ text_encoder/ tokenizer/ scheduler/   the frozen SD 1.5 parts
+    <dir>/unet/ mask_head/ hand_generator.json       the trained hand generator
+
+(A small class rather than a ``DiffusionPipeline`` subclass: diffusers' loader cannot
+import a component class that lives outside diffusers and transformers.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from handdiff.models.hand_generator import HandGenerator
+
+SD_PARTS = ("vae", "text_encoder", "tokenizer", "scheduler")
+
+
+@dataclass
+class HandSamples:
+    images: torch.Tensor
+    """(B, 3, H, W) float in [0, 1]."""
+    masks: torch.Tensor
+    """(B, 1, H, W) float, the mask head's prediction at the last step (clamped to [0, 1])."""
+    latents: torch.Tensor
+    """(B, 4, H/8, W/8) the final latents (unscaled), for handing over to stage 2 in latent space."""
+
+
+class HandGenerationPipeline:
+    def __init__(self, vae: AutoencoderKL, text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, generator: HandGenerator, scheduler):
+        self.vae, self.text_encoder, self.tokenizer, self.generator = vae, text_encoder, tokenizer, generator
+        self.scheduler = DDIMScheduler.from_config(scheduler.config)
+
+    @classmethod
+    def from_parts(cls, sd_pipeline, generator: HandGenerator) -> HandGenerationPipeline:
+        """From a loaded ``StableDiffusionPipeline`` (its frozen parts) and a hand generator."""
+        return cls(sd_pipeline.vae, sd_pipeline.text_encoder, sd_pipeline.tokenizer, generator, sd_pipeline.scheduler)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, torch_dtype: torch.dtype | None = None) -> HandGenerationPipeline:
+        directory = Path(directory)
+        kwargs = {"torch_dtype": torch_dtype} if torch_dtype else {}
+        return cls(
+            AutoencoderKL.from_pretrained(directory / "vae", **kwargs),
+            CLIPTextModel.from_pretrained(directory / "text_encoder", **kwargs),
+            CLIPTokenizer.from_pretrained(directory / "tokenizer"),
+            HandGenerator.from_pretrained(directory, **kwargs),
+            DDIMScheduler.from_pretrained(directory / "scheduler"),
+        )
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        self.vae.save_pretrained(directory / "vae")
+        self.text_encoder.save_pretrained(directory / "text_encoder")
+        self.tokenizer.save_pretrained(directory / "tokenizer")
+        self.scheduler.save_pretrained(directory / "scheduler")
+        self.generator.save_pretrained(directory)
+
+    def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> HandGenerationPipeline:
+        for module in (self.vae, self.text_encoder, self.generator):
+            module.to(device, dtype)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
+        """(B, 77, D) CLIP text embeddings."""
+        ids = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+        return self.text_encoder(ids.to(self.device))[0]
+
+    @torch.no_grad()
+    def __call__(self, prompts: list[str], condition: torch.Tensor, num_inference_steps: int = 25, guidance_scale: float = 7.5,
+                 generator: torch.Generator | None = None) -> HandSamples:  # fmt: skip
+        """Hand crops for ``prompts`` under ``condition`` (B, 11, H, W) at crop resolution."""
+        was_training = self.generator.training
+        self.generator.eval()
+        device, dtype = self.device, next(self.generator.parameters()).dtype
+        batch, _, height, width = condition.shape
+        condition = condition.to(device, dtype)
+        text = self.encode_prompt(list(prompts)).to(dtype)
+        guided = guidance_scale > 1.0
+        if guided:
+            text = torch.cat([self.encode_prompt([""] * batch).to(dtype), text])
+            condition = torch.cat([condition, condition])
+        factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        latents = torch.randn((batch, 4, height // factor, width // factor), generator=generator, device="cpu").to(device, dtype)
+        latents = latents * self.scheduler.init_noise_sigma
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        mask = None
+        for t in self.scheduler.timesteps:
+            model_input = torch.cat([latents, latents]) if guided else latents
+            model_input = self.scheduler.scale_model_input(model_input, t)
+            noise, mask = self.generator(model_input, t.expand(model_input.shape[0]), text, condition)
+            if guided:
+                uncond, cond = noise.chunk(2)
+                noise, mask = uncond + guidance_scale * (cond - uncond), mask.chunk(2)[1]
+            latents = self.scheduler.step(noise, t, latents).prev_sample
+        images = self.vae.decode(latents / self.vae.config.scaling_factor).sample
+        self.generator.train(was_training)
+        return HandSamples(((images.float() + 1) / 2).clamp(0, 1), mask.float().clamp(0, 1), latents)

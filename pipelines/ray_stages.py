@@ -1,0 +1,78 @@
+"""How the Ray Data jobs run their library stages: resources as config sections, actor
+pools for model stages, bounded task pools for stateless ones, one block per index file."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from pydantic import Field
+
+from handdiff.config import StrictModel
+from handdiff.data.parts import read_files, read_index_files
+from handdiff.data.work_rows import ERROR, FILTERED, OK
+
+
+class TaskResources(StrictModel):
+    """How the stateless stages (read, decode, crop, filter, write) run: Ray tasks."""
+
+    batch_size: int = Field(16, ge=1)
+    num_cpus: float = Field(1.0, gt=0)
+    concurrency: int = Field(8, ge=1)
+    """At most this many tasks of each stateless stage at once: bounds worker processes
+    (memory) and the load on storage, whatever the input size."""
+
+
+class Resources(StrictModel):
+    """How a model stage runs on the cluster: an actor pool of ``actors``, each taking
+    ``batch_size`` images and holding ``num_cpus`` / ``num_gpus`` while the job runs."""
+
+    actors: int = Field(1, ge=1)
+    batch_size: int = Field(8, ge=1)
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.num_gpus > 0 else "cpu"
+
+
+def index_dataset(index_files: list[str], tasks: TaskResources):
+    """The entries of the index files, one block per file: blocks stream through the later
+    stages as they are read (Ray's Parquet reader would merge small files into one block)."""
+    return files_dataset(index_files, tasks, read_index_files)
+
+
+def files_dataset(files: list[str], tasks: TaskResources, reader=read_files):
+    """The rows of many small Parquet files, one block per file."""
+    import ray
+
+    ds = ray.data.from_items([{"file": f} for f in files], override_num_blocks=max(1, len(files)))
+    return map_tasks(ds, reader, tasks, batch_size=1)
+
+
+def map_tasks(ds, fn, tasks: TaskResources, batch_size: int | None = None, **kwargs: Any):
+    import ray
+
+    return ds.map_batches(fn, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=batch_size or tasks.batch_size,
+                          num_cpus=tasks.num_cpus, compute=ray.data.TaskPoolStrategy(size=tasks.concurrency))  # fmt: skip
+
+
+def map_actors(ds, cls, resources: Resources, **kwargs: Any):
+    import ray
+
+    return ds.map_batches(
+        cls, fn_constructor_kwargs=kwargs, batch_format="pyarrow", batch_size=resources.batch_size,
+        compute=ray.data.ActorPoolStrategy(size=resources.actors), num_cpus=resources.num_cpus, num_gpus=resources.num_gpus,
+    )  # fmt: skip
+
+
+def run_to_parts(ds, name: str, log: logging.Logger) -> Counter:
+    """Execute a pipeline that ends in a part writer (streaming); returns what this run wrote."""
+    written: Counter = Counter()
+    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        written.update({k: sum(batch.column(k).to_pylist()) for k in (OK, ERROR, FILTERED)})
+    log.info("%s: this run wrote %d records, %d errors, %d filtered", name, written[OK], written[ERROR], written[FILTERED])
+    log.info("%s: Ray Data stages\n%s", name, ds.stats())
+    return written

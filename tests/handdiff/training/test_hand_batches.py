@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+
+from handdiff.annotation.masks import encode_rle
+from handdiff.data.hand_crops import HAND_CROP_SCHEMA
+from handdiff.data.images import encode_image
+from handdiff.training.augment import color_augment
+from handdiff.training.hand_batches import drop_captions, hand_crop_batch
+
+
+def crop(value: int, latents: bytes | None = None) -> dict:
+    return {"image": encode_image(np.full((16, 16, 3), value, np.uint8), "PNG"), "keypoints": [float(value)] * 126,
+            "mask": encode_rle(np.ones((16, 16), bool)), "sides": ["left"], "box": [0, 0, 16], "latents": latents}  # fmt: skip
+
+
+def rows(n: int, two_crops: bool = True, encoded: bool = False) -> pa.Table:
+    latents = np.zeros((4, 2, 2), np.float16).tobytes() if encoded else None
+    return pa.Table.from_pylist([
+        {"image_id": f"x/{i}", "dataset": "x", "split": "train", "gesture": None, "caption": f"caption {i}",
+         "crops": [crop(10, latents), crop(200, latents)] if two_crops else [crop(10, latents)],
+         "text_embedding": np.ones((77, 8), np.float16).tobytes() if encoded else None, "crop_size": 16, "code_version": "t"}
+        for i in range(n)
+    ], schema=HAND_CROP_SCHEMA)  # fmt: skip
+
+
+def test_one_crop_drawn_per_row_at_random_each_call():
+    batch = hand_crop_batch(rows(400), caption_dropout=0.0, augment=None, seed=0)
+    assert batch["pixels"].shape == (400, 16, 16, 3) and batch["mask"].shape == (400, 16, 16) and batch["keypoints"].shape == (400, 42, 3)
+    picks = Counter(int(v) for v in batch["pixels"][:, 0, 0, 0])
+    assert set(picks) == {10, 200} and abs(picks[10] / 400 - 0.5) < 0.125  # both candidates, about evenly
+    assert (batch["keypoints"][:, 0, 0] == batch["pixels"][:, 0, 0, 0]).all()  # keypoints travel with their crop
+    other = hand_crop_batch(rows(400), caption_dropout=0.0, augment=None, seed=1)
+    assert (other["pixels"][:, 0, 0, 0] != batch["pixels"][:, 0, 0, 0]).any()  # another epoch draws anew
+
+
+def test_captions_are_dropped_at_the_configured_rate():
+    captions = drop_captions([f"c{i}" for i in range(5000)], 0.1, np.random.default_rng(0))
+    dropped = sum(c == "" for c in captions) / 5000
+    assert abs(dropped - 0.1) < 0.021  # 5 standard deviations of a binomial(5000, 0.1) fraction
+    assert all(c in ("", f"c{i}") for i, c in enumerate(captions))
+    batch = hand_crop_batch(rows(10, two_crops=False), caption_dropout=1.0, augment=None, seed=0)
+    assert list(batch["caption"]) == [""] * 10
+
+
+def test_colour_augmentation_changes_colours_only_at_its_rate():
+    images = np.full((50, 8, 8, 3), 128, np.uint8)
+    rng = np.random.default_rng(0)
+    assert np.array_equal(color_augment(images, rng, p=0.0), images)
+    out = color_augment(images, rng, p=1.0, rgb_shift=30, brightness=0.0, contrast=0.0)
+    shift = out[:, 0, 0].astype(int) - 128
+    assert (np.abs(shift) <= 30).all() and len({tuple(s) for s in shift}) > 40  # per-image, per-channel offsets
+    assert (out == out[:, :1, :1]).all()  # a uniform image stays uniform: only colours move
+
+
+def test_precomputed_encodings_are_passed_instead_of_pixels():
+    batch = hand_crop_batch(rows(3, encoded=True), caption_dropout=0.0, augment={}, seed=0)
+    assert "pixels" not in batch and batch["latents"].shape == (3, 4, 2, 2) and batch["text_embedding"].shape == (3, 77, 8)

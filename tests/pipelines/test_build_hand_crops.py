@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from handdiff import storage
+from handdiff.annotation.masks import decode_rle
+from handdiff.data.hand_crops import HAND_CROP_SCHEMA
+from handdiff.data.images import decode_image
+from handdiff.data.parts import part_uris, read_parts
+from handdiff.data.records import ANNOTATION_SCHEMA, ERROR_SCHEMA
+from pipelines import build_hand_crops
+
+pytestmark = [pytest.mark.slow, pytest.mark.services]
+
+
+def test_selected_rows_are_all_cropped_once(hand_crops, annotated):
+    records = read_parts(f"{hand_crops.output}/records", schema=HAND_CROP_SCHEMA)
+    assert records.schema == HAND_CROP_SCHEMA
+    errors = read_parts(f"{hand_crops.output}/errors", schema=ERROR_SCHEMA)
+    ids = records.column("image_id").to_pylist() + errors.column("image_id").to_pylist()
+    report = json.loads(storage.read_text(f"{hand_crops.output}/selection.json"))
+    assert len(ids) == len(set(ids)) == sum(r["selected"] for r in report.values())
+    assert report["hagrid"]["selected"] == 20 and report["interhand26m"]["selected"] == report["interhand26m"]["available"]
+
+
+def test_hagrid_keeps_its_gesture_distribution(hand_crops, annotated):
+    report = json.loads(storage.read_text(f"{hand_crops.output}/selection.json"))["hagrid"]
+    for gesture, share in report["share_available"].items():
+        assert abs(report["share_selected"][gesture] - share) <= 1 / 20 + 1e-9  # within one image of 20
+    records = read_parts(f"{hand_crops.output}/records", schema=HAND_CROP_SCHEMA).to_pylist()
+    annotated_gestures = Counter(r["gesture"] for r in read_parts(f"{annotated.output}/hagrid/records", schema=ANNOTATION_SCHEMA).to_pylist())
+    assert set(Counter(r["gesture"] for r in records if r["dataset"] == "hagrid")) == set(annotated_gestures)
+
+
+def test_crops_hold_one_candidate_per_separate_hand_and_match_their_masks(hand_crops, annotated):
+    annotated_rows = {r["image_id"]: r for name in ("hagrid", "interhand26m", "reinterhand")
+                      for r in read_parts(f"{annotated.output}/{name}/records", schema=ANNOTATION_SCHEMA).to_pylist()}  # fmt: skip
+    for row in read_parts(f"{hand_crops.output}/records", schema=HAND_CROP_SCHEMA).to_pylist():
+        source = annotated_rows[row["image_id"]]
+        assert 1 <= len(row["crops"]) <= len(source["hand_sides"])
+        assert sorted(s for c in row["crops"] for s in c["sides"]) == sorted(source["hand_sides"])
+        assert row["caption"] == source["caption"] and row["crop_size"] == 64
+        for crop in row["crops"]:
+            assert decode_image(crop["image"]).shape == (64, 64, 3) and decode_rle(crop["mask"]).shape == (64, 64)
+            points = np.asarray(crop["keypoints"]).reshape(42, 3)
+            for offset, side in ((0, "left"), (21, "right")):
+                assert (points[offset : offset + 21, 2].max() > 0) == (side in crop["sides"])
+
+
+def test_a_rerun_crops_nothing_again(hand_crops):
+    before = part_uris(f"{hand_crops.output}/records")
+    again = hand_crops.model_copy(deep=True)
+    again.tracking.run_name = "crops-test-again"
+    assert build_hand_crops.run(again) == 0
+    assert part_uris(f"{hand_crops.output}/records") == before

@@ -1,0 +1,117 @@
+"""train-hand on the shared Ray cluster: 2 DDP workers (gloo), the tiny zoo."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from handdiff import storage
+from handdiff.models.hand_pipeline import HandGenerationPipeline
+from pipelines import build_hand_crops, train_hand
+from pipelines.job import TrackingConfig
+
+pytestmark = [pytest.mark.slow, pytest.mark.services]
+
+
+def config(hand_crops, demo_workdir, tracking_uri: str, run_name: str, storage_path: str, **train) -> train_hand.Config:
+    return train_hand.Config(
+        tracking=TrackingConfig(run_name=run_name, tracking_uri=tracking_uri),
+        data={"path": hand_crops.output, "validation_crops": 2, "shuffle_buffer": 8, "tasks": {"batch_size": 8, "num_cpus": 0.5, "concurrency": 2}},
+        model={"base": f"{demo_workdir}/zoo/sd15"},
+        train={"batch_size": 4, "warmup_steps": 0, "mixed_precision": "no", "gradient_checkpointing": False, **train},
+        scaling={"workers": 2},
+        checkpoint={"storage_path": storage_path, "every_steps": 2, "num_to_keep": 2},
+        logging={"every_steps": 1, "sample_every_steps": 1000, "sample_inference_steps": 2},
+        registered_model=f"hand-{run_name}",
+    )  # fmt: skip
+
+
+def history(uri: str, run_name: str, metric: str) -> list[tuple[int, float]]:
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("handdiff-train-hand").experiment_id], f"attributes.run_name = '{run_name}'")
+    return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, metric))
+
+
+def test_two_workers_lower_the_loss_on_a_tiny_set_and_log_everything(ray_session, annotated, demo_workdir, tmp_path):
+    tiny = build_hand_crops.Config(tracking=TrackingConfig(run_name="tiny-set", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"),
+                                   sources={"reinterhand": {"path": f"{annotated.output}/reinterhand", "count": 4}},
+                                   output=str(tmp_path / "tiny"), size=64, tasks={"batch_size": 4, "num_cpus": 0.5, "concurrency": 1})  # fmt: skip
+    assert build_hand_crops.run(tiny) == 0
+    uri = f"sqlite:///{tmp_path}/db.sqlite"
+    cfg = config(tiny, demo_workdir, uri, "overfit", str(tmp_path / "runs"), steps=24, lr=2e-3)
+    cfg.logging.sample_every_steps = 24
+    assert train_hand.run(cfg) == 0
+    losses = [v for _, v in history(uri, "overfit", "loss")]
+    assert len(losses) == 24
+    assert np.mean(losses[-6:]) < 0.85 * np.mean(losses[:6]), losses
+    for metric in ("loss_ldm", "loss_mask", "lr", "samples_per_second", "grad_norm"):
+        assert len(history(uri, "overfit", metric)) == 24
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("handdiff-train-hand").experiment_id])
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "samples")] == ["samples/step_00000024.png"]
+    (version,) = client.search_model_versions("name = 'hand-overfit'")
+    assert version.run_id == run.info.run_id
+    final = HandGenerationPipeline.from_pretrained(run.data.params["final_model"])
+    assert final.generator.unet.config.in_channels == 15
+    checkpoints = sorted(p.name for p in (tmp_path / "runs" / "overfit").iterdir() if p.name.startswith("step_"))
+    assert checkpoints == ["step_00000022", "step_00000024"]  # num_to_keep = 2
+
+
+def ray_train_worker_pids() -> list[int]:
+    from ray.util.state import list_actors
+
+    return [a.pid for a in list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])]
+
+
+def test_checkpoints_on_s3_survive_a_killed_worker_and_a_restart(ray_session, hand_crops, demo_workdir, s3_prefix, tmp_path):
+    uri = f"sqlite:///{tmp_path}/db.sqlite"
+    storage_path = storage.join(s3_prefix, "runs")
+    cfg = config(hand_crops, demo_workdir, uri, "s3-run", storage_path, steps=8, lr=1e-4)
+    fs, root = storage.filesystem(storage.join(storage_path, "s3-run"))
+
+    def checkpoints() -> list[str]:
+        return sorted(p.rsplit("/", 1)[1] for p in fs.ls(root) if p.rsplit("/", 1)[1].startswith("step_")) if fs.exists(root) else []
+
+    def committed_step() -> int:
+        """The latest checkpoint Ray Train's controller has committed (its snapshot on S3)."""
+        snapshot = f"{root}/checkpoint_manager_snapshot.json"
+        if not fs.exists(snapshot):
+            return 0
+        return max((r["metrics"]["step"] for r in json.loads(fs.cat_file(snapshot))["checkpoint_results"]), default=0)
+
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.setdefault("rc", train_hand.run(cfg)))
+    thread.start()
+    deadline = time.monotonic() + 300
+    while (committed := committed_step()) < 2:  # kill a worker once a checkpoint on S3 is committed
+        assert thread.is_alive() and time.monotonic() < deadline, "no committed checkpoint on S3 in time"
+        time.sleep(0.2)
+        fs.invalidate_cache()
+    pids = ray_train_worker_pids()
+    assert len(pids) == 2
+    os.kill(pids[-1], signal.SIGKILL)
+    thread.join(600)
+    assert outcome.get("rc") == 0
+    steps = [s for s, _ in history(uri, "s3-run", "loss")]
+    assert steps[-1] == 8 and set(steps) == set(range(1, 9))
+    resumed = history(uri, "s3-run", "resumed_from_step")
+    assert resumed and resumed[0][1] >= committed  # the worker group restarted from the committed checkpoint, not from scratch
+    fs.invalidate_cache()
+    assert checkpoints()[-1] == "step_00000008"
+
+    # starting the same run name again continues from its latest checkpoint, in the same MLflow run
+    cfg.train.steps = 10
+    assert train_hand.run(cfg) == 0
+    assert history(uri, "s3-run", "resumed_from_step")[-1] == (8, 8.0)
+    assert [s for s, _ in history(uri, "s3-run", "loss")][-2:] == [9, 10]
+    client = MlflowClient(uri)
+    assert len(client.search_runs([client.get_experiment_by_name("handdiff-train-hand").experiment_id])) == 1
+    fs.invalidate_cache()
+    assert checkpoints()[-1] == "step_00000010"
