@@ -7,7 +7,7 @@ import sys
 
 from benchmarks.report import print_table
 
-SUITES = ("readers", "annotate")
+SUITES = ("readers", "annotate", "train_hand")
 
 
 def main(argv: list[str]) -> int:

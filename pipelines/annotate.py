@@ -44,7 +44,7 @@ from handdiff.data.work_rows import OUTPUTS
 from handdiff.provenance import code_version
 from handdiff.tracking import tracked_run
 from handdiff.viz import annotated_tile, contact_sheet
-from pipelines.job import JobConfig, TrackingConfig, init_ray, parse_job_config, setup_logging
+from pipelines.job import JobConfig, TrackingConfig, run_job
 from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
 from pipelines.sources import Source
 
@@ -218,12 +218,7 @@ def annotate_dataset(cfg: Config, name: str, spec: DatasetSpec) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    cfg = parse_job_config(Config, argv, job="annotate", doc=__doc__)
-    if cfg is None:
-        return 0
-    setup_logging()
-    init_ray(cfg.ray)
-    return run(cfg)
+    return run_job(Config, run, argv, job="annotate", doc=__doc__)
 
 
 def run(cfg: Config) -> int:

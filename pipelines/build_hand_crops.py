@@ -35,7 +35,7 @@ from handdiff.data.work_rows import OUTPUTS
 from handdiff.provenance import code_version
 from handdiff.tracking import tracked_run
 from handdiff.viz import contact_sheet
-from pipelines.job import JobConfig, TrackingConfig, init_ray, parse_job_config, setup_logging
+from pipelines.job import JobConfig, TrackingConfig, run_job
 from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
 
 log = logging.getLogger("handdiff.build_hand_crops")
@@ -72,6 +72,22 @@ class Config(JobConfig):
     """Precompute VAE latents and text embeddings (beyond the paper: faster training, fixed pixels)."""
     index_rows_per_file: int = 64
     contact_sheet_crops: int = 24
+
+
+def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
+    """The crop set of the embedded default, from the demo's annotations (pipelines/configs/build_hand_crops_demo.yaml)."""
+    annotated = storage.join(workdir, "annotated")
+    return Config(
+        ray={"num_cpus": 8},
+        tracking=tracking or TrackingConfig(run_name="build-hand-crops-demo"),
+        sources={"interhand26m": {"path": storage.join(annotated, "interhand26m")},
+                 "reinterhand": {"path": storage.join(annotated, "reinterhand")},
+                 "hagrid": {"path": storage.join(annotated, "hagrid"), "count": 20, "stratify_by": "gesture"}},  # fmt: skip
+        output=storage.join(workdir, "hand_crops"),
+        size=128,
+        tasks={"batch_size": 8, "num_cpus": 0.5, "concurrency": 2},
+        index_rows_per_file=8,
+    )
 
 
 def select(cfg: Config) -> tuple[list[dict], dict]:
@@ -147,12 +163,7 @@ def run(cfg: Config) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    cfg = parse_job_config(Config, argv, job="build-hand-crops", doc=__doc__)
-    if cfg is None:
-        return 0
-    setup_logging()
-    init_ray(cfg.ray)
-    return run(cfg)
+    return run_job(Config, run, argv, job="build-hand-crops", doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """What every entrypoint shares: the common config sections, argument parsing, and
-the Ray and logging set-up. Each ``pipelines/<job>.py`` has the same shape::
+the Ray and logging set-up. Each Ray job ``pipelines/<job>.py`` has the same shape::
 
-    def main(argv=None) -> int:
-        cfg = parse_job_config(MyConfig, argv, doc=__doc__)   # config
-        init_ray(cfg.ray)                                    # set up
-        with tracked_run(...):                               # run
-            ...
-        print(summary)                                       # report
+    class Config(JobConfig): ...                 # its typed config
+
+    def run(cfg: Config) -> int:                 # run (in an MLflow run) and report
+        ...
+
+    def main(argv=None) -> int:                  # parse config -> set up -> run
+        return run_job(Config, run, argv, job="<job>", doc=__doc__)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -118,6 +119,16 @@ def _shown(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def run_job(config_cls: type[C], run: Callable[[C], int], argv: Sequence[str] | None, *, job: str, doc: str | None) -> int:
+    """Parse the config, set up logging and Ray, run the job; its exit code."""
+    cfg = parse_job_config(config_cls, argv, job=job, doc=doc)
+    if cfg is None:
+        return 0
+    setup_logging()
+    init_ray(cfg.ray)
+    return run(cfg)
 
 
 def setup_logging(level: int = logging.INFO) -> None:

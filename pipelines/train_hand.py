@@ -41,7 +41,7 @@ from handdiff.data.hand_crops import HAND_CROP_SCHEMA
 from handdiff.data.parts import part_uris, read_parts
 from handdiff.provenance import code_version
 from handdiff.tracking import tracked_run
-from pipelines.job import JobConfig, TrackingConfig, init_ray, parse_job_config, setup_logging
+from pipelines.job import JobConfig, TrackingConfig, run_job
 from pipelines.ray_stages import TaskResources, files_dataset, map_tasks
 
 log = logging.getLogger("handdiff.train_hand")
@@ -144,6 +144,23 @@ class Config(JobConfig):
     @property
     def worker_batch(self) -> int:
         return self.train.batch_size // (self.scaling.workers * self.train.grad_accumulation)
+
+
+def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
+    """Stage-1 training of the embedded default: the demo's crops, the tiny zoo, 2 CPU workers,
+    a few steps (pipelines/configs/train_hand_demo.yaml)."""
+    return Config(
+        ray={"num_cpus": 8},
+        tracking=tracking or TrackingConfig(run_name="train-hand-demo"),
+        data={"path": storage.join(workdir, "hand_crops"), "validation_crops": 2, "shuffle_buffer": 16,
+              "tasks": {"batch_size": 8, "num_cpus": 0.5, "concurrency": 2}},  # fmt: skip
+        model={"base": storage.join(workdir, "zoo", "sd15")},
+        train={"steps": 8, "batch_size": 4, "lr": 1e-4, "warmup_steps": 2, "mixed_precision": "no", "gradient_checkpointing": False},
+        scaling={"workers": 2},
+        checkpoint={"storage_path": storage.join(workdir, "train_hand"), "every_steps": 4},
+        logging={"every_steps": 1, "sample_every_steps": 8, "sample_inference_steps": 4},
+        registered_model="handdiff-hand-generator-demo",
+    )
 
 
 # ----------------------------------------------------------------------------- workers
@@ -395,12 +412,7 @@ def run(cfg: Config) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    cfg = parse_job_config(Config, argv, job="train-hand", doc=__doc__)
-    if cfg is None:
-        return 0
-    setup_logging()
-    init_ray(cfg.ray)
-    return run(cfg)
+    return run_job(Config, run, argv, job="train-hand", doc=__doc__)
 
 
 if __name__ == "__main__":

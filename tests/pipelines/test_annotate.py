@@ -23,7 +23,6 @@ from handdiff import storage
 from handdiff.annotation.masks import decode_rle, expand_box
 from handdiff.assets.sample_data import build_sample_data, read_manifest, write_hagrid
 from handdiff.assets.tiny_zoo import SAM_ARCH, model_locations
-from handdiff.config import load_config
 from handdiff.data import keypoints as kp
 from handdiff.data.images import load_image
 from handdiff.data.parts import part_uris, read_parts, written_ids
@@ -31,7 +30,7 @@ from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA, ERROR_SCHEMA, keypoints_from_column
 from handdiff.models.loading import load_sam
 from pipelines import annotate
-from pipelines.job import CONFIG_DIR, TrackingConfig
+from pipelines.job import TrackingConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 TABLES = ("records", "errors", "filtered")
@@ -43,11 +42,6 @@ def outputs(out: str) -> dict[str, list[dict]]:
 
 def entry_ids(cfg: annotate.Config, name: str) -> list[str]:
     return [e["image_id"] for e in open_reader(**cfg.datasets[name].source.model_dump()).entries()]
-
-
-def test_demo_config_file_matches_the_demo_config():
-    shipped = load_config(annotate.Config, str(CONFIG_DIR / "annotate_demo.yaml"))
-    assert shipped.model_dump(exclude={"tracking"}) == annotate.demo_config("runs/demo").model_dump(exclude={"tracking"})
 
 
 def test_rows_in_equal_records_plus_errors_plus_filtered(annotated):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,11 @@ def test_shipped_config_loads(path: Path):
 @pytest.mark.parametrize("job", [j for j in JOBS if j != "assets"])
 def test_every_config_job_has_a_default_config(job):
     assert default_config_path(job).exists()
+
+
+@pytest.mark.parametrize("job", ["annotate", "build-hand-crops", "train-hand"])
+def test_demo_config_files_match_the_demo_configs(job):
+    """The shipped *_demo.yaml files say what `make demo` runs (for workdir runs/demo)."""
+    module = importlib.import_module(JOBS[job][0])
+    shipped = load_config(module.Config, str(CONFIG_DIR / f"{job.replace('-', '_')}_demo.yaml"))
+    assert shipped.model_dump(exclude={"tracking"}) == module.demo_config("runs/demo").model_dump(exclude={"tracking"})

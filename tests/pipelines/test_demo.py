@@ -35,10 +35,22 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys):
         assert annotate_run.data.metrics[f"{name}.records"] > 0
         assert (tmp_path / "demo" / "annotated" / name / "records").is_dir()
 
-    # a second demo reuses the zoo and the annotations, and continues the same MLflow runs
+    # then the hand crops are built and stage 1 trains for a few steps, each in its job's experiment
+    (crops_run,) = client.search_runs([client.get_experiment_by_name("handdiff-build-hand-crops").experiment_id])
+    assert crops_run.data.metrics["records"] > 0 and (tmp_path / "demo" / "hand_crops" / "records").is_dir()
+    (train_run,) = client.search_runs([client.get_experiment_by_name("handdiff-train-hand").experiment_id])
+    assert [m.step for m in client.get_metric_history(train_run.info.run_id, "loss")] == list(range(1, 9))
+    assert client.search_model_versions("name = 'handdiff-hand-generator-demo'")
+    assert (tmp_path / "demo" / "train_hand" / "demo-train-hand" / "final_model" / "unet").is_dir()
+
+    # a second demo reuses what the first wrote and continues the same MLflow runs
     assert demo.main(argv) == 0
     out = capsys.readouterr().out
     assert "(reused" in out
     assert len(client.search_runs([experiment.experiment_id])) == 1
     (again,) = client.search_runs([client.get_experiment_by_name("handdiff-annotate").experiment_id])
     assert again.info.run_id == annotate_run.info.run_id and again.data.metrics["hagrid.resumed_from"] == 37
+    (crops_again,) = client.search_runs([client.get_experiment_by_name("handdiff-build-hand-crops").experiment_id])
+    assert crops_again.data.metrics["resumed_from"] == crops_run.data.metrics["rows_in"]
+    (train_again,) = client.search_runs([client.get_experiment_by_name("handdiff-train-hand").experiment_id])
+    assert [m.step for m in client.get_metric_history(train_again.info.run_id, "loss")] == list(range(1, 9))  # already done
