@@ -16,11 +16,11 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from benchmarks.report import Figure
-from handdiff.annotation.masks import encode_rle
 from handdiff.assets.tiny_zoo import build_tiny_zoo, model_locations
 from handdiff.data.hand_crops import HAND_CROP_SCHEMA
 from handdiff.data.images import encode_image
 from handdiff.data.parts import write_part
+from handdiff.data.rle import encode_rle
 from handdiff.training.hand_batches import hand_crop_batch
 from pipelines import train_hand
 from pipelines.job import RayConfig, TrackingConfig, init_ray

@@ -27,11 +27,12 @@ from pydantic import Field
 
 from handdiff import storage
 from handdiff.config import StrictModel
-from handdiff.data.crop_stages import EncodeCrops, crop_records, write_crops
+from handdiff.data.crop_stages import crop_records, write_crops
 from handdiff.data.hand_crops import HAND_CROP_SCHEMA, share, stratified_sample
 from handdiff.data.images import decode_image
 from handdiff.data.parts import check_conservation, index_rows, part_uris, read_part, read_parts, write_index, written_ids
 from handdiff.data.work_rows import OUTPUTS
+from handdiff.models.encoders import EncodeCrops
 from handdiff.provenance import code_version
 from handdiff.tracking import tracked_run
 from handdiff.viz import contact_sheet
@@ -48,6 +49,9 @@ class CropSource(StrictModel):
     """How many of its images to use (all by default, or when it has fewer)."""
     stratify_by: Literal["gesture"] | None = None
     """Keep this column's distribution when sampling (HaGRID: gesture)."""
+    splits: list[str] = Field(default_factory=lambda: ["train"], min_length=1)
+    """Only records of these splits are drawn: training never sees test images (HaGRID's test
+    split is the benchmark; Re:InterHand's test captures are tagged ``test``)."""
 
 
 class Precompute(StrictModel):
@@ -93,18 +97,19 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
 def select(cfg: Config) -> tuple[list[dict], dict]:
     """The index entries of every selected image, and a report of the selection."""
     entries, report = [], {}
-    columns = ["image_id", "gesture", "dataset"]
+    columns = ["image_id", "gesture", "dataset", "split"]
     for name, source in cfg.sources.items():
         parts = part_uris(f"{source.path}/records")
         if not parts:
             raise FileNotFoundError(f"source {name}: no annotated records under {source.path}/records")
-        rows = [{**r, "part": part} for part in parts for r in read_part(part, columns).to_pylist()]
+        every = [{**r, "part": part} for part in parts for r in read_part(part, columns).to_pylist()]
+        rows = [r for r in every if r["split"] in source.splits]
         ids = [r["image_id"] for r in rows]
         strata = [r["gesture"] if source.stratify_by == "gesture" else None for r in rows]
         if source.count and source.count > len(ids):
             log.warning("source %s has %d images, fewer than the %d asked for: using all", name, len(ids), source.count)
         chosen = set(stratified_sample(ids, strata, source.count or len(ids), cfg.seed))
-        report[name] = {"available": len(ids), "selected": len(chosen)}
+        report[name] = {"available": len(ids), "selected": len(chosen), "splits": source.splits, "other_splits": len(every) - len(rows)}
         if source.stratify_by:
             report[name]["share_available"] = share(strata)
             report[name]["share_selected"] = share([s for r, s in zip(rows, strata, strict=True) if r["image_id"] in chosen])
@@ -115,7 +120,7 @@ def select(cfg: Config) -> tuple[list[dict], dict]:
 
 def crop_sheet(output: str, n: int) -> np.ndarray | None:
     """A contact sheet of up to ``n`` crops with their masks tinted red and keypoints drawn."""
-    from handdiff.annotation.masks import decode_rle
+    from handdiff.data.rle import decode_rle
     from handdiff.viz import draw_keypoints, overlay_mask
 
     rows = read_parts(f"{output}/records", schema=HAND_CROP_SCHEMA).slice(0, n).to_pylist()
@@ -157,7 +162,7 @@ def run(cfg: Config) -> int:
             mlflow.log_image(sheet, "contact_sheets/hand_crops.png")
     print(f"\nhand crops under {cfg.output} (MLflow run {active.info.run_id}, experiment {cfg.experiment!r})")
     for name, r in report.items():
-        print(f"  {name:<14} {r['selected']:>7} of {r['available']:>7} images")
+        print(f"  {name:<14} {r['selected']:>7} of {r['available']:>7} images of {'/'.join(r['splits'])} ({r['other_splits']} of other splits left out)")
     print(f"  rows {total} = records {counts['records']} + errors {counts['errors']}; {crops} crops; {summary['images_per_second']:.1f} images/s")
     return 0
 

@@ -46,6 +46,9 @@ class LaionHumanSource(StrictModel):
     root: str
     mapping: str = "mapping_file_training.json"
     split: str = "train"
+    min_person_score: float = Field(0.3, ge=0, le=1)
+    """A pose-file detection counts as a person from this score up (detection score, else the
+    mean keypoint score): HumanSD's files keep weak detections that are not people."""
 
 
 Source = Annotated[HagridSource | InterHandSource | ReInterHandSource | LaionHumanSource, Field(discriminator="dataset")]

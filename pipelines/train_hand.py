@@ -295,8 +295,8 @@ def sample_grid(pipeline, rows: list[dict], sigma: float, logging_cfg: LoggingSe
     the predicted mask, the real mask; one row each. (H, W, 3) uint8."""
     import torch
 
-    from handdiff.annotation.masks import decode_rle
     from handdiff.data.images import decode_image
+    from handdiff.data.rle import decode_rle
     from handdiff.models.conditioning import hand_condition
     from handdiff.viz import contact_sheet, draw_keypoints
 

@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from handdiff.annotation.masks import SamMasker, decode_rle, dilate, encode_rle, expand_box, hand_prompt, person_prompt, rle_area
+from handdiff.annotation.masks import SamMasker, dilate, expand_box, hand_prompt, person_prompt
 from handdiff.data import keypoints as kp
 from handdiff.data.images import ImageError, decode_image, read_image_bytes
-from handdiff.data.work_rows import FILTERED, fail, for_ok_rows, new_row, work_schema, write_outputs
 from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA, KEYPOINTS_TYPE, is_error, keypoints_from_column, to_table
+from handdiff.data.rle import decode_rle, encode_rle, rle_area
+from handdiff.data.work_rows import FILTERED, fail, for_ok_rows, new_row, work_schema, write_outputs
 
 WORK_SCHEMA = work_schema(
     ANNOTATION_SCHEMA,

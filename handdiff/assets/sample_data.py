@@ -454,10 +454,11 @@ def _coco17(points: dict[str, tuple[float, float]]) -> np.ndarray:
     return out
 
 
-def _npz(poses: list[np.ndarray]) -> bytes:
+def _npz(poses: list[np.ndarray], extra: list[dict] = ()) -> bytes:
     buf = io.BytesIO()
-    people = np.empty(len(poses), dtype=object)  # a 1-D object array of dicts, as HumanSD's files hold
-    people[:] = [{"keypoints": p} for p in poses]
+    detections = [{"keypoints": p} for p in poses] + list(extra)
+    people = np.empty(len(detections), dtype=object)  # a 1-D object array of dicts, as HumanSD's files hold
+    people[:] = detections
     np.savez(buf, people)
     return buf.getvalue()
 
@@ -473,7 +474,8 @@ def write_laion_human(root: str, seed: int = 5) -> _Writer:
     rows, mapping = [], {}
     key_no = iter(range(10**6))
 
-    def add(image: np.ndarray | None, poses: list[np.ndarray] | None, prompt: str, data: bytes | None = None, entry_override=None) -> str:
+    def add(image: np.ndarray | None, poses: list[np.ndarray] | None, prompt: str, data: bytes | None = None, entry_override=None,
+            weak: list[dict] = ()) -> str:  # fmt: skip
         key = f"{next(key_no):09d}"
         img_rel, pose_rel = f"images/{shard}/{key}.jpg", f"pose/{shard}/{key}.npz"
         if data is None and image is not None:
@@ -481,7 +483,7 @@ def write_laion_human(root: str, seed: int = 5) -> _Writer:
         if data is not None:
             w.put(img_rel, data)
         if poses is not None:
-            w.put(pose_rel, _npz(poses))
+            w.put(pose_rel, _npz(poses, weak))
         h, wd = image.shape[:2] if image is not None else (0, 0)
         rows.append({"url": f"https://example.com/laion/{key}.jpg", "key": key, "caption": prompt,
                      "status": "success", "width": wd, "height": h})  # fmt: skip
@@ -500,7 +502,10 @@ def write_laion_human(root: str, seed: int = 5) -> _Writer:
         keypoints = figures.person_keypoints(width / 2 + rng.uniform(-30, 30), 20, height * 0.85, raised, gestures, rng)
         image = figures.background(height, width, rng)
         figures.draw_person(image, keypoints, rng)
-        add(image, [keypoints[:17]], f"a person in a {['red', 'blue', 'green'][i % 3]} shirt raising a hand")
+        # the first also holds a weak extra detection (score 0.05), as real HumanSD files do: still one person
+        ghost = [{"keypoints": np.column_stack([rng.uniform(0, width, 17), rng.uniform(0, height, 17), np.full(17, 0.05)]).astype(np.float32),
+                  "score": 0.05}] if i == 0 else []  # fmt: skip
+        add(image, [keypoints[:17]], f"a person in a {['red', 'blue', 'green'][i % 3]} shirt raising a hand", weak=ghost)
     for _ in range(2):  # two people: filtered out downstream
         width, height = 448, 320
         image = figures.background(height, width, rng)

@@ -1,5 +1,6 @@
 """The stages of the hand-crop job (``handdiff build-hand-crops``), Ray-free like the
-annotation stages: functions run as tasks, the optional encoder as a callable class."""
+annotation stages: functions run as tasks (the optional encoder, a model stage, is
+``handdiff.models.encoders.EncodeCrops``)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import json
 from collections import defaultdict
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from handdiff.data.hand_crops import HAND_CROP_SCHEMA, make_crops
-from handdiff.data.images import ImageError, decode_image, load_image
+from handdiff.data.images import ImageError, load_image
 from handdiff.data.parts import read_part
-from handdiff.data.work_rows import fail, for_ok_rows, new_row, work_schema, write_outputs
+from handdiff.data.work_rows import fail, new_row, work_schema, write_outputs
 
 CROP_WORK_SCHEMA = work_schema(HAND_CROP_SCHEMA)
 
@@ -47,43 +47,6 @@ def crop_records(batch: pa.Table, size: int, margin: float, code_version: str) -
                 fail(row, "decode", str(err))
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=CROP_WORK_SCHEMA)
-
-
-class EncodeCrops:
-    """Precompute each crop's VAE latents and each caption's CLIP embedding (float16).
-
-    Beyond the paper, for speed: training then skips the VAE encoder and text encoder
-    (and, since the pixels are fixed, the colour augmentation).
-    """
-
-    def __init__(self, base: str, device: str = "cpu", dtype: str = "float32"):
-        import torch
-
-        from handdiff.models.loading import load_sd_pipeline
-
-        pipe = load_sd_pipeline(base, torch_dtype=getattr(torch, dtype))
-        self.vae, self.text_encoder, self.tokenizer = pipe.vae.to(device).eval(), pipe.text_encoder.to(device).eval(), pipe.tokenizer
-        self.device, self.dtype = device, getattr(torch, dtype)
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        import torch
-
-        def encode(rows):
-            if not rows:
-                return
-            with torch.inference_mode():
-                ids = self.tokenizer([r["caption"] for r in rows], padding="max_length", max_length=self.tokenizer.model_max_length,
-                                     truncation=True, return_tensors="pt").input_ids.to(self.device)  # fmt: skip
-                text = self.text_encoder(ids)[0].to(torch.float16).cpu().numpy()
-                for row, embedding in zip(rows, text, strict=True):
-                    row["text_embedding"] = embedding.tobytes()
-                    images = np.stack([decode_image(c["image"]) for c in row["crops"]])
-                    pixels = torch.as_tensor(images, device=self.device).permute(0, 3, 1, 2).to(self.dtype) / 127.5 - 1
-                    latents = self.vae.encode(pixels).latent_dist.mode() * self.vae.config.scaling_factor
-                    for crop, latent in zip(row["crops"], latents.to(torch.float16).cpu().numpy(), strict=True):
-                        crop["latents"] = latent.tobytes()
-
-        return for_ok_rows(batch, encode, CROP_WORK_SCHEMA)
 
 
 def write_crops(batch: pa.Table, output: str) -> pa.Table:

@@ -1,8 +1,9 @@
 """The stage-1 training set: square hand crops with their keypoints, mask and caption (SPEC 3.4).
 
 Crop rule: a square around a hand's box grown by ``margin`` of its longer side on
-every edge; when the two hands' boxes intersect, one square holds both, otherwise
-each hand gets its own. A row keeps every candidate crop of its image, so that the
+every edge (``handdiff.data.framing``); when the two hands' boxes intersect, one square
+holds both, otherwise each hand gets its own. Whatever hand falls inside a square gets
+its keypoints and its mask there, whichever hand the square was planned around. A row keeps every candidate crop of its image, so that the
 paper's "one hand at random" is drawn when the set is read, anew each epoch. Crops
 are resized to ``size`` x ``size``; what falls outside the image is black.
 
@@ -13,7 +14,6 @@ distribution (stratified sampling).
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
@@ -21,17 +21,18 @@ import cv2
 import numpy as np
 import pyarrow as pa
 
-from handdiff.annotation.masks import decode_rle, encode_rle
 from handdiff.data import keypoints as kp
+from handdiff.data.framing import crop_square, points_to_square, square_around
 from handdiff.data.images import encode_image
 from handdiff.data.records import RLE_TYPE
+from handdiff.data.rle import decode_rle, encode_rle
 
 CROP_TYPE = pa.struct(
     [
         pa.field("image", pa.binary()),  # JPEG, size x size RGB
         pa.field("keypoints", pa.list_(pa.float32())),  # 126 floats: 42 x (x_px, y_px, score) in the crop; left hand, then right
         pa.field("mask", RLE_TYPE),  # the cropped hands' mask, size x size
-        pa.field("sides", pa.list_(pa.string())),  # the hands in this crop
+        pa.field("sides", pa.list_(pa.string())),  # the hands in this crop (planned around or brought in by the margin)
         pa.field("box", pa.list_(pa.float32())),  # [x0, y0, side] of the square in the source image, px
         pa.field("latents", pa.binary()),  # optional: VAE latents, float16 (4, size/8, size/8) * scaling factor
     ]
@@ -63,15 +64,9 @@ def _intersects(a, b) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
-def square_around(box: list[float], margin: float, min_side: float = 1.0) -> tuple[float, float, float]:
-    """``[x, y, w, h]`` -> the square ``(x0, y0, side)`` centred on it, grown by ``margin`` of its longer side per edge."""
-    x, y, w, h = box
-    side = max(max(w, h) * (1 + 2 * margin), min_side)
-    return x + w / 2 - side / 2, y + h / 2 - side / 2, side
-
-
 def plan_crops(boxes: list[list[float]], sides: list[str], margin: float, min_side: float = 16.0) -> list[CropPlan]:
-    """The candidate crops of one image (see the module docstring)."""
+    """The candidate crops of one image (see the module docstring). ``sides`` of a plan are the
+    hands it was planned around; ``make_crops`` adds any other hand that falls inside."""
     if len(boxes) == 2 and _intersects(boxes[0], boxes[1]):
         x0 = min(b[0] for b in boxes)
         y0 = min(b[1] for b in boxes)
@@ -81,51 +76,34 @@ def plan_crops(boxes: list[list[float]], sides: list[str], margin: float, min_si
     return [CropPlan(*square_around(box, margin, min_side), (side,)) for box, side in zip(boxes, sides, strict=True)]
 
 
-def crop_square(image: np.ndarray, x0: float, y0: float, side: float, size: int, interpolation: int | None = None) -> np.ndarray:
-    """The square ``(x0, y0, side)`` of ``image`` (H, W[, C]) resized to ``size``; outside is 0."""
-    left, top, n = int(math.floor(x0)), int(math.floor(y0)), max(1, int(round(side)))
-    h, w = image.shape[:2]
-    out = np.zeros((n, n, *image.shape[2:]), image.dtype)
-    sx0, sy0, sx1, sy1 = max(left, 0), max(top, 0), min(left + n, w), min(top + n, h)
-    if sx1 > sx0 and sy1 > sy0:
-        out[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = image[sy0:sy1, sx0:sx1]
-    if interpolation is None:
-        interpolation = cv2.INTER_AREA if n > size else cv2.INTER_LINEAR
-    return cv2.resize(out, (size, size), interpolation=interpolation)
-
-
 def crop_keypoints(keypoints: np.ndarray, plan: CropPlan, size: int) -> np.ndarray:
-    """(42, 3) crop keypoints of the hands in ``plan`` (others absent), from (133, 3) image keypoints.
+    """(42, 3) crop keypoints, left hand then right, from (133, 3) image keypoints.
 
-    Coordinates follow ``crop_square``'s pixel grid; points outside the crop score 0.
+    Every hand is mapped, whichever the crop was planned around: a hand that the margin
+    brings into the crop keeps its points there; points outside the crop score 0.
     """
-    out = np.zeros((42, 3), np.float32)
-    scale = size / max(1, int(round(plan.side)))
-    left, top = math.floor(plan.x0), math.floor(plan.y0)
-    for offset, side in ((0, "left"), (21, "right")):
-        if side not in plan.sides:
-            continue
-        hand = keypoints[kp.hand_slice(side)]
-        xy = (hand[:, :2] - [left, top]) * scale
-        inside = (xy >= 0).all(1) & (xy < size).all(1) & (hand[:, 2] > 0)
-        out[offset : offset + 21] = np.column_stack([xy, np.where(inside, hand[:, 2], 0)])
-    return out
+    return points_to_square(keypoints[kp.HANDS], plan.x0, plan.y0, plan.side, size)
 
 
 def make_crops(record: dict, image: np.ndarray, size: int, margin: float, jpeg_quality: int = 95) -> list[dict]:
-    """The candidate crops (``CROP_TYPE`` dicts) of one annotated record and its decoded image."""
+    """The candidate crops (``CROP_TYPE`` dicts) of one annotated record and its decoded image.
+
+    Each crop's keypoints and mask hold every hand inside it (SPEC 3.4), and ``sides``
+    names them: a second hand that the margin brings in is a hand, not background.
+    """
     keypoints = np.asarray(record["keypoints"], np.float32).reshape(kp.NUM_KEYPOINTS, 3)
-    masks = {side: decode_rle(rle) for side, rle in zip(record["hand_sides"], record["hand_masks"], strict=True)}
+    hands = np.zeros(image.shape[:2], np.uint8)
+    for rle in record["hand_masks"]:
+        hands |= decode_rle(rle)
     crops = []
     for plan in plan_crops(record["hand_boxes"], record["hand_sides"], margin):
-        mask = np.zeros(image.shape[:2], bool)
-        for side in plan.sides:
-            mask |= masks[side]
-        crop_mask = crop_square(mask.astype(np.uint8), plan.x0, plan.y0, plan.side, size, cv2.INTER_NEAREST).astype(bool)
+        points = crop_keypoints(keypoints, plan, size)
+        inside = [side for offset, side in ((0, "left"), (21, "right")) if points[offset : offset + 21, 2].max() > 0]
+        crop_mask = crop_square(hands, plan.x0, plan.y0, plan.side, size, cv2.INTER_NEAREST).astype(bool)
         crops.append({
             "image": encode_image(crop_square(image, plan.x0, plan.y0, plan.side, size), quality=jpeg_quality),
-            "keypoints": crop_keypoints(keypoints, plan, size).reshape(-1), "mask": encode_rle(crop_mask),
-            "sides": list(plan.sides), "box": [plan.x0, plan.y0, plan.side], "latents": None,
+            "keypoints": points.reshape(-1), "mask": encode_rle(crop_mask),
+            "sides": sorted(set(plan.sides) | set(inside), key=kp.SIDES.index), "box": [plan.x0, plan.y0, plan.side], "latents": None,
         })  # fmt: skip
     return crops
 

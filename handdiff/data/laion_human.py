@@ -30,8 +30,8 @@ from handdiff.data.records import error_row, source_row
 class LaionHumanReader(Reader):
     dataset = "laion_human"
 
-    def __init__(self, root: str, mapping: str = "mapping_file_training.json", split: str = "train"):
-        self.root, self.mapping, self.split = root, mapping, split
+    def __init__(self, root: str, mapping: str = "mapping_file_training.json", split: str = "train", min_person_score: float = 0.3):
+        self.root, self.mapping, self.split, self.min_person_score = root, mapping, split, min_person_score
 
     def _shard_rows(self) -> dict[str, dict[str, Any]]:
         """key -> img2dataset row (url, width, height, ...) from every ``images/*.parquet``."""
@@ -71,13 +71,14 @@ class LaionHumanReader(Reader):
             }
 
     def _record(self, entry: dict[str, Any]) -> dict[str, Any]:
-        people = _load_people(entry["pose_uri"])
+        detections = _load_people(entry["pose_uri"])
+        # HumanSD's files keep every detection, however weak (a release file holds 9, one at
+        # score 0.05): only confident ones are people, and "the" person is the most confident
+        people = [(score, points) for score, points in detections if score >= self.min_person_score]
         keypoints = None
         if people:
-            # the canonical record holds one person: the most completely detected one
-            best = max(people, key=lambda p: (p[:, 2] > 0).sum())
             keypoints = kp.empty_keypoints()
-            keypoints[kp.BODY] = best
+            keypoints[kp.BODY] = max(people, key=lambda p: p[0])[1]
         return source_row(
             entry["image_id"], self.dataset, self.split, entry["image_uri"],
             width=entry["width"], height=entry["height"], keypoints=keypoints,
@@ -86,8 +87,20 @@ class LaionHumanReader(Reader):
         )  # fmt: skip
 
 
-def _load_people(pose_uri: str | None) -> list[np.ndarray]:
-    """Each detected person's (17, 3) COCO keypoints from a HumanSD pose file."""
+def person_score(person: dict) -> float:
+    """A detection's confidence: its own ``score`` (or a 5-element ``bbox``'s last value, as
+    top-down pose estimators write it) where the file has one, else its keypoints' mean score
+    (every detection has 17 non-zero keypoint scores, so their count says nothing)."""
+    if "score" in person:
+        return float(person["score"])
+    box = person.get("bbox")
+    if box is not None and len(box) == 5:
+        return float(box[4])
+    return float(np.mean(np.asarray(person["keypoints"], np.float32).reshape(17, 3)[:, 2]))
+
+
+def _load_people(pose_uri: str | None) -> list[tuple[float, np.ndarray]]:
+    """Each detection's ``(score, (17, 3) COCO keypoints)`` from a HumanSD pose file."""
     if pose_uri is None:
         raise EntryError("missing field 'pose_path'")
     try:
@@ -98,4 +111,4 @@ def _load_people(pose_uri: str | None) -> list[np.ndarray]:
         people = np.load(io.BytesIO(data), allow_pickle=True)["arr_0"]
     except (OSError, ValueError, KeyError) as err:
         raise EntryError(f"cannot read pose file {pose_uri}: {err}") from None
-    return [finite_array(person["keypoints"], (17, 3), "keypoints").astype(np.float32) for person in people]
+    return [(person_score(person), finite_array(person["keypoints"], (17, 3), "keypoints").astype(np.float32)) for person in people]

@@ -26,8 +26,8 @@ class HandGeneratorModel(mlflow.pyfunc.PythonModel):
         import pandas as pd
         import torch
 
-        from handdiff.annotation.masks import decode_rle, encode_rle
         from handdiff.data.images import encode_image
+        from handdiff.data.rle import decode_rle, encode_rle
         from handdiff.models.conditioning import hand_condition
 
         params = params or {}

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from handdiff.annotation.masks import decode_rle
 from handdiff.data.images import decode_image
+from handdiff.data.rle import decode_rle
 from handdiff.training.augment import color_augment
 
 

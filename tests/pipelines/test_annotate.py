@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from segment_anything import SamPredictor
 
 from handdiff import storage
-from handdiff.annotation.masks import decode_rle, expand_box
+from handdiff.annotation.masks import expand_box
 from handdiff.assets.sample_data import build_sample_data, read_manifest, write_hagrid
 from handdiff.assets.tiny_zoo import SAM_ARCH, model_locations
 from handdiff.data import keypoints as kp
@@ -28,6 +28,7 @@ from handdiff.data.images import load_image
 from handdiff.data.parts import part_uris, read_parts, written_ids
 from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA, ERROR_SCHEMA, keypoints_from_column
+from handdiff.data.rle import decode_rle
 from handdiff.models.loading import load_sam
 from pipelines import annotate
 from pipelines.job import TrackingConfig

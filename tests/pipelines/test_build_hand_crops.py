@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from handdiff import storage
-from handdiff.annotation.masks import decode_rle
 from handdiff.data.hand_crops import HAND_CROP_SCHEMA
 from handdiff.data.images import decode_image
 from handdiff.data.parts import part_uris, read_parts
 from handdiff.data.records import ANNOTATION_SCHEMA, ERROR_SCHEMA
+from handdiff.data.rle import decode_rle
 from pipelines import build_hand_crops
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]

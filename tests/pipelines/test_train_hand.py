@@ -13,6 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from handdiff import storage
+from handdiff.data.images import decode_image
 from handdiff.models.hand_pipeline import HandGenerationPipeline
 from pipelines import build_hand_crops, train_hand
 from pipelines.job import TrackingConfig
@@ -60,6 +61,16 @@ def test_two_workers_lower_the_loss_on_a_tiny_set_and_log_everything(ray_session
     assert version.run_id == run.info.run_id
     final = HandGenerationPipeline.from_pretrained(run.data.params["final_model"])
     assert final.generator.unet.config.in_channels == 15
+    # the registered model generates hands and masks through MLflow's own loader
+    import mlflow.pyfunc
+    import pandas as pd
+
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model("models:/hand-overfit/1")
+    keypoints = np.zeros((42, 3), np.float32)
+    keypoints[:21] = np.column_stack([np.linspace(10, 50, 21), np.linspace(10, 50, 21), np.ones(21)])
+    out = model.predict(pd.DataFrame({"caption": ["a hand"], "keypoints": [keypoints.reshape(-1).tolist()]}), params={"size": 64, "steps": 2})
+    assert decode_image(out["image"][0]).shape == (64, 64, 3) and out["mask"][0]["size"] == [64, 64]
     checkpoints = sorted(p.name for p in (tmp_path / "runs" / "overfit").iterdir() if p.name.startswith("step_"))
     assert checkpoints == ["step_00000022", "step_00000024"]  # num_to_keep = 2
 

@@ -8,16 +8,21 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from handdiff.annotation.masks import encode_rle
 from handdiff.annotation.stages import (
-    WORK_SCHEMA, WholeBodyKeypoints, filter_people_and_hands, load_images, table_captions,
-    to_records, write_parts,
+    WORK_SCHEMA,
+    WholeBodyKeypoints,
+    filter_people_and_hands,
+    load_images,
+    table_captions,
+    to_records,
+    write_parts,
 )  # fmt: skip
 from handdiff.assets.sample_data import sample_sources
 from handdiff.data import keypoints as kp
 from handdiff.data.parts import INDEX_SCHEMA, read_parts
 from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA, ERROR_SCHEMA, keypoints_from_column
+from handdiff.data.rle import encode_rle
 from handdiff.data.work_rows import ERROR, FILTERED, OK
 
 

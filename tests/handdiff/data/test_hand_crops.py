@@ -5,10 +5,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from handdiff.annotation.masks import decode_rle, encode_rle
 from handdiff.data import keypoints as kp
-from handdiff.data.hand_crops import crop_keypoints, crop_square, make_crops, plan_crops, square_around, stratified_sample
+from handdiff.data.framing import crop_square, square_around
+from handdiff.data.hand_crops import crop_keypoints, make_crops, plan_crops, stratified_sample
 from handdiff.data.images import decode_image
+from handdiff.data.rle import decode_rle, encode_rle
 
 
 def test_square_grows_by_the_margin_around_the_box_centre():
@@ -40,20 +41,22 @@ def test_crop_pads_outside_the_image_with_black_and_keypoints_follow_the_pixels(
     assert edge[:10].max() == 0 and edge[:, :10].max() == 0  # outside the image: black
 
 
+def two_hand_record(left_at: tuple[float, float], right_at: tuple[float, float], shape=(120, 160)) -> dict:
+    """An annotated record with two 20-px hands (keypoints on a diagonal, box-shaped masks)."""
+    keypoints = kp.empty_keypoints()
+    masks = []
+    for side, (x, y) in (("left", left_at), ("right", right_at)):
+        keypoints[kp.hand_slice(side)] = np.column_stack([np.linspace(x, x + 20, 21), np.linspace(y, y + 20, 21), np.ones(21)])
+        m = np.zeros(shape, bool)
+        m[int(y) : int(y) + 20, int(x) : int(x) + 20] = True
+        masks.append(encode_rle(m))
+    return {"keypoints": keypoints.reshape(-1), "hand_sides": ["left", "right"], "hand_masks": masks,
+            "hand_boxes": [list(kp.hand_box(keypoints[s][:, :2])) for s in (kp.LEFT_HAND, kp.RIGHT_HAND)]}  # fmt: skip
+
+
 def test_make_crops_from_an_annotated_record():
     image = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
-    keypoints = kp.empty_keypoints()
-    keypoints[kp.LEFT_HAND] = np.column_stack([np.linspace(20, 40, 21), np.linspace(20, 40, 21), np.ones(21)])
-    keypoints[kp.RIGHT_HAND] = np.column_stack([np.linspace(110, 130, 21), np.linspace(70, 90, 21), np.ones(21)])
-    masks = []
-    for side in kp.SIDES:
-        m = np.zeros((120, 160), bool)
-        hand = keypoints[kp.hand_slice(side)]
-        m[int(hand[:, 1].min()) : int(hand[:, 1].max()), int(hand[:, 0].min()) : int(hand[:, 0].max())] = True
-        masks.append(encode_rle(m))
-    record = {"keypoints": keypoints.reshape(-1), "hand_sides": ["left", "right"], "hand_masks": masks,
-              "hand_boxes": [list(kp.hand_box(keypoints[s][:, :2])) for s in (kp.LEFT_HAND, kp.RIGHT_HAND)]}  # fmt: skip
-    crops = make_crops(record, image, 64, 0.25)
+    crops = make_crops(two_hand_record((20, 20), (110, 70)), image, 64, 0.25)
     assert [c["sides"] for c in crops] == [["left"], ["right"]]
     for crop in crops:
         assert decode_image(crop["image"]).shape == (64, 64, 3)
@@ -62,6 +65,21 @@ def test_make_crops_from_an_annotated_record():
         points = np.asarray(crop["keypoints"]).reshape(42, 3)
         scored = points[points[:, 2] > 0, :2]
         assert len(scored) == 21 and (scored >= 0).all() and (scored < 64).all()
+
+
+def test_a_second_hand_inside_a_one_hand_crop_gets_its_keypoints_and_mask():
+    # boxes 20 px apart (no intersection); a 50 % margin makes each square 40 px, reaching the other hand
+    image = np.zeros((120, 160, 3), np.uint8)
+    record = two_hand_record((40, 40), (62, 40))
+    assert len(plan_crops(record["hand_boxes"], record["hand_sides"], 0.5)) == 2
+    left_crop = make_crops(record, image, 80, 0.5)[0]
+    assert left_crop["sides"] == ["left", "right"]
+    points = np.asarray(left_crop["keypoints"]).reshape(42, 3)
+    assert (points[:21, 2] > 0).all() and 0 < (points[21:, 2] > 0).sum() < 21  # part of the right hand is inside
+    mask = decode_rle(left_crop["mask"])
+    for x, y, score in points[21:]:
+        if score > 0 and x < 78:  # right-hand points inside the crop lie on mask, not background
+            assert mask[int(y), int(x) + 1]
 
 
 def test_stratified_sampling_keeps_shares_is_seeded_and_never_repeats():

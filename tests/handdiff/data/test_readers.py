@@ -19,8 +19,8 @@ from handdiff.data.reading import DatasetNotFound
 from handdiff.data.records import ERROR_SCHEMA, SOURCE_SCHEMA, keypoints_from_column, split_rows, to_table
 
 
-def read(sample_data: str, name: str):
-    return split_rows(open_reader(**sample_sources(sample_data)[name]))
+def read(sample_data: str, name: str, **options):
+    return split_rows(open_reader(**{**sample_sources(sample_data)[name], **options}))
 
 
 def test_every_record_fits_the_schema_and_ids_are_unique(sample_data):
@@ -259,7 +259,8 @@ def test_laion_human_people_prompts_and_provenance(sample_data):
     records, errors = read(sample_data, "laion_human")
     bad = {e["image_id"] for e in read_manifest(sample_data)["bad_entries"]}
     counts = Counter(r["person_count"] for r in records)
-    assert counts[2] == 2 and counts[0] == 1 and counts[1] >= 10
+    assert counts[2] == 2 and counts[1] >= 10
+    assert counts[0] == 3  # the empty room, and two all-zero poses (score 0: no person)
     photos = [r for r in records if r["caption"].startswith("portrait photo")]
     assert len(photos) == 2
     for r in records:
@@ -268,6 +269,11 @@ def test_laion_human_people_prompts_and_provenance(sample_data):
             assert source["url"].endswith(f"{source['key']}.jpg")
             keypoints = keypoints_from_column(r["keypoints"])
             assert keypoints[kp.BODY, 2].max() > 0 and keypoints[17:, 2].sum() == 0
+    # a file with a weak extra detection (score 0.05) holds one person, the confident one
+    weak = next(r for r in records if r["image_id"].endswith("000000003.jpg"))
+    assert weak["person_count"] == 1 and keypoints_from_column(weak["keypoints"])[kp.BODY, 2].min() > 0.05
+    strict = {r["image_id"]: r for r in read(sample_data, "laion_human", min_person_score=0.0)[0]}
+    assert strict[weak["image_id"]]["person_count"] == 2
     missing = [e for e in errors if e["image_id"].endswith("#000000017")]
     assert missing and missing[0]["reason"] == "missing field 'img_path'"
 

@@ -5,9 +5,9 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 
-from handdiff.annotation.masks import encode_rle
 from handdiff.data.hand_crops import HAND_CROP_SCHEMA
 from handdiff.data.images import encode_image
+from handdiff.data.rle import encode_rle
 from handdiff.training.augment import color_augment
 from handdiff.training.hand_batches import drop_captions, hand_crop_batch
 
