@@ -15,7 +15,8 @@ JOBS: dict[str, tuple[str, str]] = {
     "annotate": ("pipelines.annotate", "annotate datasets on Ray Data: keypoints, hand/person masks, captions -> Parquet"),
     "assets": ("pipelines.assets", "build the tiny model zoo or the sample datasets (assets {tiny-zoo,sample-data} --out DIR)"),
     "build-hand-crops": ("pipelines.build_hand_crops", "stage-1 training set: hand crops, per-finger keypoints, masks, captions -> Parquet"),
-    "train-hand": ("pipelines.train_hand", "train the stage-1 hand generator (11-channel UNet + mask head) on Ray Train"),
+    "train-hand": ("pipelines.train_hand", "train the stage-1 hand generator (UNet with 4 + 11 input channels, mask head) on Ray Train"),
+    "build-outpaint-set": ("pipelines.build_outpaint_set", "stage-2 training set: framed people, hands-only canvases, hand masks, OpenPose skeletons -> Parquet"),
     "demo": ("pipelines.demo", "run the embedded default end to end: tiny models, sample data, local Ray and MLflow"),
 }
 

@@ -135,3 +135,19 @@ def hand_crops(annotated, tmp_path_factory):
     )  # fmt: skip
     assert build_hand_crops.run(cfg) == 0
     return cfg
+
+
+@pytest.fixture(scope="session")
+def outpaint_set(annotated, tmp_path_factory):
+    """The stage-2 set (64-pixel squares) built from the session's annotated LAION-Human and HaGRID."""
+    from pipelines import build_outpaint_set
+    from pipelines.job import TrackingConfig
+
+    out = tmp_path_factory.mktemp("outpaint")
+    cfg = build_outpaint_set.Config(
+        tracking=TrackingConfig(run_name="outpaint-test", tracking_uri=annotated.tracking.tracking_uri),
+        sources={name: {"path": f"{annotated.output}/{name}"} for name in ("laion_human", "hagrid")},
+        output=str(out / "set"), size=64, tasks={"batch_size": 8, "num_cpus": 0.5, "concurrency": 2}, index_rows_per_file=8,
+    )  # fmt: skip
+    assert build_outpaint_set.run(cfg) == 0
+    return cfg

@@ -8,13 +8,11 @@ paper's "one hand at random" is drawn when the set is read, anew each epoch. Cro
 are resized to ``size`` x ``size``; what falls outside the image is black.
 
 Sources are mixed by counts (the paper: 60,000 InterHand2.6M + 56,500 Re:InterHand +
-76,800 HaGRID), sampled without replacement with a seed; HaGRID keeps its gesture
-distribution (stratified sampling).
+76,800 HaGRID) by ``handdiff.data.selection``.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import cv2
@@ -106,29 +104,3 @@ def make_crops(record: dict, image: np.ndarray, size: int, margin: float, jpeg_q
             "sides": sorted(set(plan.sides) | set(inside), key=kp.SIDES.index), "box": [plan.x0, plan.y0, plan.side], "latents": None,
         })  # fmt: skip
     return crops
-
-
-def stratified_sample(ids: list[str], strata: list[str | None], count: int, seed: int) -> list[str]:
-    """``count`` of ``ids`` without replacement, each stratum (e.g. gesture) keeping its share
-    (largest-remainder rounding). All of them when ``count`` >= len(ids)."""
-    if count >= len(ids):
-        return list(ids)
-    rng = np.random.default_rng(seed)
-    groups: dict[str | None, list[str]] = defaultdict(list)
-    for image_id, stratum in zip(ids, strata, strict=True):
-        groups[stratum].append(image_id)
-    keys = sorted(groups, key=str)
-    exact = {k: count * len(groups[k]) / len(ids) for k in keys}
-    quota = {k: int(exact[k]) for k in keys}
-    for k in sorted(keys, key=lambda k: exact[k] - quota[k], reverse=True)[: count - sum(quota.values())]:
-        quota[k] += 1
-    chosen = []
-    for k in keys:
-        chosen += list(rng.choice(sorted(groups[k]), size=quota[k], replace=False))
-    return chosen
-
-
-def share(values: list[str | None]) -> dict[str, float]:
-    """Each value's fraction of ``values`` (for reporting gesture distributions)."""
-    counts = Counter(str(v) for v in values)
-    return {k: n / len(values) for k, n in sorted(counts.items())}

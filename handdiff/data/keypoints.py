@@ -91,3 +91,26 @@ def hand_box(points: np.ndarray, scores: np.ndarray | None = None, min_score: fl
     x0, y0 = xy.min(0)
     x1, y1 = xy.max(0)
     return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
+
+
+# --- COCO-WholeBody -> OpenPose 18 (the body layout the OpenPose ControlNet was trained on) --
+OPENPOSE18_NAMES = (
+    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
+    "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear",
+)  # fmt: skip
+
+
+def to_openpose18(keypoints: np.ndarray) -> np.ndarray:
+    """(133, 3) canonical keypoints -> (18, 3) OpenPose body points (x_px, y_px, score).
+
+    The neck, which COCO lacks, is the shoulders' midpoint, scored by the weaker shoulder
+    (absent unless both are present).
+    """
+    out = np.zeros((18, 3), np.float32)
+    for i, name in enumerate(OPENPOSE18_NAMES):
+        if name != "neck":
+            out[i] = keypoints[BODY_INDEX[name]]
+    left, right = keypoints[BODY_INDEX["left_shoulder"]], keypoints[BODY_INDEX["right_shoulder"]]
+    if left[2] > 0 and right[2] > 0:
+        out[1] = ((left[0] + right[0]) / 2, (left[1] + right[1]) / 2, min(left[2], right[2]))
+    return out

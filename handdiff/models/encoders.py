@@ -8,12 +8,14 @@ pass through untouched.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 import pyarrow as pa
-from handdiff.data.outpaint import OUTPAINT_SCHEMA
 
 from handdiff.data.hand_crops import HAND_CROP_SCHEMA
 from handdiff.data.images import decode_image
+from handdiff.data.outpaint import OUTPAINT_SCHEMA
 from handdiff.data.work_rows import for_ok_rows, work_schema
 
 
@@ -48,43 +50,43 @@ class SDEncoders:
             return latents.to(torch.float16).cpu().numpy()
 
 
-class EncodeCrops:
+class _EncodeRows(ABC):
+    """A Ray Data stage over a job's work rows: ``encode(rows)`` fills the ok rows in place."""
+
+    schema: pa.Schema
+
+    def __init__(self, base: str, device: str = "cpu", dtype: str = "float32"):
+        self.encoders = SDEncoders(base, device, dtype)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return for_ok_rows(batch, lambda rows: self.encode(rows) if rows else None, self.schema)
+
+    @abstractmethod
+    def encode(self, rows: list[dict]) -> None:
+        """Fill ``rows`` (the batch's ok work rows, at least one) in place."""
+
+
+class EncodeCrops(_EncodeRows):
     """Hand-crop work rows -> the same rows with ``text_embedding`` and every crop's ``latents``."""
 
     schema = work_schema(HAND_CROP_SCHEMA)
 
-    def __init__(self, base: str, device: str = "cpu", dtype: str = "float32"):
-        self.encoders = SDEncoders(base, device, dtype)
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        def encode(rows: list[dict]) -> None:
-            if not rows:
-                return
-            for row, embedding in zip(rows, self.encoders.text([r["caption"] for r in rows]), strict=True):
-                row["text_embedding"] = embedding.tobytes()
-                latents = self.encoders.latents(np.stack([decode_image(c["image"]) for c in row["crops"]]))
-                for crop, latent in zip(row["crops"], latents, strict=True):
-                    crop["latents"] = latent.tobytes()
-
-        return for_ok_rows(batch, encode, self.schema)
+    def encode(self, rows: list[dict]) -> None:
+        for row, embedding in zip(rows, self.encoders.text([r["caption"] for r in rows]), strict=True):
+            row["text_embedding"] = embedding.tobytes()
+            latents = self.encoders.latents(np.stack([decode_image(c["image"]) for c in row["crops"]]))
+            for crop, latent in zip(row["crops"], latents, strict=True):
+                crop["latents"] = latent.tobytes()
 
 
-class EncodeOutpaint:
+class EncodeOutpaint(_EncodeRows):
     """Outpaint work rows -> the same rows with ``text_embedding``, ``latents`` and ``canvas_latents``."""
 
     schema = work_schema(OUTPAINT_SCHEMA)
 
-    def __init__(self, base: str, device: str = "cpu", dtype: str = "float32"):
-        self.encoders = SDEncoders(base, device, dtype)
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        def encode(rows: list[dict]) -> None:
-            if not rows:
-                return
-            texts = self.encoders.text([r["caption"] for r in rows])
-            images = self.encoders.latents(np.stack([decode_image(r["image"]) for r in rows]))
-            canvases = self.encoders.latents(np.stack([decode_image(r["canvas"]) for r in rows]))
-            for row, text, image, canvas in zip(rows, texts, images, canvases, strict=True):
-                row.update(text_embedding=text.tobytes(), latents=image.tobytes(), canvas_latents=canvas.tobytes())
-
-        return for_ok_rows(batch, encode, self.schema)
+    def encode(self, rows: list[dict]) -> None:
+        texts = self.encoders.text([r["caption"] for r in rows])
+        images = self.encoders.latents(np.stack([decode_image(r["image"]) for r in rows]))
+        canvases = self.encoders.latents(np.stack([decode_image(r["canvas"]) for r in rows]))
+        for row, text, image, canvas in zip(rows, texts, images, canvases, strict=True):
+            row.update(text_embedding=text.tobytes(), latents=image.tobytes(), canvas_latents=canvas.tobytes())

@@ -27,6 +27,16 @@ def test_selected_rows_are_all_cropped_once(hand_crops, annotated):
     assert report["hagrid"]["selected"] == 20 and report["interhand26m"]["selected"] == report["interhand26m"]["available"]
 
 
+def test_only_train_images_are_cropped(hand_crops, annotated):
+    records = read_parts(f"{hand_crops.output}/records", schema=HAND_CROP_SCHEMA)
+    assert set(records.column("split").to_pylist()) == {"train"}
+    report = json.loads(storage.read_text(f"{hand_crops.output}/selection.json"))
+    for name in ("hagrid", "reinterhand"):  # HaGRID's test split and Re:InterHand's test capture are left out
+        annotated_splits = read_parts(f"{annotated.output}/{name}/records", ["split"]).column("split").to_pylist()
+        assert report[name]["other_splits"] == sum(s != "train" for s in annotated_splits) > 0
+        assert report[name]["available"] == annotated_splits.count("train")
+
+
 def test_hagrid_keeps_its_gesture_distribution(hand_crops, annotated):
     report = json.loads(storage.read_text(f"{hand_crops.output}/selection.json"))["hagrid"]
     for gesture, share in report["share_available"].items():

@@ -7,9 +7,10 @@ import pytest
 
 from handdiff.data import keypoints as kp
 from handdiff.data.framing import crop_square, square_around
-from handdiff.data.hand_crops import crop_keypoints, make_crops, plan_crops, stratified_sample
+from handdiff.data.hand_crops import crop_keypoints, make_crops, plan_crops
 from handdiff.data.images import decode_image
 from handdiff.data.rle import decode_rle, encode_rle
+from handdiff.data.selection import stratified_sample
 
 
 def test_square_grows_by_the_margin_around_the_box_centre():

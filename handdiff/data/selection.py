@@ -1,0 +1,78 @@
+"""Which annotated images a set is built from: sources mixed by counts, sampled without
+replacement with a seed, only from the splits a source allows (training sets: ``train``;
+the benchmark: HaGRID ``test``), optionally keeping a column's distribution (HaGRID's
+gestures, by largest-remainder quotas). Used by every set builder, so that each draws
+the same way.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from handdiff.data.parts import part_uris, read_part
+
+
+@dataclass(frozen=True)
+class SourceSelection:
+    path: str
+    """An annotated dataset: the folder holding its ``records/``."""
+    count: int | None = None
+    """How many images to draw (all when None or when it has fewer)."""
+    stratify_by: str | None = None
+    """A column whose distribution the sample keeps (e.g. ``gesture``)."""
+    splits: tuple[str, ...] = ("train",)
+
+
+def select_entries(sources: dict[str, SourceSelection], seed: int) -> tuple[list[dict], dict]:
+    """The index entries (``image_id``, ``part``, ``dataset``) of every selected image, and a
+    report per source: available / selected counts, rows of other splits left out and, when
+    stratified, the shares available and selected. Reads only a few columns of each part."""
+    entries, report = [], {}
+    for name, source in sources.items():
+        parts = part_uris(f"{source.path}/records")
+        if not parts:
+            raise FileNotFoundError(f"source {name}: no annotated records under {source.path}/records")
+        columns = ["image_id", "dataset", "split", *([source.stratify_by] if source.stratify_by else [])]
+        every = [{**r, "part": part} for part in parts for r in read_part(part, columns).to_pylist()]
+        rows = [r for r in every if r["split"] in source.splits]
+        ids = [r["image_id"] for r in rows]
+        strata = [r[source.stratify_by] if source.stratify_by else None for r in rows]
+        chosen = set(stratified_sample(ids, strata, source.count or len(ids), seed))
+        report[name] = {"available": len(ids), "selected": len(chosen), "splits": list(source.splits), "other_splits": len(every) - len(rows)}
+        if source.count and source.count > len(ids):
+            report[name]["short_by"] = source.count - len(ids)
+        if source.stratify_by:
+            report[name]["share_available"] = share(strata)
+            report[name]["share_selected"] = share([s for r, s in zip(rows, strata, strict=True) if r["image_id"] in chosen])
+        # each entry names its annotated part, so that the set's tasks read only what they need
+        entries += [{"image_id": r["image_id"], "part": r["part"], "dataset": r["dataset"]} for r in rows if r["image_id"] in chosen]
+    return entries, report
+
+
+def stratified_sample(ids: list[str], strata: list[str | None], count: int, seed: int) -> list[str]:
+    """``count`` of ``ids`` without replacement, each stratum (e.g. gesture) keeping its share
+    (largest-remainder rounding). All of them when ``count`` >= len(ids)."""
+    if count >= len(ids):
+        return list(ids)
+    rng = np.random.default_rng(seed)
+    groups: dict[str | None, list[str]] = defaultdict(list)
+    for image_id, stratum in zip(ids, strata, strict=True):
+        groups[stratum].append(image_id)
+    keys = sorted(groups, key=str)
+    exact = {k: count * len(groups[k]) / len(ids) for k in keys}
+    quota = {k: int(exact[k]) for k in keys}
+    for k in sorted(keys, key=lambda k: exact[k] - quota[k], reverse=True)[: count - sum(quota.values())]:
+        quota[k] += 1
+    chosen = []
+    for k in keys:
+        chosen += list(rng.choice(sorted(groups[k]), size=quota[k], replace=False))
+    return chosen
+
+
+def share(values: list[str | None]) -> dict[str, float]:
+    """Each value's fraction of ``values`` (for reporting gesture distributions)."""
+    counts = Counter(str(v) for v in values)
+    return {k: n / len(values) for k, n in sorted(counts.items())}

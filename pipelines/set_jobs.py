@@ -1,0 +1,105 @@
+"""What the training-set jobs (``build-hand-crops``, ``build-outpaint-set``) share: their config
+sections and their Ray Data pipeline, select -> index -> make rows -> (encode) -> write parts.
+
+Sources are annotated datasets mixed by counts with a seed, from the allowed splits only
+(``handdiff.data.selection``). Rows in (selected images) = records + errors, checked at the
+end; a rerun skips every image already written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import mlflow
+from pydantic import Field
+
+from handdiff import storage
+from handdiff.config import StrictModel
+from handdiff.data.parts import check_conservation, index_rows, write_index, written_ids
+from handdiff.data.selection import SourceSelection, select_entries
+from handdiff.data.work_rows import OUTPUTS
+from handdiff.provenance import code_version
+from pipelines.job import JobConfig
+from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
+
+
+class SetSource(StrictModel):
+    path: str
+    """An annotated dataset: the folder holding its records/ (``<annotate output>/<name>``)."""
+    count: int | None = Field(None, ge=1)
+    """How many of its images to use (all by default, or when it has fewer)."""
+    stratify_by: Literal["gesture"] | None = None
+    """Keep this column's distribution when sampling (HaGRID: gesture)."""
+    splits: list[str] = Field(default_factory=lambda: ["train"], min_length=1)
+    """Only records of these splits are drawn: training never sees test images (HaGRID's test
+    split is the benchmark; Re:InterHand's test captures are tagged ``test``)."""
+
+
+class Precompute(StrictModel):
+    base: str
+    """The SD 1.5 pipeline whose VAE and text encoder encode the set."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    resources: Resources = Resources(actors=1, batch_size=16, num_gpus=1)
+
+
+class SetJobConfig(JobConfig):
+    """The sections every training-set job has."""
+
+    sources: dict[str, SetSource]
+    output: str
+    size: int = Field(512, ge=32)
+    """Output side, pixels (SD 1.5: 512)."""
+    seed: int = 0
+    tasks: TaskResources = TaskResources()
+    precompute: Precompute | None = None
+    """Precompute VAE latents and text embeddings on GPU actors (beyond the paper: faster training)."""
+    index_rows_per_file: int = Field(64, ge=1)
+
+
+@dataclass
+class BuiltSet:
+    rows_in: int
+    counts: dict[str, int]
+    report: dict
+    images_per_second: float
+
+
+def build_set(cfg: SetJobConfig, make_rows: Callable, encoder: type | None, write_rows: Callable, what: str,
+              log: logging.Logger, **make_options) -> BuiltSet:  # fmt: skip
+    """Run the set pipeline in the active MLflow run: ``make_rows(batch, **make_options,
+    code_version=...)`` as tasks, ``encoder`` (a ``handdiff.models.encoders`` stage) on actors
+    when ``cfg.precompute`` is set, ``write_rows(batch, output=...)`` as tasks."""
+    sources = {name: SourceSelection(s.path, s.count, s.stratify_by, tuple(s.splits)) for name, s in cfg.sources.items()}
+    entries, report = select_entries(sources, cfg.seed)
+    for name, r in report.items():
+        if r.get("short_by"):
+            log.warning("source %s has %d images, fewer than the %d asked for: using all", name, r["available"], cfg.sources[name].count)
+    done = set().union(*(written_ids(f"{cfg.output}/{t}") for t in OUTPUTS))
+    total, index = write_index(entries, f"{cfg.output}/_index", done, cfg.index_rows_per_file)
+    pending = index_rows(index)
+    log.info("%d images selected, %d already done, %d to do", total, len(done), pending)
+    start = time.perf_counter()
+    if index:
+        ds = map_tasks(index_dataset(index, cfg.tasks), make_rows, cfg.tasks, **make_options, code_version=code_version())
+        if cfg.precompute is not None:
+            p = cfg.precompute
+            ds = map_actors(ds, encoder, p.resources, base=p.base, device=p.resources.device, dtype=p.dtype)
+        run_to_parts(map_tasks(ds, write_rows, cfg.tasks, output=cfg.output), what, log)
+    seconds = time.perf_counter() - start
+    counts = check_conservation(cfg.output, OUTPUTS, total)
+    built = BuiltSet(total, counts, report, pending / seconds if seconds else 0.0)
+    storage.write_text(f"{cfg.output}/selection.json", json.dumps(report, indent=1))
+    mlflow.log_metrics({"rows_in": total, **counts, "resumed_from": len(done), "seconds": seconds, "images_per_second": built.images_per_second})
+    mlflow.log_dict(report, "selection.json")
+    return built
+
+
+def print_selection(built: BuiltSet) -> None:
+    for name, r in built.report.items():
+        print(f"  {name:<14} {r['selected']:>7} of {r['available']:>7} images of {'/'.join(r['splits'])} ({r['other_splits']} of other splits left out)")
+    print(f"  rows {built.rows_in} = records {built.counts['records']} + errors {built.counts['errors']}; {built.images_per_second:.1f} images/s")
