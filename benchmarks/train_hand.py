@@ -52,7 +52,8 @@ def plain_loop(cfg: train_hand.Config) -> float:
     from handdiff.data.parts import read_parts
     from handdiff.models.hand_generator import build_hand_generator
     from handdiff.models.loading import load_sd_pipeline
-    from handdiff.training.hand_step import FrozenParts, StepSettings, hand_training_step
+    from handdiff.training.frozen import FrozenParts
+    from handdiff.training.hand_step import StepSettings, hand_training_step
 
     sd = load_sd_pipeline(cfg.model.base)
     model = build_hand_generator(sd.unet)

@@ -54,7 +54,7 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
         tracking=tracking or TrackingConfig(run_name="build-hand-crops-demo"),
         sources={"interhand26m": {"path": storage.join(annotated, "interhand26m")},
                  "reinterhand": {"path": storage.join(annotated, "reinterhand")},
-                 "hagrid": {"path": storage.join(annotated, "hagrid"), "count": 20, "stratify_by": "gesture"}},  # fmt: skip
+                 "hagrid": {"path": storage.join(annotated, "hagrid"), "count": 12, "stratify_by": "gesture"}},  # fmt: skip
         output=storage.join(workdir, "hand_crops"),
         size=128,
         tasks={"batch_size": 8, "num_cpus": 0.5, "concurrency": 2},

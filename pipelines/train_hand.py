@@ -178,7 +178,8 @@ def train_loop(config: dict) -> None:
     from handdiff.models.hand_generator import HandGenerator, build_hand_generator
     from handdiff.models.loading import load_sd_pipeline
     from handdiff.training.checkpoints import TrainingState, load_checkpoint
-    from handdiff.training.hand_step import FrozenParts, StepSettings, hand_training_step
+    from handdiff.training.frozen import FrozenParts
+    from handdiff.training.hand_step import StepSettings, hand_training_step
 
     cfg = Config.model_validate(config["cfg"])
     t = cfg.train

@@ -127,7 +127,7 @@ def hand_crops(annotated, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("hand-crops")
     sources = {name: {"path": f"{annotated.output}/{name}"} for name in ("interhand26m", "reinterhand")}
-    sources["hagrid"] = {"path": f"{annotated.output}/hagrid", "count": 20, "stratify_by": "gesture"}
+    sources["hagrid"] = {"path": f"{annotated.output}/hagrid", "count": 12, "stratify_by": "gesture"}
     cfg = build_hand_crops.Config(
         tracking=TrackingConfig(run_name="crops-test", tracking_uri=annotated.tracking.tracking_uri),
         sources=sources, output=str(out / "set"), size=64, tasks={"batch_size": 8, "num_cpus": 0.5, "concurrency": 2},

@@ -35,10 +35,10 @@ class SDEncoders:
         """(B, 77, D) float16 CLIP embeddings."""
         import torch
 
+        from handdiff.models.sd_parts import encode_prompts
+
         with torch.inference_mode():
-            ids = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True,
-                                 return_tensors="pt").input_ids.to(self.device)  # fmt: skip
-            return self.text_encoder(ids)[0].to(torch.float16).cpu().numpy()
+            return encode_prompts(self.tokenizer, self.text_encoder, captions, self.device).to(torch.float16).cpu().numpy()
 
     def latents(self, images: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) uint8 -> (B, 4, H/8, W/8) float16 latents (the distribution's mode, scaled)."""

@@ -19,8 +19,7 @@ from diffusers import AutoencoderKL, DDIMScheduler
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from handdiff.models.hand_generator import HandGenerator
-
-SD_PARTS = ("vae", "text_encoder", "tokenizer", "scheduler")
+from handdiff.models.sd_parts import encode_prompts, load_sd_parts, save_sd_parts, vae_factor
 
 
 @dataclass
@@ -45,22 +44,11 @@ class HandGenerationPipeline:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, torch_dtype: torch.dtype | None = None) -> HandGenerationPipeline:
-        directory = Path(directory)
         kwargs = {"torch_dtype": torch_dtype} if torch_dtype else {}
-        return cls(
-            AutoencoderKL.from_pretrained(directory / "vae", **kwargs),
-            CLIPTextModel.from_pretrained(directory / "text_encoder", **kwargs),
-            CLIPTokenizer.from_pretrained(directory / "tokenizer"),
-            HandGenerator.from_pretrained(directory, **kwargs),
-            DDIMScheduler.from_pretrained(directory / "scheduler"),
-        )
+        return cls(generator=HandGenerator.from_pretrained(directory, **kwargs), **load_sd_parts(directory, torch_dtype))
 
     def save_pretrained(self, directory: str | Path) -> None:
-        directory = Path(directory)
-        self.vae.save_pretrained(directory / "vae")
-        self.text_encoder.save_pretrained(directory / "text_encoder")
-        self.tokenizer.save_pretrained(directory / "tokenizer")
-        self.scheduler.save_pretrained(directory / "scheduler")
+        save_sd_parts(directory, self.vae, self.text_encoder, self.tokenizer, self.scheduler)
         self.generator.save_pretrained(directory)
 
     def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> HandGenerationPipeline:
@@ -74,8 +62,7 @@ class HandGenerationPipeline:
 
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
         """(B, 77, D) CLIP text embeddings."""
-        ids = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
-        return self.text_encoder(ids.to(self.device))[0]
+        return encode_prompts(self.tokenizer, self.text_encoder, prompts, self.device)
 
     @torch.no_grad()
     def __call__(self, prompts: list[str], condition: torch.Tensor, num_inference_steps: int = 25, guidance_scale: float = 7.5,
@@ -91,7 +78,7 @@ class HandGenerationPipeline:
         if guided:
             text = torch.cat([self.encode_prompt([""] * batch).to(dtype), text])
             condition = torch.cat([condition, condition])
-        factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        factor = vae_factor(self.vae)
         latents = torch.randn((batch, 4, height // factor, width // factor), generator=generator, device="cpu").to(device, dtype)
         latents = latents * self.scheduler.init_noise_sigma
         self.scheduler.set_timesteps(num_inference_steps, device=device)

@@ -42,6 +42,9 @@ def hand_crop_batch(batch: pa.Table, caption_dropout: float = 0.1, augment: dict
         "caption": np.array(captions, dtype=object),
     }
     if all(c["latents"] is not None for c in crops) and all(r["text_embedding"] is not None for r in rows):
+        if augment is not None:  # precomputed latents fix the pixels: augmenting would be silently skipped
+            raise ValueError("colour augmentation was asked for, but these crops hold precomputed latents (fixed pixels): "
+                             "set train.augment=null, or build the crop set without precompute")  # fmt: skip
         out["latents"] = np.stack([np.frombuffer(c["latents"], np.float16).reshape(4, size // 8, size // 8) for c in crops])
         out["text_embedding"] = np.stack([np.frombuffer(r["text_embedding"], np.float16).reshape(77, -1) for r in rows])
     else:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import pytest
 import pyarrow as pa
 
 from handdiff.data.hand_crops import HAND_CROP_SCHEMA
@@ -57,5 +58,10 @@ def test_colour_augmentation_changes_colours_only_at_its_rate():
 
 
 def test_precomputed_encodings_are_passed_instead_of_pixels():
-    batch = hand_crop_batch(rows(3, encoded=True), caption_dropout=0.0, augment={}, seed=0)
+    batch = hand_crop_batch(rows(3, encoded=True), caption_dropout=0.0, augment=None, seed=0)
     assert "pixels" not in batch and batch["latents"].shape == (3, 4, 2, 2) and batch["text_embedding"].shape == (3, 77, 8)
+
+
+def test_augmentation_of_precomputed_crops_is_refused_not_skipped():
+    with pytest.raises(ValueError, match="precomputed latents"):
+        hand_crop_batch(rows(3, encoded=True), caption_dropout=0.0, augment={}, seed=0)

@@ -8,7 +8,8 @@ from handdiff.assets.tiny_zoo import model_locations
 from handdiff.models.hand_generator import HandGenerator, build_hand_generator
 from handdiff.models.loading import load_sd_pipeline
 from handdiff.training.checkpoints import TrainingState, load_checkpoint, save_checkpoint
-from handdiff.training.hand_step import FrozenParts, StepSettings, hand_training_step
+from handdiff.training.frozen import FrozenParts
+from handdiff.training.hand_step import StepSettings, hand_training_step
 
 
 def setup(zoo):

@@ -1,0 +1,116 @@
+"""Outpainting a body around fixed hands with the stage-2 ControlNet (DDIM, classifier-free
+guidance, latent blending). Used for sample grids in training and by two-stage inference.
+
+A saved pipeline is SD 1.5's folder layout plus the grown ControlNet::
+
+    <dir>/vae/ text_encoder/ tokenizer/ scheduler/ unet/   the frozen SD 1.5 parts
+    <dir>/controlnet/                                      the body ControlNet (4 condition channels)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
+
+from handdiff.models.body_controlnet import blend_latents, body_condition, controlnet_noise, latent_mask
+from handdiff.models.sd_parts import encode_prompts, load_sd_parts, save_sd_parts, vae_factor
+
+
+@dataclass
+class BodySamples:
+    images: torch.Tensor
+    """(B, 3, H, W) float in [0, 1]."""
+    latents: torch.Tensor
+    """(B, 4, H/8, W/8) the final latents (scaled)."""
+
+
+class BodyOutpaintPipeline:
+    def __init__(self, vae, text_encoder, tokenizer, unet: UNet2DConditionModel, controlnet: ControlNetModel, scheduler):
+        self.vae, self.text_encoder, self.tokenizer, self.unet, self.controlnet = vae, text_encoder, tokenizer, unet, controlnet
+        self.scheduler = DDIMScheduler.from_config(scheduler.config)
+
+    @classmethod
+    def from_parts(cls, sd_pipeline, controlnet: ControlNetModel) -> BodyOutpaintPipeline:
+        """From a loaded ``StableDiffusionPipeline`` (its frozen parts, UNet included) and a body ControlNet."""
+        return cls(sd_pipeline.vae, sd_pipeline.text_encoder, sd_pipeline.tokenizer, sd_pipeline.unet, controlnet, sd_pipeline.scheduler)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, torch_dtype: torch.dtype | None = None) -> BodyOutpaintPipeline:
+        directory = Path(directory)
+        kwargs = {"torch_dtype": torch_dtype} if torch_dtype else {}
+        parts = load_sd_parts(directory, torch_dtype)
+        return cls(unet=UNet2DConditionModel.from_pretrained(directory / "unet", **kwargs),
+                   controlnet=ControlNetModel.from_pretrained(directory / "controlnet", **kwargs), **parts)  # fmt: skip
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        save_sd_parts(directory, self.vae, self.text_encoder, self.tokenizer, self.scheduler)
+        self.unet.save_pretrained(directory / "unet")
+        self.controlnet.save_pretrained(directory / "controlnet")
+
+    def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> BodyOutpaintPipeline:
+        for module in (self.vae, self.text_encoder, self.unet, self.controlnet):
+            module.to(device, dtype)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.controlnet.parameters()).device
+
+    def encode_canvas(self, canvas: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) canvas in [0, 1] -> (B, 4, H/8, W/8) scaled latents (the distribution's mode)."""
+        pixels = canvas.to(self.device, self.vae.dtype) * 2 - 1
+        return self.vae.encode(pixels).latent_dist.mode() * self.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def __call__(self, prompts: list[str], skeleton: torch.Tensor, mask: torch.Tensor, canvas: torch.Tensor | None = None,
+                 canvas_latents: torch.Tensor | None = None, num_inference_steps: int = 25, guidance_scale: float = 7.5,
+                 generator: torch.Generator | None = None, blend_masks: list[torch.Tensor] | None = None,
+                 unmasked_last_steps: int = 0, noised_canvas: bool = False) -> BodySamples:  # fmt: skip
+        """Bodies for ``prompts`` around the hands of ``canvas`` (or its ``canvas_latents``).
+
+        Args:
+            skeleton: (B, 3, H, W) in [0, 1], the OpenPose rendering at output size.
+            mask: (B, 1, H, W) in {0, 1}, the exact hand mask: the ControlNet always sees it.
+            blend_masks: per denoising step, the (B, 1, H/8, W/8) latent mask to blend with
+                (e.g. sequential mask expansion); default: ``mask`` at latent size every step.
+            unmasked_last_steps: the last steps run without blending (the paper: 2 at inference).
+            noised_canvas: blend the canvas noised to each step instead of the clean canvas.
+        """
+        device, dtype = self.device, next(self.controlnet.parameters()).dtype
+        batch, _, height, width = skeleton.shape
+        factor = vae_factor(self.vae)
+        if canvas_latents is None:
+            canvas_latents = self.encode_canvas(canvas)
+        canvas_latents = canvas_latents.to(device, dtype)
+        condition = body_condition(skeleton, mask).to(device, dtype)
+        text = encode_prompts(self.tokenizer, self.text_encoder, prompts, device).to(dtype)
+        guided = guidance_scale > 1.0
+        if guided:
+            text = torch.cat([encode_prompts(self.tokenizer, self.text_encoder, [""] * batch, device).to(dtype), text])
+            condition = torch.cat([condition, condition])
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        if blend_masks is None:
+            blend_masks = [latent_mask(mask, (height // factor, width // factor)).to(device)] * len(timesteps)
+        if len(blend_masks) != len(timesteps):
+            raise ValueError(f"blend_masks has {len(blend_masks)} masks for {len(timesteps)} denoising steps")
+        shape = (batch, 4, height // factor, width // factor)
+        latents = torch.randn(shape, generator=generator, device="cpu").to(device, dtype) * self.scheduler.init_noise_sigma
+        canvas_noise = torch.randn(shape, generator=generator, device="cpu").to(device, dtype) if noised_canvas else None
+        for i, t in enumerate(timesteps):
+            if i < len(timesteps) - unmasked_last_steps:
+                target = self.scheduler.add_noise(canvas_latents, canvas_noise, t.reshape(1)) if noised_canvas else canvas_latents
+                latents = blend_latents(latents, target, blend_masks[i].to(device))
+            model_input = torch.cat([latents, latents]) if guided else latents
+            model_input = self.scheduler.scale_model_input(model_input, t)
+            noise = controlnet_noise(self.unet, self.controlnet, model_input, t.expand(model_input.shape[0]), text, condition)
+            if guided:
+                uncond, cond = noise.chunk(2)
+                noise = uncond + guidance_scale * (cond - uncond)
+            latents = self.scheduler.step(noise, t, latents).prev_sample
+        images = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+        return BodySamples(((images.float() + 1) / 2).clamp(0, 1), latents)
