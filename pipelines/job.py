@@ -65,6 +65,10 @@ class JobConfig(StrictModel):
     def experiment(self) -> str:
         return self.tracking.experiment or f"handdiff-{self.job}"
 
+    def preflight(self) -> None:
+        """Checks that need more than the config itself (e.g. a look at the input data), run
+        before Ray starts or an MLflow run opens; raise ``ConfigError`` with one line per problem."""
+
 
 C = TypeVar("C", bound=JobConfig)
 
@@ -102,6 +106,8 @@ def parse_job_config(config_cls: type[C], argv: Sequence[str] | None, *, job: st
     args = parser.parse_args(argv)
     try:
         cfg = load_config(config_cls, args.config, args.overrides)
+        if cfg.job == job and not args.print_config:
+            cfg.preflight()
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -11,6 +11,10 @@ from __future__ import annotations
 import mlflow.pyfunc
 import numpy as np
 
+PARAMS = {"size": 512, "steps": 25, "guidance_scale": 7.5, "seed": 0}
+"""The params ``predict`` takes, with their defaults (logged in the model's signature: MLflow
+drops params a signature does not declare)."""
+
 
 class HandGeneratorModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
@@ -30,13 +34,13 @@ class HandGeneratorModel(mlflow.pyfunc.PythonModel):
         from handdiff.data.rle import decode_rle, encode_rle
         from handdiff.models.conditioning import hand_condition
 
-        params = params or {}
-        size = int(params.get("size", 512))
+        params = {**PARAMS, **(params or {})}
+        size = int(params["size"])
         keypoints = torch.as_tensor(np.stack([np.asarray(k, np.float32).reshape(42, 3) for k in model_input["keypoints"]]))
         masks = [decode_rle(m) if isinstance(m, dict) else np.zeros((size, size), bool) for m in model_input.get("mask", [None] * len(keypoints))]
         condition = hand_condition(keypoints, torch.as_tensor(np.stack(masks).astype(np.float32)), sigma=size / 64)
-        out = self.pipeline(list(model_input["caption"]), condition, int(params.get("steps", 25)), float(params.get("guidance_scale", 7.5)),
-                            torch.Generator().manual_seed(int(params.get("seed", 0))))  # fmt: skip
+        out = self.pipeline(list(model_input["caption"]), condition, int(params["steps"]), float(params["guidance_scale"]),
+                            torch.Generator().manual_seed(int(params["seed"])))  # fmt: skip
         images = (out.images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
         return pd.DataFrame({"image": [encode_image(i, "PNG") for i in images],
                              "mask": [encode_rle(m[0] > 0.5) for m in out.masks.cpu().numpy()]})  # fmt: skip

@@ -43,6 +43,14 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys):
     assert client.search_model_versions("name = 'handdiff-hand-generator-demo'")
     assert (tmp_path / "demo" / "train_hand" / "demo-train-hand" / "final_model" / "unet").is_dir()
 
+    # then the outpaint set is built and stage 2 trains for a few steps
+    (outpaint_run,) = client.search_runs([client.get_experiment_by_name("handdiff-build-outpaint-set").experiment_id])
+    assert outpaint_run.data.metrics["records"] > 0 and (tmp_path / "demo" / "outpaint" / "records").is_dir()
+    (body_run,) = client.search_runs([client.get_experiment_by_name("handdiff-train-body").experiment_id])
+    assert [m.step for m in client.get_metric_history(body_run.info.run_id, "loss")] == list(range(1, 7))
+    assert client.search_model_versions("name = 'handdiff-body-outpainter-demo'")
+    assert (tmp_path / "demo" / "train_body" / "demo-train-body" / "final_model" / "controlnet").is_dir()
+
     # a second demo reuses what the first wrote and continues the same MLflow runs
     assert demo.main(argv) == 0
     out = capsys.readouterr().out

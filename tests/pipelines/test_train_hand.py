@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -17,6 +16,8 @@ from handdiff.data.images import decode_image
 from handdiff.models.hand_pipeline import HandGenerationPipeline
 from pipelines import build_hand_crops, train_hand
 from pipelines.job import TrackingConfig
+from tests import ray_train
+from tests.ray_train import checkpoint_names, committed_step, ray_train_worker_pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -24,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 def config(hand_crops, demo_workdir, tracking_uri: str, run_name: str, storage_path: str, **train) -> train_hand.Config:
     return train_hand.Config(
         tracking=TrackingConfig(run_name=run_name, tracking_uri=tracking_uri),
-        data={"path": hand_crops.output, "validation_crops": 2, "shuffle_buffer": 8, "tasks": {"batch_size": 8, "num_cpus": 0.5, "concurrency": 2}},
+        data={"path": hand_crops.output, "validation_rows": 2, "shuffle_buffer": 8, "tasks": {"batch_size": 8, "num_cpus": 0.5, "concurrency": 2}},
         model={"base": f"{demo_workdir}/zoo/sd15"},
         train={"batch_size": 4, "warmup_steps": 0, "mixed_precision": "no", "gradient_checkpointing": False, **train},
         scaling={"workers": 2},
@@ -35,9 +36,7 @@ def config(hand_crops, demo_workdir, tracking_uri: str, run_name: str, storage_p
 
 
 def history(uri: str, run_name: str, metric: str) -> list[tuple[int, float]]:
-    client = MlflowClient(uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("handdiff-train-hand").experiment_id], f"attributes.run_name = '{run_name}'")
-    return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, metric))
+    return ray_train.history(uri, "handdiff-train-hand", run_name, metric)
 
 
 def test_two_workers_lower_the_loss_on_a_tiny_set_and_log_everything(ray_session, annotated, demo_workdir, tmp_path):
@@ -59,7 +58,7 @@ def test_two_workers_lower_the_loss_on_a_tiny_set_and_log_everything(ray_session
     assert [a.path for a in client.list_artifacts(run.info.run_id, "samples")] == ["samples/step_00000024.png"]
     (version,) = client.search_model_versions("name = 'hand-overfit'")
     assert version.run_id == run.info.run_id
-    final = HandGenerationPipeline.from_pretrained(run.data.params["final_model"])
+    final = HandGenerationPipeline.from_pretrained(run.data.tags["final_model"])
     assert final.generator.unet.config.in_channels == 15
     # the registered model generates hands and masks through MLflow's own loader
     import mlflow.pyfunc
@@ -75,36 +74,19 @@ def test_two_workers_lower_the_loss_on_a_tiny_set_and_log_everything(ray_session
     assert checkpoints == ["step_00000022", "step_00000024"]  # num_to_keep = 2
 
 
-def ray_train_worker_pids() -> list[int]:
-    from ray.util.state import list_actors
-
-    return [a.pid for a in list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])]
-
-
 def test_checkpoints_on_s3_survive_a_killed_worker_and_a_restart(ray_session, hand_crops, demo_workdir, s3_prefix, tmp_path):
     uri = f"sqlite:///{tmp_path}/db.sqlite"
     storage_path = storage.join(s3_prefix, "runs")
     cfg = config(hand_crops, demo_workdir, uri, "s3-run", storage_path, steps=8, lr=1e-4)
     fs, root = storage.filesystem(storage.join(storage_path, "s3-run"))
 
-    def checkpoints() -> list[str]:
-        return sorted(p.rsplit("/", 1)[1] for p in fs.ls(root) if p.rsplit("/", 1)[1].startswith("step_")) if fs.exists(root) else []
-
-    def committed_step() -> int:
-        """The latest checkpoint Ray Train's controller has committed (its snapshot on S3)."""
-        snapshot = f"{root}/checkpoint_manager_snapshot.json"
-        if not fs.exists(snapshot):
-            return 0
-        return max((r["metrics"]["step"] for r in json.loads(fs.cat_file(snapshot))["checkpoint_results"]), default=0)
-
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.setdefault("rc", train_hand.run(cfg)))
     thread.start()
     deadline = time.monotonic() + 300
-    while (committed := committed_step()) < 2:  # kill a worker once a checkpoint on S3 is committed
+    while (committed := committed_step(fs, root)) < 2:  # kill a worker once a checkpoint on S3 is committed
         assert thread.is_alive() and time.monotonic() < deadline, "no committed checkpoint on S3 in time"
         time.sleep(0.2)
-        fs.invalidate_cache()
     pids = ray_train_worker_pids()
     assert len(pids) == 2
     os.kill(pids[-1], signal.SIGKILL)
@@ -114,8 +96,7 @@ def test_checkpoints_on_s3_survive_a_killed_worker_and_a_restart(ray_session, ha
     assert steps[-1] == 8 and set(steps) == set(range(1, 9))
     resumed = history(uri, "s3-run", "resumed_from_step")
     assert resumed and resumed[0][1] >= committed  # the worker group restarted from the committed checkpoint, not from scratch
-    fs.invalidate_cache()
-    assert checkpoints()[-1] == "step_00000008"
+    assert checkpoint_names(fs, root)[-1] == "step_00000008"
 
     # starting the same run name again continues from its latest checkpoint, in the same MLflow run
     cfg.train.steps = 10
@@ -124,5 +105,4 @@ def test_checkpoints_on_s3_survive_a_killed_worker_and_a_restart(ray_session, ha
     assert [s for s, _ in history(uri, "s3-run", "loss")][-2:] == [9, 10]
     client = MlflowClient(uri)
     assert len(client.search_runs([client.get_experiment_by_name("handdiff-train-hand").experiment_id])) == 1
-    fs.invalidate_cache()
-    assert checkpoints()[-1] == "step_00000010"
+    assert checkpoint_names(fs, root)[-1] == "step_00000010"

@@ -65,3 +65,18 @@ def test_precomputed_encodings_are_passed_instead_of_pixels():
 def test_augmentation_of_precomputed_crops_is_refused_not_skipped():
     with pytest.raises(ValueError, match="precomputed latents"):
         hand_crop_batch(rows(3, encoded=True), caption_dropout=0.0, augment={}, seed=0)
+
+
+def test_train_hand_refuses_a_precomputed_set_with_augmentation_before_starting(tmp_path, capsys):
+    from handdiff.data.parts import write_part
+    from pipelines import train_hand
+
+    write_part(rows(2, encoded=True), f"{tmp_path}/records")
+    with pytest.raises(SystemExit) as exit_info:
+        train_hand.main(["--config", "pipelines/configs/train_hand_demo.yaml", f"data.path={tmp_path}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "train.augment is on" in err and "precomputed latents" in err and "train.augment=null" in err
+    cfg = train_hand.Config.model_validate({**train_hand.demo_config("runs/demo").model_dump(), "data": {"path": str(tmp_path)}})
+    cfg.train.augment = None
+    cfg.preflight()  # without augmentation the set is fine

@@ -1,0 +1,185 @@
+"""Train the stage-2 body ControlNet on Ray Train (TorchTrainer, DDP): the OpenPose ControlNet
+with a fourth condition channel (the hand mask), steering a frozen SD 1.5 UNet to outpaint a
+body around fixed hands, on an outpaint set (``build-outpaint-set``).
+
+Workers stream their shard of the set through a Ray Data stage (decode, caption dropout);
+each step encodes image and canvas with the frozen VAE (or reads precomputed latents),
+blends the noisy latents with the canvas's under the hand mask (``x_t = m x_c + (1 - m)
+x_t``, clean ``x_c`` as the paper, or ``train.noised_canvas``) and optimises the epsilon MSE
+outside the hands with AdamW. Rank 0 logs loss, lr, grad norm and samples/s to MLflow, and a
+grid of skeleton | canvas | mask | outpainted body for fixed validation rows.
+
+Checkpoints, resume by run name and worker-failure recovery work as for ``train-hand``
+(``pipelines/training.py``). At the end the final ControlNet (EMA weights when EMA is on) is
+saved as a complete outpainting pipeline, logged to MLflow as a pyfunc and registered.
+
+    handdiff train-body --config pipelines/configs/train_body_demo.yaml
+    ray job submit --working-dir . -- python -m pipelines.train_body --config pipelines/configs/train_body.yaml
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from handdiff import storage
+from handdiff.config import StrictModel
+from handdiff.data.outpaint import OUTPAINT_SCHEMA
+from handdiff.data.parts import part_uris
+from pipelines.job import TrackingConfig, run_job
+from pipelines.ray_stages import files_dataset, map_tasks
+from pipelines.training import (
+    LoggingSection, Stage, TrainJobConfig, TrainSection, absolute_paths, final_weights, fit, log_pyfunc, print_result, train_worker,
+    validation_rows,
+)  # fmt: skip
+
+log = logging.getLogger("handdiff.train_body")
+
+
+class ModelSection(StrictModel):
+    base: str
+    """SD 1.5 (its UNet stays frozen): a path, s3:// prefix or hub id (stable-diffusion-v1-5/stable-diffusion-v1-5)."""
+    controlnet: str
+    """The OpenPose ControlNet to start from: a path, s3:// prefix or hub id (lllyasviel/sd-controlnet-openpose)."""
+
+
+class BodyTrainSection(TrainSection):
+    steps: int = Field(6_000, ge=1)
+    """Optimizer steps in all (the paper: 6,000 = 5 epochs of 36,500 at batch 32)."""
+    noised_canvas: bool = False
+    """Blend the canvas latents noised to step t instead of clean (the paper: clean)."""
+
+
+class Config(TrainJobConfig):
+    job: Literal["train-body"] = "train-body"
+    tracking: TrackingConfig = TrackingConfig(run_name="train-body")
+    model: ModelSection
+    train: BodyTrainSection = BodyTrainSection()
+    registered_model: str | None = "handdiff-body-outpainter"
+
+
+def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
+    """Stage-2 training of the embedded default: the demo's outpaint set, the tiny zoo, 2 CPU
+    workers, a few steps (pipelines/configs/train_body_demo.yaml)."""
+    return Config(
+        ray={"num_cpus": 8},
+        tracking=tracking or TrackingConfig(run_name="train-body-demo"),
+        data={"path": storage.join(workdir, "outpaint"), "validation_rows": 2, "shuffle_buffer": 16,
+              "tasks": {"batch_size": 8, "num_cpus": 0.5, "concurrency": 2}},  # fmt: skip
+        model={"base": storage.join(workdir, "zoo", "sd15"), "controlnet": storage.join(workdir, "zoo", "controlnet-openpose")},
+        train={"steps": 6, "batch_size": 4, "lr": 1e-4, "warmup_steps": 2, "mixed_precision": "no", "gradient_checkpointing": False},
+        scaling={"workers": 2},
+        checkpoint={"storage_path": storage.join(workdir, "train_body"), "every_steps": 3},
+        logging={"every_steps": 1, "sample_every_steps": 6, "sample_inference_steps": 4},
+        registered_model="handdiff-body-outpainter-demo",
+    )
+
+
+# ----------------------------------------------------------------------------- workers
+
+
+def make_stage(cfg: Config, config: dict, device, dtype) -> Stage:
+    """The grown ControlNet (trainable) and SD 1.5's frozen UNet, VAE and text encoder, on ``device``."""
+    from diffusers import ControlNetModel, DDPMScheduler
+
+    from handdiff.models.body_controlnet import grow_controlnet_condition
+    from handdiff.models.body_pipeline import BodyOutpaintPipeline
+    from handdiff.models.loading import load_controlnet, load_sd_pipeline
+    from handdiff.training.body_step import BodyStepSettings, body_training_step
+    from handdiff.training.frozen import FrozenParts
+
+    sd = load_sd_pipeline(cfg.model.base)
+    controlnet = grow_controlnet_condition(load_controlnet(cfg.model.controlnet))
+    if cfg.train.gradient_checkpointing:
+        controlnet.enable_gradient_checkpointing()
+    for part in (sd.vae, sd.text_encoder, sd.unet):
+        part.requires_grad_(False).eval().to(device, dtype)
+    controlnet.to(device).train()
+    frozen = FrozenParts(sd.vae, sd.text_encoder, sd.tokenizer, DDPMScheduler.from_config(sd.scheduler.config), sd.unet)
+    settings = BodyStepSettings(noised_canvas=cfg.train.noised_canvas)
+
+    def sample(unwrapped) -> np.ndarray:
+        return sample_grid(BodyOutpaintPipeline.from_parts(sd, unwrapped), validation_rows(cfg, OUTPAINT_SCHEMA), cfg.logging)
+
+    return Stage(controlnet, lambda m, batch, g: body_training_step(m, frozen, batch, settings, device, dtype, g), sample, ControlNetModel)
+
+
+def train_loop(config: dict) -> None:
+    train_worker(Config.model_validate(config["cfg"]), config, make_stage)
+
+
+def sample_grid(pipeline, rows: list[dict], logging_cfg: LoggingSection) -> np.ndarray:
+    """Per validation row: skeleton, canvas, hand mask, the outpainted body (the paper's two
+    unmasked last steps included); one row each. (H, W, 3) uint8."""
+    import torch
+
+    from handdiff.data.images import decode_image
+    from handdiff.data.rle import decode_rle
+    from handdiff.viz import contact_sheet
+
+    def tensor(images: list[np.ndarray]) -> torch.Tensor:
+        return torch.as_tensor(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+
+    skeletons, canvases = [decode_image(r["skeleton"]) for r in rows], [decode_image(r["canvas"]) for r in rows]
+    masks = [decode_rle(r["mask"]) for r in rows]
+    was_training = pipeline.controlnet.training
+    pipeline.controlnet.eval()
+    out = pipeline([r["caption"] for r in rows], tensor(skeletons), torch.as_tensor(np.stack(masks)[:, None].astype(np.float32)),
+                   canvas=tensor(canvases), num_inference_steps=logging_cfg.sample_inference_steps, guidance_scale=logging_cfg.guidance_scale,
+                   generator=torch.Generator().manual_seed(0), unmasked_last_steps=min(2, logging_cfg.sample_inference_steps - 1))  # fmt: skip
+    pipeline.controlnet.train(was_training)
+    tiles = []
+    for i in range(len(rows)):
+        mask = np.repeat(masks[i][..., None].astype(np.uint8) * 255, 3, axis=2)
+        tiles += [skeletons[i], canvases[i], mask, (out.images[i].permute(1, 2, 0).cpu().numpy() * 255).astype(np.uint8)]
+    return contact_sheet(tiles, columns=4, cell=min(256, skeletons[0].shape[0]))
+
+
+# ------------------------------------------------------------------------------ driver
+
+
+def training_dataset(cfg: Config):
+    """The outpaint set as a Ray Dataset of training batches (decoded, captions dropped)."""
+    from handdiff.training.body_batches import outpaint_batch
+
+    parts = part_uris(f"{cfg.data.path}/records")
+    if not parts:
+        raise FileNotFoundError(f"no outpaint rows under {cfg.data.path}/records: run build-outpaint-set first")
+    ds = files_dataset(parts, cfg.data.tasks).randomize_block_order()
+    return map_tasks(ds, outpaint_batch, cfg.data.tasks, caption_dropout=cfg.train.caption_dropout)
+
+
+def export_final_model(cfg: Config, checkpoint, directory: str) -> None:
+    """The final pipeline (SD 1.5's frozen parts + the trained ControlNet, EMA weights if any) into ``directory``."""
+    from diffusers import ControlNetModel
+
+    from handdiff.models.body_pipeline import BodyOutpaintPipeline
+    from handdiff.models.loading import load_sd_pipeline
+
+    BodyOutpaintPipeline.from_parts(load_sd_pipeline(cfg.model.base), final_weights(checkpoint, ControlNetModel)).save_pretrained(directory)
+
+
+def run(cfg: Config) -> int:
+    from handdiff.models import body_pyfunc
+
+    cfg = absolute_paths(cfg, "base", "controlnet")
+    result, run_id, final = fit(
+        cfg, train_loop, {}, training_dataset(cfg),
+        export=lambda checkpoint, directory: export_final_model(cfg, checkpoint, directory),
+        log_model=lambda directory: log_pyfunc(directory, "body_outpainter", body_pyfunc, cfg.registered_model),
+    )  # fmt: skip
+    print_result("body ControlNet", result, run_id, cfg, final)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_job(Config, run, argv, job="train-body", doc=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
