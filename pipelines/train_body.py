@@ -30,12 +30,10 @@ from pydantic import Field
 from handdiff import storage
 from handdiff.config import StrictModel
 from handdiff.data.outpaint import OUTPAINT_SCHEMA
-from handdiff.data.parts import part_uris
 from pipelines.job import TrackingConfig, run_job
-from pipelines.ray_stages import files_dataset, map_tasks
 from pipelines.training import (
     LoggingSection, Stage, TrainJobConfig, TrainSection, absolute_paths, final_weights, fit, log_pyfunc, print_result, train_worker,
-    validation_rows,
+    training_dataset, validation_rows,
 )  # fmt: skip
 
 log = logging.getLogger("handdiff.train_body")
@@ -143,17 +141,6 @@ def sample_grid(pipeline, rows: list[dict], logging_cfg: LoggingSection) -> np.n
 # ------------------------------------------------------------------------------ driver
 
 
-def training_dataset(cfg: Config):
-    """The outpaint set as a Ray Dataset of training batches (decoded, captions dropped)."""
-    from handdiff.training.body_batches import outpaint_batch
-
-    parts = part_uris(f"{cfg.data.path}/records")
-    if not parts:
-        raise FileNotFoundError(f"no outpaint rows under {cfg.data.path}/records: run build-outpaint-set first")
-    ds = files_dataset(parts, cfg.data.tasks).randomize_block_order()
-    return map_tasks(ds, outpaint_batch, cfg.data.tasks, caption_dropout=cfg.train.caption_dropout)
-
-
 def export_final_model(cfg: Config, checkpoint, directory: str) -> None:
     """The final pipeline (SD 1.5's frozen parts + the trained ControlNet, EMA weights if any) into ``directory``."""
     from diffusers import ControlNetModel
@@ -168,8 +155,11 @@ def run(cfg: Config) -> int:
     from handdiff.models import body_pyfunc
 
     cfg = absolute_paths(cfg, "base", "controlnet")
+    from handdiff.training.body_batches import outpaint_batch
+
+    dataset = training_dataset(cfg, outpaint_batch, "build-outpaint-set", caption_dropout=cfg.train.caption_dropout)
     result, run_id, final = fit(
-        cfg, train_loop, {}, training_dataset(cfg),
+        cfg, train_loop, {}, dataset,
         export=lambda checkpoint, directory: export_final_model(cfg, checkpoint, directory),
         log_model=lambda directory: log_pyfunc(directory, "body_outpainter", body_pyfunc, cfg.registered_model),
     )  # fmt: skip

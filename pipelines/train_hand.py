@@ -36,10 +36,9 @@ from handdiff.config import ConfigError, StrictModel
 from handdiff.data.hand_crops import HAND_CROP_SCHEMA
 from handdiff.data.parts import part_uris, read_part, read_parts
 from pipelines.job import TrackingConfig, run_job
-from pipelines.ray_stages import files_dataset, map_tasks
 from pipelines.training import (
     LoggingSection, Stage, TrainJobConfig, TrainSection, absolute_paths, final_weights, fit, log_pyfunc, print_result, train_worker,
-    validation_rows,
+    training_dataset, validation_rows,
 )  # fmt: skip
 
 log = logging.getLogger("handdiff.train_hand")
@@ -175,18 +174,6 @@ def sample_grid(pipeline, rows: list[dict], sigma: float, logging_cfg: LoggingSe
 # ------------------------------------------------------------------------------ driver
 
 
-def training_dataset(cfg: Config):
-    """The hand-crop set as a Ray Dataset of training batches (decoded, augmented, captions dropped)."""
-    from handdiff.training.hand_batches import hand_crop_batch
-
-    parts = part_uris(f"{cfg.data.path}/records")
-    if not parts:
-        raise FileNotFoundError(f"no hand crops under {cfg.data.path}/records: run build-hand-crops first")
-    ds = files_dataset(parts, cfg.data.tasks).randomize_block_order()
-    augment = cfg.train.augment.model_dump() if cfg.train.augment else None
-    return map_tasks(ds, hand_crop_batch, cfg.data.tasks, caption_dropout=cfg.train.caption_dropout, augment=augment)
-
-
 def heatmap_sigma(cfg: Config) -> float:
     if cfg.train.heatmap_sigma is not None:
         return cfg.train.heatmap_sigma
@@ -208,8 +195,12 @@ def run(cfg: Config) -> int:
 
     cfg = absolute_paths(cfg, "base")
     cfg.preflight()
+    from handdiff.training.hand_batches import hand_crop_batch
+
+    augment = cfg.train.augment.model_dump() if cfg.train.augment else None
+    dataset = training_dataset(cfg, hand_crop_batch, "build-hand-crops", caption_dropout=cfg.train.caption_dropout, augment=augment)
     result, run_id, final = fit(
-        cfg, train_loop, {"sigma": heatmap_sigma(cfg)}, training_dataset(cfg),
+        cfg, train_loop, {"sigma": heatmap_sigma(cfg)}, dataset,
         export=lambda checkpoint, directory: export_final_model(cfg, checkpoint, directory),
         log_model=lambda directory: log_pyfunc(directory, "hand_generator", hand_pyfunc, cfg.registered_model),
     )  # fmt: skip

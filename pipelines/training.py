@@ -248,6 +248,18 @@ def validation_rows(cfg: TrainJobConfig, schema) -> list[dict]:
 # ------------------------------------------------------------------------------ driver
 
 
+def training_dataset(cfg: TrainJobConfig, batch_fn: Callable, built_by: str, **batch_options):
+    """The training set's parts as a Ray Dataset of numpy batches made by ``batch_fn`` (data
+    tasks on CPUs: decode, augment, drop captions), block order shuffled."""
+    from handdiff.data.parts import part_uris
+    from pipelines.ray_stages import files_dataset, map_tasks
+
+    parts = part_uris(f"{cfg.data.path}/records")
+    if not parts:
+        raise FileNotFoundError(f"data.path: no training rows under {cfg.data.path}/records: run {built_by} first")
+    return map_tasks(files_dataset(parts, cfg.data.tasks).randomize_block_order(), batch_fn, cfg.data.tasks, **batch_options)
+
+
 def absolute_paths(cfg: TrainJobConfig, *model_fields: str) -> TrainJobConfig:
     """A copy whose local paths are absolute: Ray Train workers run in another directory.
     ``model_fields`` are dotted ``cfg.model`` attributes that may name local folders."""

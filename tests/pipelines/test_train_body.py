@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-import time
-
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
@@ -22,7 +17,7 @@ from handdiff.models.body_pipeline import BodyOutpaintPipeline
 from pipelines import train_body
 from pipelines.job import TrackingConfig
 from tests import ray_train
-from tests.ray_train import checkpoint_names, committed_step, ray_train_worker_pids
+from tests.ray_train import kill_a_worker_then_continue
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -75,31 +70,5 @@ def test_two_workers_lower_the_loss_log_everything_and_export_a_model_that_sampl
 
 def test_a_killed_worker_recovers_and_a_restart_continues_the_run(ray_session, outpaint_set, demo_workdir, s3_prefix, tmp_path):
     uri = f"sqlite:///{tmp_path}/db.sqlite"
-    storage_path = storage.join(s3_prefix, "runs")
-    cfg = config(outpaint_set, demo_workdir, uri, "s3-run", storage_path, steps=8, lr=1e-4)
-    fs, root = storage.filesystem(storage.join(storage_path, "s3-run"))
-    outcome = {}
-    thread = threading.Thread(target=lambda: outcome.setdefault("rc", train_body.run(cfg)))
-    thread.start()
-    deadline = time.monotonic() + 300
-    while (committed := committed_step(fs, root)) < 2:  # kill a worker once a checkpoint on S3 is committed
-        assert thread.is_alive() and time.monotonic() < deadline, "no committed checkpoint on S3 in time"
-        time.sleep(0.2)
-    pids = ray_train_worker_pids()
-    assert len(pids) == 2
-    os.kill(pids[-1], signal.SIGKILL)
-    thread.join(600)
-    assert outcome.get("rc") == 0
-    steps = [s for s, _ in history(uri, "s3-run", "loss")]
-    assert steps[-1] == 8 and set(steps) == set(range(1, 9))
-    resumed = history(uri, "s3-run", "resumed_from_step")
-    assert resumed and resumed[0][1] >= committed  # restarted from the committed checkpoint, not from scratch
-    assert checkpoint_names(fs, root)[-1] == "step_00000008"
-
-    cfg.train.steps = 10  # the same run name with more steps continues, in the same MLflow run
-    assert train_body.run(cfg) == 0
-    assert history(uri, "s3-run", "resumed_from_step")[-1] == (8, 8.0)
-    assert [s for s, _ in history(uri, "s3-run", "loss")][-2:] == [9, 10]
-    client = MlflowClient(uri)
-    assert len(client.search_runs([client.get_experiment_by_name("handdiff-train-body").experiment_id])) == 1
-    assert checkpoint_names(fs, root)[-1] == "step_00000010"
+    cfg = config(outpaint_set, demo_workdir, uri, "s3-run", storage.join(s3_prefix, "runs"), steps=8, lr=1e-4)
+    kill_a_worker_then_continue(train_body.run, cfg, uri, "handdiff-train-body")

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-import time
-
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
@@ -17,7 +12,7 @@ from handdiff.models.hand_pipeline import HandGenerationPipeline
 from pipelines import build_hand_crops, train_hand
 from pipelines.job import TrackingConfig
 from tests import ray_train
-from tests.ray_train import checkpoint_names, committed_step, ray_train_worker_pids
+from tests.ray_train import kill_a_worker_then_continue
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -76,33 +71,5 @@ def test_two_workers_lower_the_loss_on_a_tiny_set_and_log_everything(ray_session
 
 def test_checkpoints_on_s3_survive_a_killed_worker_and_a_restart(ray_session, hand_crops, demo_workdir, s3_prefix, tmp_path):
     uri = f"sqlite:///{tmp_path}/db.sqlite"
-    storage_path = storage.join(s3_prefix, "runs")
-    cfg = config(hand_crops, demo_workdir, uri, "s3-run", storage_path, steps=8, lr=1e-4)
-    fs, root = storage.filesystem(storage.join(storage_path, "s3-run"))
-
-    outcome = {}
-    thread = threading.Thread(target=lambda: outcome.setdefault("rc", train_hand.run(cfg)))
-    thread.start()
-    deadline = time.monotonic() + 300
-    while (committed := committed_step(fs, root)) < 2:  # kill a worker once a checkpoint on S3 is committed
-        assert thread.is_alive() and time.monotonic() < deadline, "no committed checkpoint on S3 in time"
-        time.sleep(0.2)
-    pids = ray_train_worker_pids()
-    assert len(pids) == 2
-    os.kill(pids[-1], signal.SIGKILL)
-    thread.join(600)
-    assert outcome.get("rc") == 0
-    steps = [s for s, _ in history(uri, "s3-run", "loss")]
-    assert steps[-1] == 8 and set(steps) == set(range(1, 9))
-    resumed = history(uri, "s3-run", "resumed_from_step")
-    assert resumed and resumed[0][1] >= committed  # the worker group restarted from the committed checkpoint, not from scratch
-    assert checkpoint_names(fs, root)[-1] == "step_00000008"
-
-    # starting the same run name again continues from its latest checkpoint, in the same MLflow run
-    cfg.train.steps = 10
-    assert train_hand.run(cfg) == 0
-    assert history(uri, "s3-run", "resumed_from_step")[-1] == (8, 8.0)
-    assert [s for s, _ in history(uri, "s3-run", "loss")][-2:] == [9, 10]
-    client = MlflowClient(uri)
-    assert len(client.search_runs([client.get_experiment_by_name("handdiff-train-hand").experiment_id])) == 1
-    assert checkpoint_names(fs, root)[-1] == "step_00000010"
+    cfg = config(hand_crops, demo_workdir, uri, "s3-run", storage.join(s3_prefix, "runs"), steps=8, lr=1e-4)
+    kill_a_worker_then_continue(train_hand.run, cfg, uri, "handdiff-train-hand")
