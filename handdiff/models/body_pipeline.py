@@ -69,16 +69,18 @@ class BodyOutpaintPipeline:
     def __call__(self, prompts: list[str], skeleton: torch.Tensor, mask: torch.Tensor, canvas: torch.Tensor | None = None,
                  canvas_latents: torch.Tensor | None = None, num_inference_steps: int = 25, guidance_scale: float = 7.5,
                  generator: torch.Generator | None = None, blend_masks: list[torch.Tensor] | None = None,
-                 unmasked_last_steps: int = 0, noised_canvas: bool = False) -> BodySamples:  # fmt: skip
+                 unmasked_last_steps: int = 0, noised_canvas: bool = False, latents: torch.Tensor | None = None) -> BodySamples:  # fmt: skip
         """Bodies for ``prompts`` around the hands of ``canvas`` (or its ``canvas_latents``).
 
         Args:
             skeleton: (B, 3, H, W) in [0, 1], the OpenPose rendering at output size.
             mask: (B, 1, H, W) in {0, 1}, the exact hand mask: the ControlNet always sees it.
-            blend_masks: per denoising step, the (B, 1, H/8, W/8) latent mask to blend with
-                (e.g. sequential mask expansion); default: ``mask`` at latent size every step.
+            blend_masks: per masked denoising step (all but the ``unmasked_last_steps``), the
+                (B, 1, H/8, W/8) latent mask to blend with (e.g. sequential mask expansion);
+                default: ``mask`` at latent size at every masked step.
             unmasked_last_steps: the last steps run without blending (the paper: 2 at inference).
             noised_canvas: blend the canvas noised to each step instead of the clean canvas.
+            latents: the initial noise (B, 4, H/8, W/8); default: drawn from ``generator``.
         """
         device, dtype = self.device, next(self.controlnet.parameters()).dtype
         batch, _, height, width = skeleton.shape
@@ -94,15 +96,18 @@ class BodyOutpaintPipeline:
             condition = torch.cat([condition, condition])
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
+        masked_steps = max(0, len(timesteps) - unmasked_last_steps)
         if blend_masks is None:
-            blend_masks = [latent_mask(mask, (height // factor, width // factor)).to(device)] * len(timesteps)
-        if len(blend_masks) != len(timesteps):
-            raise ValueError(f"blend_masks has {len(blend_masks)} masks for {len(timesteps)} denoising steps")
+            blend_masks = [latent_mask(mask, (height // factor, width // factor)).to(device)] * masked_steps
+        if len(blend_masks) != masked_steps:
+            raise ValueError(f"blend_masks has {len(blend_masks)} masks for {masked_steps} masked denoising steps")
         shape = (batch, 4, height // factor, width // factor)
-        latents = torch.randn(shape, generator=generator, device="cpu").to(device, dtype) * self.scheduler.init_noise_sigma
+        if latents is None:
+            latents = torch.randn(shape, generator=generator, device="cpu")
+        latents = latents.to(device, dtype) * self.scheduler.init_noise_sigma
         canvas_noise = torch.randn(shape, generator=generator, device="cpu").to(device, dtype) if noised_canvas else None
         for i, t in enumerate(timesteps):
-            if i < len(timesteps) - unmasked_last_steps:
+            if i < masked_steps:
                 target = self.scheduler.add_noise(canvas_latents, canvas_noise, t.reshape(1)) if noised_canvas else canvas_latents
                 latents = blend_latents(latents, target, blend_masks[i].to(device))
             model_input = torch.cat([latents, latents]) if guided else latents

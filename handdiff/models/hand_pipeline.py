@@ -24,12 +24,12 @@ from handdiff.models.sd_parts import encode_prompts, load_sd_parts, save_sd_part
 
 @dataclass
 class HandSamples:
-    images: torch.Tensor
-    """(B, 3, H, W) float in [0, 1]."""
+    images: torch.Tensor | None
+    """(B, 3, H, W) float in [0, 1]; None when not decoded."""
     masks: torch.Tensor
     """(B, 1, H, W) float, the mask head's prediction at the last step (clamped to [0, 1])."""
     latents: torch.Tensor
-    """(B, 4, H/8, W/8) the final latents (unscaled), for handing over to stage 2 in latent space."""
+    """(B, 4, H/8, W/8) the final latents (scaled, as the UNet sees them), for handing over to stage 2 in latent space."""
 
 
 class HandGenerationPipeline:
@@ -66,8 +66,12 @@ class HandGenerationPipeline:
 
     @torch.no_grad()
     def __call__(self, prompts: list[str], condition: torch.Tensor, num_inference_steps: int = 25, guidance_scale: float = 7.5,
-                 generator: torch.Generator | None = None) -> HandSamples:  # fmt: skip
-        """Hand crops for ``prompts`` under ``condition`` (B, 11, H, W) at crop resolution."""
+                 generator: torch.Generator | None = None, latents: torch.Tensor | None = None, decode: bool = True) -> HandSamples:  # fmt: skip
+        """Hand crops for ``prompts`` under ``condition`` (B, 11, H, W) at crop resolution.
+
+        ``latents``: the initial noise (B, 4, H/8, W/8), e.g. drawn per sample from its own seed;
+        default: drawn from ``generator``. ``decode=False`` skips the VAE decode (``images`` None).
+        """
         was_training = self.generator.training
         self.generator.eval()
         device, dtype = self.device, next(self.generator.parameters()).dtype
@@ -79,8 +83,9 @@ class HandGenerationPipeline:
             text = torch.cat([self.encode_prompt([""] * batch).to(dtype), text])
             condition = torch.cat([condition, condition])
         factor = vae_factor(self.vae)
-        latents = torch.randn((batch, 4, height // factor, width // factor), generator=generator, device="cpu").to(device, dtype)
-        latents = latents * self.scheduler.init_noise_sigma
+        if latents is None:
+            latents = torch.randn((batch, 4, height // factor, width // factor), generator=generator, device="cpu")
+        latents = latents.to(device, dtype) * self.scheduler.init_noise_sigma
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         mask = None
         for t in self.scheduler.timesteps:
@@ -91,6 +96,8 @@ class HandGenerationPipeline:
                 uncond, cond = noise.chunk(2)
                 noise, mask = uncond + guidance_scale * (cond - uncond), mask.chunk(2)[1]
             latents = self.scheduler.step(noise, t, latents).prev_sample
-        images = self.vae.decode(latents / self.vae.config.scaling_factor).sample
         self.generator.train(was_training)
-        return HandSamples(((images.float() + 1) / 2).clamp(0, 1), mask.float().clamp(0, 1), latents)
+        images = None
+        if decode:
+            images = ((self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample.float() + 1) / 2).clamp(0, 1)
+        return HandSamples(images, mask.float().clamp(0, 1), latents)

@@ -1,0 +1,1 @@
+"""Two-stage generation (SPEC 6): stage-1 hands, a canvas, stage-2 body outpainting."""

@@ -1,0 +1,206 @@
+"""Two-stage generation of a person from whole-body keypoints (SPEC 6).
+
+1. Hands: each hand crop box from the target keypoints by the rule the training crops used
+   (``handdiff.data.hand_crops.plan_crops``: both hands in one square when their boxes
+   intersect), the 11-channel condition (mask channel empty: the generator was trained to
+   work without one), stage-1 generation of crop and mask (DDIM, CFG).
+2. Canvas: each crop's background removed with its predicted mask (``mask_threshold``),
+   resized and pasted at its box onto a ``fill`` canvas; the hand mask likewise.
+3. Body: stage 2 outpaints around the canvas with the ``strategy``'s blend masks
+   (``handdiff.inference.blending``: ``sme`` default, ``naive``, ``bbox``), the ControlNet
+   always seeing the exact hand mask, the last ``unmasked_last_steps`` (2) unblended.
+4. Paste-back: the stage-1 hand pixels replace the decoded image under the hand mask.
+
+Hand-off (beyond the paper, its stated future work): ``pixel`` is the paper's path;
+``latent`` places the stage-1 latents straight into the stage-2 latent grid (resized in
+latent space, masked at latent size), skipping the stage-1 VAE decode and the canvas VAE
+encode (two VAE passes per image; the final decode is the only one left), and the image is
+the stage-2 decode (no pixel paste-back, there are no stage-1 pixels).
+
+A pose without a visible hand falls back to stage 2 alone (our choice): no canvas, an empty
+hand mask, so the ControlNet draws the whole person; the result says ``hands == 0``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from handdiff.data import keypoints as kp
+from handdiff.data.hand_crops import CropPlan, crop_keypoints, plan_crops
+from handdiff.data.outpaint import DEFAULT_FILL
+from handdiff.data.skeleton import draw_skeleton
+from handdiff.inference.blending import blend_masks
+from handdiff.inference.compose import paste_square
+from handdiff.models.body_pipeline import BodyOutpaintPipeline
+from handdiff.models.conditioning import hand_condition
+from handdiff.models.hand_pipeline import HandGenerationPipeline
+from handdiff.models.sd_parts import vae_factor
+
+
+@dataclass
+class TwoStageSettings:
+    size: int = 512
+    """Output side, pixels; the keypoints are in this square's pixels."""
+    crop_size: int = 512
+    """Stage-1 crop side, pixels: the size stage 1 was trained at."""
+    margin: float = 0.25
+    """Crop rule margin: the ``margin`` of the crop set stage 1 was trained on."""
+    sigma: float | None = None
+    """Heatmap std, pixels at crop resolution; default ``crop_size / 64`` (as in training)."""
+    hand_steps: int = 50
+    hand_guidance: float = 7.5
+    body_steps: int = 50
+    body_guidance: float = 7.5
+    mask_threshold: float = 0.5
+    strategy: Literal["sme", "naive", "bbox"] = "sme"
+    sme_kernel: int = 3
+    """Dilation square of sequential mask expansion (our choice: 3, one pixel per side per step)."""
+    unmasked_last_steps: int = 2
+    handoff: Literal["pixel", "latent"] = "pixel"
+    fill: int = DEFAULT_FILL
+    """Canvas background, as in the outpaint training set."""
+
+
+@dataclass
+class TwoStageResult:
+    image: np.ndarray
+    """(H, W, 3) uint8, the person."""
+    hands: int
+    """Stage-1 crops made (0: no visible hand, stage 2 alone)."""
+    boxes: list[tuple[float, float, float]]
+    """Each crop's square ``(x0, y0, side)`` in output pixels."""
+    crops: list[np.ndarray]
+    """Each crop as stage 1 made it, (S, S, 3) uint8 (pixel hand-off only)."""
+    crop_masks: list[np.ndarray]
+    """Each crop's predicted hand mask, (S, S) bool."""
+    hand_mask: np.ndarray
+    """(H, W) bool, the hands on the canvas (what the ControlNet sees)."""
+    canvas: np.ndarray | None
+    """(H, W, 3) uint8, the hands on the fill (pixel hand-off only)."""
+    mask_sizes: list[int]
+    """Per masked denoising step, the blend mask's area in pixels (latent cells x 64)."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """This image's share of each stage's time (the batch's time / batch size)."""
+
+
+def hand_plans(keypoints: np.ndarray, margin: float) -> list[CropPlan]:
+    """The stage-1 crops of (133, 3) target keypoints: boxes tight around each hand's scored
+    points, then the training crop rule."""
+    boxes, sides = [], []
+    for side in kp.SIDES:
+        hand = keypoints[kp.hand_slice(side)]
+        box = kp.hand_box(hand[:, :2], hand[:, 2])
+        if box is not None:
+            boxes.append(list(box))
+            sides.append(side)
+    return plan_crops(boxes, sides, margin)
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8."""
+    return (images.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+
+
+class TwoStagePipeline:
+    def __init__(self, hand: HandGenerationPipeline, body: BodyOutpaintPipeline):
+        self.hand, self.body = hand, body
+        self._fill_latents: dict[int, torch.Tensor] = {}
+
+    @classmethod
+    def from_pretrained(cls, hand_dir: str | Path, body_dir: str | Path, torch_dtype: torch.dtype | None = None) -> TwoStagePipeline:
+        return cls(HandGenerationPipeline.from_pretrained(hand_dir, torch_dtype), BodyOutpaintPipeline.from_pretrained(body_dir, torch_dtype))
+
+    def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> TwoStagePipeline:
+        self.hand.to(device, dtype)
+        self.body.to(device, dtype)
+        self._fill_latents.clear()
+        return self
+
+    def fill_latents(self, fill: int) -> torch.Tensor:
+        """(4, 1, 1) the latents of a plain ``fill`` grey image (the latent canvas's background)."""
+        if fill not in self._fill_latents:
+            factor = vae_factor(self.body.vae)
+            grey = torch.full((1, 3, 4 * factor, 4 * factor), fill / 255)
+            self._fill_latents[fill] = self.body.encode_canvas(grey).mean(dim=(2, 3))[0, :, None, None]
+        return self._fill_latents[fill]
+
+    def _sync(self) -> float:
+        if self.body.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    @torch.no_grad()
+    def __call__(self, keypoints: list[np.ndarray], captions: list[str], seeds: list[int], settings: TwoStageSettings | None = None) -> list[TwoStageResult]:
+        """One person per (133, 3) keypoints (output pixels), caption and seed; batched through
+        both stages. An image depends only on its own inputs and seed."""
+        s = settings or TwoStageSettings()
+        batch, size, factor = len(keypoints), s.size, vae_factor(self.body.vae)
+        generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        plans = [hand_plans(np.asarray(k, np.float32), s.margin) for k in keypoints]
+        owners = [(b, plan) for b, image_plans in enumerate(plans) for plan in image_plans]
+        seconds: dict[str, float] = {}
+
+        # 1. stage 1: every crop of the batch in one pass
+        start = self._sync()
+        hands = None
+        if owners:
+            crop_points = torch.as_tensor(np.stack([crop_keypoints(np.asarray(keypoints[b], np.float32), plan, s.crop_size) for b, plan in owners]))
+            condition = hand_condition(crop_points, torch.zeros(len(owners), s.crop_size, s.crop_size), s.sigma or s.crop_size / 64)
+            noise = torch.cat([torch.randn((1, 4, s.crop_size // factor, s.crop_size // factor), generator=generators[b]) for b, _ in owners])
+            hands = self.hand([captions[b] for b, _ in owners], condition, s.hand_steps, s.hand_guidance, latents=noise,
+                              decode=s.handoff == "pixel")  # fmt: skip
+        seconds["stage1"] = self._sync() - start
+
+        # 2. canvas: crops without their background, pasted at their boxes
+        start = self._sync()
+        hand_mask, square_mask = torch.zeros(batch, 1, size, size), torch.zeros(batch, 1, size, size)
+        canvas = torch.full((batch, 3, size, size), s.fill / 255)
+        canvas_latents = self.fill_latents(s.fill).cpu().expand(batch, 4, size // factor, size // factor).clone()
+        crop_masks = []
+        for i, (b, plan) in enumerate(owners):
+            keep = (hands.masks[i].cpu() > s.mask_threshold).float()
+            crop_masks.append(keep[0].numpy().astype(bool))
+            region = None if s.strategy == "bbox" else keep  # bbox keeps the crop's own background
+            if s.handoff == "pixel":
+                paste_square(canvas[b], hands.images[i].cpu(), plan.x0, plan.y0, plan.side, region)
+            else:
+                paste_square(canvas_latents[b], hands.latents[i].float().cpu(), plan.x0, plan.y0, plan.side, region, factor=factor)
+            paste_square(hand_mask[b], keep, plan.x0, plan.y0, plan.side, keep, mode="nearest")
+            paste_square(square_mask[b], torch.ones_like(keep), plan.x0, plan.y0, plan.side, mode="nearest")
+        masked_steps = max(0, s.body_steps - s.unmasked_last_steps)
+        blends = blend_masks(s.strategy, hand_mask, square_mask, masked_steps, (size // factor, size // factor), s.sme_kernel)
+        seconds["compose"] = self._sync() - start
+
+        # 3. stage 2 around the canvas, 4. paste-back
+        start = self._sync()
+        skeleton = torch.as_tensor(np.stack([draw_skeleton(np.asarray(k, np.float32), size) for k in keypoints])).permute(0, 3, 1, 2).float() / 255
+        if s.handoff == "pixel":
+            canvas_latents = self.body.encode_canvas(canvas)
+        noise = torch.cat([torch.randn((1, 4, size // factor, size // factor), generator=g) for g in generators])
+        body = self.body(captions, skeleton, hand_mask, canvas_latents=canvas_latents, num_inference_steps=s.body_steps,
+                         guidance_scale=s.body_guidance, blend_masks=blends, unmasked_last_steps=s.unmasked_last_steps, latents=noise)  # fmt: skip
+        images = body.images.cpu()
+        if s.handoff == "pixel":
+            images = torch.where(hand_mask > 0, canvas, images)
+        seconds["stage2"] = self._sync() - start
+
+        results, crop_index = [], 0
+        for b in range(batch):
+            n = len(plans[b])
+            indices = list(range(crop_index, crop_index + n))
+            crop_index += n
+            results.append(TwoStageResult(
+                image=_to_uint8(images[b : b + 1])[0], hands=n, boxes=[(p.x0, p.y0, p.side) for p in plans[b]],
+                crops=list(_to_uint8(hands.images[indices])) if n and hands.images is not None else [],
+                crop_masks=[crop_masks[i] for i in indices], hand_mask=hand_mask[b, 0].numpy() > 0,
+                canvas=_to_uint8(canvas[b : b + 1])[0] if s.handoff == "pixel" else None,
+                mask_sizes=[int(round(float(m[b].sum()) * factor * factor)) for m in blends],
+                seconds={k: v / batch for k, v in seconds.items()},
+            ))  # fmt: skip
+        return results

@@ -1,0 +1,138 @@
+"""Two-stage generation on the tiny zoo (random weights: these test the plumbing, geometry and
+determinism, not image quality)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from handdiff.assets.figures import person_keypoints
+from handdiff.assets.tiny_zoo import model_locations
+from handdiff.data import keypoints as kp
+from handdiff.data.hand_crops import plan_crops
+from handdiff.inference.compose import paste_square
+from handdiff.inference.two_stage import TwoStagePipeline, TwoStageSettings, hand_plans
+from handdiff.models.body_controlnet import grow_controlnet_condition, latent_mask
+from handdiff.models.body_pipeline import BodyOutpaintPipeline
+from handdiff.models.hand_generator import build_hand_generator
+from handdiff.models.hand_pipeline import HandGenerationPipeline
+from handdiff.models.loading import load_controlnet, load_sd_pipeline
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_zoo) -> TwoStagePipeline:
+    zoo = model_locations(tiny_zoo)
+    hand_sd = load_sd_pipeline(zoo["sd15"])
+    torch.manual_seed(0)
+    hand = HandGenerationPipeline.from_parts(hand_sd, build_hand_generator(hand_sd.unet))
+    with torch.no_grad():  # a fresh mask head outputs ~0 everywhere: spread it so that the predicted masks hold some pixels
+        hand.generator.mask_head.layers[-1].weight.mul_(200.0)
+        hand.generator.mask_head.layers[-1].bias.fill_(0.5)
+    body = BodyOutpaintPipeline.from_parts(load_sd_pipeline(zoo["sd15"]), grow_controlnet_condition(load_controlnet(zoo["controlnet"])))
+    return TwoStagePipeline(hand, body)
+
+
+def settings(**changes) -> TwoStageSettings:
+    return TwoStageSettings(**{"size": SIZE, "crop_size": SIZE, "hand_steps": 2, "body_steps": 5, "hand_guidance": 2.0, "body_guidance": 2.0, **changes})
+
+
+def pose(hands: str) -> np.ndarray:
+    """A person in the 64-px square: ``two`` separate hands, ``touching`` (boxes intersect), ``one`` or ``none``."""
+    keypoints = person_keypoints(32, 4, 56, {"left": True, "right": True}, {"left": "palm", "right": "palm"}, np.random.default_rng(0))
+    keypoints[kp.HANDS] = 0
+    left = np.column_stack([np.linspace(40, 48, 21), np.linspace(20, 28, 21), np.ones(21)])
+    if hands in ("two", "one", "touching"):
+        keypoints[kp.LEFT_HAND] = left
+    if hands == "two":
+        keypoints[kp.RIGHT_HAND] = left - [28, 0, 0]
+    if hands == "touching":
+        keypoints[kp.RIGHT_HAND] = left - [5, -3, 0]
+    return keypoints
+
+
+def test_crops_follow_the_training_rule():
+    assert len(hand_plans(pose("two"), 0.25)) == 2
+    touching = hand_plans(pose("touching"), 0.25)
+    assert len(touching) == 1 and touching[0].sides == ("left", "right")
+    assert hand_plans(pose("none"), 0.25) == []
+    hand = pose("one")[kp.LEFT_HAND]
+    assert hand_plans(pose("one"), 0.25) == plan_crops([list(kp.hand_box(hand[:, :2], hand[:, 2]))], ["left"], 0.25)
+
+
+@pytest.mark.parametrize("hands, crops", [("one", 1), ("two", 2), ("touching", 1)])
+def test_stage_one_hand_pixels_are_pasted_back_exactly(pipeline, hands, crops):
+    (result,) = pipeline([pose(hands)], ["a person"], [7], settings())
+    assert result.hands == crops == len(result.crops) == len(result.boxes)
+    assert result.image.shape == (SIZE, SIZE, 3) and result.crops[0].shape == (SIZE, SIZE, 3)
+    assert result.hand_mask.any()
+    assert np.array_equal(result.image[result.hand_mask], result.canvas[result.hand_mask])  # stage 1's pixels, untouched
+    assert (result.canvas[~result.hand_mask] == 127).all()  # background removed: only hands on the fill
+    assert len(result.mask_sizes) == 5 - 2 and result.mask_sizes[0] > result.mask_sizes[-1]  # SME shrinks
+
+
+def test_a_pose_without_hands_falls_back_to_stage_two_alone(pipeline):
+    (result,) = pipeline([pose("none")], ["a person"], [7], settings())
+    assert result.hands == 0 and result.crops == [] and not result.hand_mask.any()
+    assert result.mask_sizes == [0, 0, 0] and result.image.shape == (SIZE, SIZE, 3)
+
+
+def test_seeds_reproduce_images_bit_for_bit_and_differ_between_seeds(pipeline):
+    a = pipeline([pose("two"), pose("one")], ["a person", "a dancer"], [1, 2], settings())
+    b = pipeline([pose("two"), pose("one")], ["a person", "a dancer"], [1, 2], settings())
+    assert all(np.array_equal(x.image, y.image) for x, y in zip(a, b, strict=True))
+    c = pipeline([pose("two")], ["a person"], [3], settings())[0]
+    assert not np.array_equal(a[0].image, c.image)
+
+
+def test_latent_handoff_places_stage_one_latents_and_skips_two_vae_passes(pipeline, monkeypatch):
+    calls = {"encode": 0, "decode": 0}
+    for vae in (pipeline.hand.vae, pipeline.body.vae):
+        for name in calls:
+            original = getattr(vae, name)
+
+            def counted(*args, _original=original, _name=name, **kwargs):
+                calls[_name] += 1
+                return _original(*args, **kwargs)
+
+            monkeypatch.setattr(vae, name, counted)
+    pipeline.fill_latents(127)  # cached once per pipeline, not per image
+    pixel = dict(calls)
+    pipeline([pose("two")], ["a person"], [5], settings(handoff="pixel"))
+    pixel = {k: calls[k] - pixel[k] for k in calls}
+    before = dict(calls)
+    (result,) = pipeline([pose("two")], ["a person"], [5], settings(handoff="latent"))
+    latent = {k: calls[k] - before[k] for k in calls}
+    # pixel: stage-1 decode (all crops in one call), canvas encode, final decode; latent: the final decode only
+    assert pixel == {"encode": 1, "decode": 2} and latent == {"encode": 0, "decode": 1}
+    assert result.canvas is None and result.crops == [] and result.hand_mask.any() and result.image.shape == (SIZE, SIZE, 3)
+
+
+@pytest.mark.parametrize("strategy", ["sme", "naive", "bbox"])
+def test_each_strategy_hands_its_masks_and_the_exact_mask_to_stage_two(pipeline, monkeypatch, strategy):
+    seen = {}
+    original = pipeline.body.__call__
+
+    def spy(self, prompts, skeleton, mask, **kwargs):
+        seen.update(mask=mask.clone(), **kwargs)
+        return original(prompts, skeleton, mask, **kwargs)
+
+    monkeypatch.setattr(BodyOutpaintPipeline, "__call__", spy)
+    (result,) = pipeline([pose("two")], ["a person"], [5], settings(strategy=strategy))
+    exact = torch.as_tensor(result.hand_mask, dtype=torch.float32)[None, None]
+    assert torch.equal(seen["mask"], exact)  # the ControlNet always gets the exact hand mask
+    masks, cells = seen["blend_masks"], latent_mask(exact, (SIZE // 8, SIZE // 8))
+    assert len(masks) == 3 and seen["unmasked_last_steps"] == 2
+    if strategy == "naive":
+        assert all(torch.equal(m, cells) for m in masks)
+    elif strategy == "sme":
+        assert torch.equal(masks[-1], cells) and masks[0].sum() > masks[-1].sum()
+    else:  # the whole crop squares, more than the hands
+        squares = torch.zeros(1, 1, SIZE, SIZE)
+        for x0, y0, side in result.boxes:
+            paste_square(squares[0], torch.ones(1, 4, 4), x0, y0, side, mode="nearest")
+        assert all(torch.equal(m, latent_mask(squares, (SIZE // 8, SIZE // 8))) for m in masks) and (squares >= exact).all()
+        in_squares = squares[0, 0].numpy() > 0  # the canvas keeps each crop whole, its background too
+        assert np.array_equal(result.image[in_squares & result.hand_mask], result.canvas[in_squares & result.hand_mask])
