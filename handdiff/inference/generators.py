@@ -1,0 +1,81 @@
+"""Generators behind one small interface, so that ``generate`` (and the benchmark) run any
+method the same way: ours (``handdiff``), and the baselines the benchmark adds.
+
+A generator is built once per actor from plain options (model locations, settings) and
+turns a batch of condition rows (``handdiff.data.conditions.CONDITION_SCHEMA``) into images,
+in one batched pass where the method allows.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Generated:
+    image: np.ndarray
+    """(H, W, 3) uint8."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """This image's share of each stage's time."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """What the method wants kept in the metadata (JSON-able): e.g. hands, boxes, mask sizes."""
+    canvas: np.ndarray | None = None
+    """(H, W, 3) uint8: an intermediate worth looking at (ours: the stage-1 hands on the canvas)."""
+
+
+class Generator(ABC):
+    method: str
+
+    @abstractmethod
+    def generate(self, conditions: list[dict]) -> list[Generated]:
+        """One image per condition row (``keypoints``, ``caption``, ``size``, ``seed``)."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Model ids and settings, for the metadata and MLflow."""
+
+
+class HandDiffGenerator(Generator):
+    """Ours: two-stage generation (``handdiff.inference.two_stage``)."""
+
+    method = "handdiff"
+
+    def __init__(self, hand_model: str, body_model: str, device: str = "cpu", dtype: str = "float32", **settings):
+        import torch
+
+        from handdiff.inference.two_stage import TwoStagePipeline, TwoStageSettings
+        from handdiff.models.loading import resolve
+
+        self.models = {"hand_model": hand_model, "body_model": body_model}
+        self.pipeline = TwoStagePipeline.from_pretrained(resolve(hand_model), resolve(body_model), getattr(torch, dtype)).to(device)
+        self.settings = TwoStageSettings(**settings)
+
+    def generate(self, conditions: list[dict]) -> list[Generated]:
+        from dataclasses import replace
+
+        sizes = {int(c["size"]) for c in conditions}
+        out = []
+        for size in sorted(sizes):  # one batched pass per output size
+            group = [c for c in conditions if int(c["size"]) == size]
+            results = self.pipeline([np.asarray(c["keypoints"], np.float32).reshape(133, 3) for c in group], [c["caption"] for c in group],
+                                    [int(c["seed"]) for c in group], replace(self.settings, size=size))  # fmt: skip
+            out += [(c, Generated(r.image, r.seconds, {"hands": r.hands, "boxes": r.boxes, "mask_sizes": r.mask_sizes}, r.canvas))
+                    for c, r in zip(group, results, strict=True)]  # fmt: skip
+        order = {id(c): i for i, c in enumerate(conditions)}
+        return [g for c, g in sorted(out, key=lambda pair: order[id(pair[0])])]
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.models, **asdict(self.settings)}
+
+
+GENERATORS: dict[str, type[Generator]] = {"handdiff": HandDiffGenerator}
+
+
+def make_generator(method: str, **options) -> Generator:
+    if method not in GENERATORS:
+        raise ValueError(f"unknown method {method!r}; methods: {', '.join(GENERATORS)}")
+    return GENERATORS[method](**options)

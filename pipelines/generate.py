@@ -1,0 +1,198 @@
+"""Generate images from pose conditions on Ray Data (SPEC 6, 7): batch inference with a GPU
+actor pool, any method behind ``handdiff.inference.generators`` (ours: ``handdiff``).
+
+Conditions come from ``conditions`` (a folder with ``records/`` parts): a condition set
+(``handdiff.data.conditions.CONDITION_SCHEMA``) or any annotated dataset, whose people are
+framed square at ``size`` with a seed each (``seed + row number``). Each actor loads the
+models once and generates ``resources.batch_size`` images per call, in one batched pass.
+Images are PNGs at ``<output>/images/<image_id>.png``; metadata (method, strategy, hand-off,
+seed, per-stage seconds, model ids, code version) are Parquet parts under ``<output>/records``;
+conditions that cannot be generated are rows in ``<output>/errors``. Rows in = images +
+errors; a rerun skips every condition already written, so a killed job writes nothing twice.
+
+    handdiff generate --config pipelines/configs/generate_demo.yaml
+    ray job submit --working-dir . -- python -m pipelines.generate --config pipelines/configs/generate.yaml
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from typing import Literal
+
+import mlflow
+import numpy as np
+from pydantic import Field
+
+from handdiff import storage
+from handdiff.config import StrictModel
+from handdiff.data.conditions import CONDITION_SCHEMA, condition_from_record
+from handdiff.data.parts import check_conservation, index_rows, read_parts, write_index, write_part, written_ids
+from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
+from handdiff.data.work_rows import OUTPUTS
+from handdiff.inference.generate_stages import GENERATION_SCHEMA, GenerateImages, conditions_to_rows, write_generated
+from handdiff.provenance import code_version
+from handdiff.tracking import tracked_run
+from pipelines.job import JobConfig, TrackingConfig, run_job
+from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
+
+log = logging.getLogger("handdiff.generate")
+
+
+class ConditionsSection(StrictModel):
+    path: str
+    """A condition set or an annotated dataset: the folder holding its ``records/``."""
+    count: int | None = Field(None, ge=1)
+    """The first ``count`` conditions (all by default)."""
+    size: int = Field(512, ge=32)
+    """Output side for conditions made from annotated records."""
+    margin: float = Field(0.1, ge=0)
+    """Person framing margin for conditions made from annotated records (as the outpaint set)."""
+    seed: int = 0
+    """Conditions made from annotated records get ``seed + row number``."""
+
+
+class HandDiffSection(StrictModel):
+    """Ours (``method: handdiff``): the two trained stages and the two-stage settings."""
+
+    hand_model: str
+    """The stage-1 pipeline: train-hand's ``final_model`` (a path or s3:// prefix)."""
+    body_model: str
+    """The stage-2 pipeline: train-body's ``final_model``."""
+    crop_size: int = Field(512, ge=32)
+    margin: float = Field(0.25, ge=0)
+    """The crop rule's margin: build-hand-crops' ``margin``."""
+    hand_steps: int = Field(50, ge=1)
+    hand_guidance: float = 7.5
+    body_steps: int = Field(50, ge=3)
+    body_guidance: float = 7.5
+    mask_threshold: float = Field(0.5, gt=0, lt=1)
+    strategy: Literal["sme", "naive", "bbox"] = "sme"
+    sme_kernel: int = Field(3, ge=1)
+    unmasked_last_steps: int = Field(2, ge=0)
+    handoff: Literal["pixel", "latent"] = "pixel"
+
+
+class Config(JobConfig):
+    job: Literal["generate"] = "generate"
+    tracking: TrackingConfig = TrackingConfig(run_name="generate")
+    conditions: ConditionsSection
+    output: str
+    method: Literal["handdiff"] = "handdiff"
+    handdiff: HandDiffSection | None = None
+    dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
+    """Model dtype on GPUs; CPUs always use float32."""
+    resources: Resources = Resources(actors=1, batch_size=16, num_gpus=1)
+    tasks: TaskResources = TaskResources()
+    keep_canvas: bool = True
+    """Also write each image's intermediate (ours: the stage-1 hands on the canvas) under ``canvases/``."""
+    index_rows_per_file: int = Field(64, ge=1)
+    contact_sheet_images: int = Field(8, ge=1)
+
+    def generator_options(self) -> dict:
+        options = (self.handdiff.model_dump() if self.handdiff else {}) if self.method == "handdiff" else {}
+        if self.method == "handdiff" and self.handdiff is None:
+            raise ValueError("method handdiff needs the handdiff section (hand_model, body_model)")
+        gpu = self.resources.num_gpus > 0
+        return {**options, "device": "cuda" if gpu else "cpu", "dtype": self.dtype if gpu else "float32"}
+
+
+def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
+    """A handful of images from the sample data's annotated people with the demo-trained stages
+    (pipelines/configs/generate_demo.yaml)."""
+    return Config(
+        ray={"num_cpus": 8},
+        tracking=tracking or TrackingConfig(run_name="generate-demo"),
+        conditions={"path": storage.join(workdir, "annotated", "laion_human"), "count": 6, "size": 128},
+        output=storage.join(workdir, "generated"),
+        handdiff={"hand_model": storage.join(workdir, "train_hand", "demo-train-hand", "final_model"),
+                  "body_model": storage.join(workdir, "train_body", "demo-train-body", "final_model"),
+                  "crop_size": 128, "hand_steps": 4, "body_steps": 6},  # fmt: skip
+        resources={"actors": 1, "batch_size": 4, "num_cpus": 1, "num_gpus": 0},
+        tasks={"batch_size": 4, "num_cpus": 0.5, "concurrency": 2},
+        index_rows_per_file=4,
+    )
+
+
+def load_conditions(c: ConditionsSection) -> tuple[list[dict], list[dict]]:
+    """The condition rows, and error rows for annotated records that cannot become conditions."""
+    try:
+        table = read_parts(f"{c.path}/records")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"conditions.path: no records under {c.path}/records") from None
+    rows = table.slice(0, c.count or table.num_rows).to_pylist()
+    if "person_box" not in table.schema.names:  # already a condition set
+        return [{name: r.get(name) for name in CONDITION_SCHEMA.names} for r in rows], []
+    conditions, errors = [], []
+    for i, record in enumerate(rows):
+        try:
+            conditions.append(condition_from_record(record, c.size, c.margin, c.seed + i))
+        except ValueError as err:
+            errors.append(error_row(record["image_id"], record.get("dataset"), "condition", str(err)))
+    return conditions, errors
+
+
+def contact_sheet(cfg: Config) -> np.ndarray | None:
+    """Per image: the condition's skeleton, the canvas (ours: the stage-1 hands), the output."""
+    from handdiff.data.images import decode_image
+    from handdiff.data.skeleton import draw_skeleton
+    from handdiff.viz import contact_sheet as sheet
+
+    rows = read_parts(f"{cfg.output}/records", schema=GENERATION_SCHEMA).slice(0, cfg.contact_sheet_images).to_pylist()
+    conditions = {c["image_id"]: c for c in load_conditions(cfg.conditions)[0]}
+    tiles = []
+    for row in rows:
+        image = decode_image(storage.read_bytes(row["image_uri"]))
+        keypoints = np.asarray(conditions[row["image_id"]]["keypoints"], np.float32).reshape(133, 3) if row["image_id"] in conditions else None
+        skeleton = draw_skeleton(keypoints, row["size"]) if keypoints is not None else np.zeros_like(image)
+        canvas = decode_image(storage.read_bytes(row["canvas_uri"])) if row["canvas_uri"] else np.zeros_like(image)
+        tiles += [skeleton, canvas, image]
+    return sheet(tiles, columns=6, cell=160) if tiles else None
+
+
+def run(cfg: Config) -> int:
+    options = cfg.generator_options()
+    with tracked_run(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=cfg.tracking.tracking_uri,
+                     resume=cfg.tracking.resume, tags={"code_version": code_version()}) as active:  # fmt: skip
+        conditions, bad = load_conditions(cfg.conditions)
+        done = set().union(*(written_ids(f"{cfg.output}/{t}") for t in OUTPUTS))
+        if bad:
+            write_part(to_table([e for e in bad if e["image_id"] not in done], ERROR_SCHEMA), f"{cfg.output}/errors")
+        total, index = write_index(conditions, f"{cfg.output}/_index", done, cfg.index_rows_per_file)
+        pending = index_rows(index)
+        log.info("%d conditions, %d already generated, %d to generate", total + len(bad), len(done), pending)
+        start = time.perf_counter()
+        if index:
+            ds = map_tasks(index_dataset(index, cfg.tasks), conditions_to_rows, cfg.tasks, method=cfg.method, code_version=code_version())
+            ds = map_actors(ds, GenerateImages, cfg.resources, method=cfg.method, options=options, keep_canvas=cfg.keep_canvas)
+            run_to_parts(map_tasks(ds, write_generated, cfg.tasks, output=cfg.output), "generate", log)
+        seconds = time.perf_counter() - start
+        counts = check_conservation(cfg.output, OUTPUTS, total + len(bad))
+        meta = read_parts(f"{cfg.output}/records", ["seconds", "stage_seconds"], GENERATION_SCHEMA).to_pylist()
+        stages: dict[str, float] = {}
+        for row in meta:
+            for stage, value in json.loads(row["stage_seconds"]).items():
+                stages[stage] = stages.get(stage, 0.0) + value / len(meta)
+        summary = {"rows_in": total + len(bad), **counts, "resumed_from": len(done), "seconds": seconds,
+                   "images_per_second": pending / seconds if pending and seconds else 0.0,
+                   **{f"seconds_per_image.{k}": v for k, v in stages.items()}}  # fmt: skip
+        mlflow.log_metrics({k: float(v) for k, v in summary.items()})
+        sheet = contact_sheet(cfg)
+        if sheet is not None:
+            mlflow.log_image(sheet, "contact_sheets/generated.png")
+    print(f"\ngenerated under {cfg.output}/images (MLflow run {active.info.run_id}, experiment {cfg.experiment!r})")
+    print(f"  rows {total + len(bad)} = images {counts['records']} + errors {counts['errors']}; {summary['images_per_second']:.2f} images/s")
+    if stages:
+        print("  seconds per image: " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_job(Config, run, argv, job="generate", doc=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
