@@ -503,7 +503,9 @@ def write_laion_human(root: str, seed: int = 5) -> _Writer:
         image = figures.background(height, width, rng)
         figures.draw_person(image, keypoints, rng)
         # the first also holds a weak extra detection (score 0.05), as real HumanSD files do: still one person
-        ghost = [{"keypoints": np.column_stack([rng.uniform(0, width, 17), rng.uniform(0, height, 17), np.full(17, 0.05)]).astype(np.float32),
+        # (its own generator, so that every later sample stays as it was)
+        weak = np.random.default_rng(seed + 1000)
+        ghost = [{"keypoints": np.column_stack([weak.uniform(0, width, 17), weak.uniform(0, height, 17), np.full(17, 0.05)]).astype(np.float32),
                   "score": 0.05}] if i == 0 else []  # fmt: skip
         add(image, [keypoints[:17]], f"a person in a {['red', 'blue', 'green'][i % 3]} shirt raising a hand", weak=ghost)
     for _ in range(2):  # two people: filtered out downstream
