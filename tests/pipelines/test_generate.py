@@ -1,0 +1,93 @@
+"""generate on the shared Ray cluster: annotated sample people -> images + metadata, resumable."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from handdiff import storage
+from handdiff.config import to_yaml
+from handdiff.data.images import decode_image
+from handdiff.data.parts import part_uris, read_parts
+from handdiff.data.records import ANNOTATION_SCHEMA, ERROR_SCHEMA
+from handdiff.inference.generate_stages import GENERATION_SCHEMA
+from pipelines import generate
+from pipelines.job import TrackingConfig
+
+pytestmark = [pytest.mark.slow, pytest.mark.services]
+
+
+def config(annotated, two_stage_models, output: str, uri: str, dataset: str = "hagrid", **changes) -> generate.Config:
+    settings = {
+        "tracking": TrackingConfig(run_name="generate-test", tracking_uri=uri), "conditions": {"path": f"{annotated.output}/{dataset}", "size": 64},
+        "output": output, "handdiff": {**two_stage_models, "crop_size": 64, "hand_steps": 2, "body_steps": 4},
+        "resources": {"actors": 1, "batch_size": 4, "num_cpus": 0.5, "num_gpus": 0},
+        "tasks": {"batch_size": 4, "num_cpus": 0.5, "concurrency": 2}, "index_rows_per_file": 4,
+    }  # fmt: skip
+    return generate.Config(**{**settings, **changes})
+
+
+def test_every_condition_is_one_image_or_one_error_and_a_rerun_makes_none(ray_session, annotated, two_stage_models, tmp_path):
+    uri = f"sqlite:///{tmp_path}/db.sqlite"
+    cfg = config(annotated, two_stage_models, str(tmp_path / "out"), uri)
+    assert generate.run(cfg) == 0
+    records = read_parts(f"{cfg.output}/records", schema=GENERATION_SCHEMA)
+    errors = read_parts(f"{cfg.output}/errors", schema=ERROR_SCHEMA).to_pylist()
+    annotated_rows = read_parts(f"{annotated.output}/hagrid/records", schema=ANNOTATION_SCHEMA).to_pylist()
+    assert records.schema == GENERATION_SCHEMA and records.num_rows > 0
+    assert sorted(records.column("image_id").to_pylist() + [e["image_id"] for e in errors]) == sorted(r["image_id"] for r in annotated_rows)
+    for error in errors:  # only people without a body cannot be drawn
+        assert (error["stage"], error["reason"]) == ("condition", "no body keypoints")
+    for row in records.to_pylist():
+        assert decode_image(storage.read_bytes(row["image_uri"])).shape == (64, 64, 3)
+        assert row["method"] == "handdiff" and (row["strategy"], row["handoff"]) == ("sme", "pixel")
+        assert set(json.loads(row["stage_seconds"])) == {"stage1", "compose", "stage2"} and row["seconds"] > 0
+        assert json.loads(row["models"])["hand_model"] == two_stage_models["hand_model"]
+        assert json.loads(row["details"])["hands"] >= 0 and row["canvas_uri"]
+    images = sorted(p for p in (tmp_path / "out" / "images").rglob("*.png"))
+    assert len(images) == records.num_rows
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("handdiff-generate").experiment_id])
+    assert run.data.metrics["records"] == records.num_rows and run.data.metrics["seconds_per_image.stage2"] > 0
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "contact_sheets")] == ["contact_sheets/generated.png"]
+
+    stamps = {p: p.stat().st_mtime_ns for p in images}
+    parts = part_uris(f"{cfg.output}/records")
+    assert generate.run(cfg) == 0  # nothing left to do: no image is written again
+    assert part_uris(f"{cfg.output}/records") == parts
+    assert {p: p.stat().st_mtime_ns for p in images} == stamps
+
+
+def test_a_killed_job_resumes_without_writing_an_image_twice(ray_session, annotated, two_stage_models, tmp_path):
+    uri = f"sqlite:///{tmp_path}/db.sqlite"
+    cfg = config(annotated, two_stage_models, str(tmp_path / "out"), uri, dataset="laion_human", index_rows_per_file=1,
+                 resources={"actors": 1, "batch_size": 1, "num_cpus": 0.5, "num_gpus": 0})  # fmt: skip
+    cfg.tasks.batch_size = 1
+    config_file = tmp_path / "generate.yaml"
+    config_file.write_text(to_yaml(cfg))
+    env = {**os.environ, "RAY_ADDRESS": ray_session.address, "RAY_AUTH_MODE": "disabled"}
+    job = subprocess.Popen([sys.executable, "-m", "pipelines.generate", "--config", str(config_file)], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (os.path.isdir(f"{cfg.output}/records") and part_uris(f"{cfg.output}/records")):
+        assert job.poll() is None and time.monotonic() < deadline, "no part written in time"
+        time.sleep(0.2)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    first = len(part_uris(f"{cfg.output}/records"))
+    assert generate.run(cfg) == 0
+    ids = read_parts(f"{cfg.output}/records", ["image_id"]).column("image_id").to_pylist()
+    ids += read_parts(f"{cfg.output}/errors", ["image_id"], ERROR_SCHEMA).column("image_id").to_pylist()
+    total = len(read_parts(f"{annotated.output}/laion_human/records", ["image_id"]))
+    assert first < total and Counter(ids).most_common(1)[0][1] == 1 and len(ids) == total  # every condition exactly once
+    assert len(list((tmp_path / "out" / "images").rglob("*.png"))) == len(read_parts(f"{cfg.output}/records", ["image_id"]))
+    assert np.isfinite(read_parts(f"{cfg.output}/records", ["seconds"]).column("seconds").to_numpy()).all()
