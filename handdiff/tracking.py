@@ -134,3 +134,25 @@ def tracked_run(
             for start in range(0, len(items), 100):
                 mlflow.log_params(dict(items[start : start + 100]))
         yield active
+
+
+def _param_type(value: Any) -> str:
+    for kind, name in ((bool, "boolean"), (int, "long"), (float, "double"), (str, "string")):
+        if isinstance(value, kind):
+            return name
+    raise TypeError(f"no MLflow param type for {value!r}")
+
+
+def log_pipeline_model(artifacts: dict[str, str], name: str, module, registered_model: str | None) -> None:
+    """Log model folders (``artifacts``: artifact name -> local folder) as an MLflow pyfunc model
+    whose code is ``module``'s file (code, not a pickle), with ``module.PARAMS`` declared in its
+    signature (MLflow drops undeclared params), and register it as ``registered_model``."""
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec
+
+    from handdiff.provenance import code_version
+
+    params = ParamSchema([ParamSpec(key, _param_type(value), value) for key, value in module.PARAMS.items()])
+    mlflow.pyfunc.log_model(name=name, python_model=module.__file__, artifacts=artifacts, signature=ModelSignature(params=params),
+                            pip_requirements=[f"handdiff=={code_version().split('+')[0]}"], registered_model_name=registered_model)  # fmt: skip

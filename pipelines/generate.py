@@ -35,7 +35,7 @@ from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
 from handdiff.data.work_rows import OUTPUTS
 from handdiff.inference.generate_stages import GENERATION_SCHEMA, GenerateImages, conditions_to_rows, write_generated
 from handdiff.provenance import code_version
-from handdiff.tracking import tracked_run
+from handdiff.tracking import log_pipeline_model, tracked_run
 from pipelines.job import JobConfig, TrackingConfig, run_job
 from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
 
@@ -91,6 +91,9 @@ class Config(JobConfig):
     """Also write each image's intermediate (ours: the stage-1 hands on the canvas) under ``canvases/``."""
     index_rows_per_file: int = Field(64, ge=1)
     contact_sheet_images: int = Field(8, ge=1)
+    registered_model: str | None = None
+    """Ours: also log the two-stage pipeline (the two stages' models) as an MLflow pyfunc in this
+    run and register it under this name (``mlflow.pyfunc.load_model("models:/<name>/<version>")``)."""
 
     def generator_options(self) -> dict:
         options = (self.handdiff.model_dump() if self.handdiff else {}) if self.method == "handdiff" else {}
@@ -153,6 +156,15 @@ def contact_sheet(cfg: Config) -> np.ndarray | None:
     return sheet(tiles, columns=6, cell=160) if tiles else None
 
 
+def register_two_stage(section: HandDiffSection, name: str) -> None:
+    """Log the two trained stages as one two-stage pyfunc model and register it as ``name``."""
+    from handdiff.models import two_stage_pyfunc
+    from handdiff.models.loading import resolve
+
+    artifacts = {"hand": resolve(section.hand_model), "body": resolve(section.body_model)}
+    log_pipeline_model(artifacts, "two_stage", two_stage_pyfunc, name)
+
+
 def run(cfg: Config) -> int:
     options = cfg.generator_options()
     with tracked_run(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=cfg.tracking.tracking_uri,
@@ -183,6 +195,8 @@ def run(cfg: Config) -> int:
         sheet = contact_sheet(cfg)
         if sheet is not None:
             mlflow.log_image(sheet, "contact_sheets/generated.png")
+        if cfg.registered_model and cfg.handdiff:
+            register_two_stage(cfg.handdiff, cfg.registered_model)
     print(f"\ngenerated under {cfg.output}/images (MLflow run {active.info.run_id}, experiment {cfg.experiment!r})")
     print(f"  rows {total + len(bad)} = images {counts['records']} + errors {counts['errors']}; {summary['images_per_second']:.2f} images/s")
     if stages:

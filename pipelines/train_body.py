@@ -30,10 +30,11 @@ from pydantic import Field
 from handdiff import storage
 from handdiff.config import StrictModel
 from handdiff.data.outpaint import OUTPAINT_SCHEMA
+from handdiff.tracking import log_pipeline_model
 from pipelines.job import TrackingConfig, run_job
 from pipelines.training import (
-    LoggingSection, Stage, TrainJobConfig, TrainSection, absolute_paths, final_weights, fit, log_pyfunc, print_result, train_worker,
-    training_dataset, validation_rows,
+    LoggingSection, Stage, TrainJobConfig, TrainSection, absolute_paths, final_weights, fit, print_result, train_worker, training_dataset,
+    validation_rows,
 )  # fmt: skip
 
 log = logging.getLogger("handdiff.train_body")
@@ -161,7 +162,7 @@ def run(cfg: Config) -> int:
     result, run_id, final = fit(
         cfg, train_loop, {}, dataset,
         export=lambda checkpoint, directory: export_final_model(cfg, checkpoint, directory),
-        log_model=lambda directory: log_pyfunc(directory, "body_outpainter", body_pyfunc, cfg.registered_model),
+        log_model=lambda directory: log_pipeline_model({"pipeline": directory}, "body_outpainter", body_pyfunc, cfg.registered_model),
     )  # fmt: skip
     print_result("body ControlNet", result, run_id, cfg, final)
     return 0

@@ -35,10 +35,11 @@ from handdiff import storage
 from handdiff.config import ConfigError, StrictModel
 from handdiff.data.hand_crops import HAND_CROP_SCHEMA
 from handdiff.data.parts import part_uris, read_part, read_parts
+from handdiff.tracking import log_pipeline_model
 from pipelines.job import TrackingConfig, run_job
 from pipelines.training import (
-    LoggingSection, Stage, TrainJobConfig, TrainSection, absolute_paths, final_weights, fit, log_pyfunc, print_result, train_worker,
-    training_dataset, validation_rows,
+    LoggingSection, Stage, TrainJobConfig, TrainSection, absolute_paths, final_weights, fit, print_result, train_worker, training_dataset,
+    validation_rows,
 )  # fmt: skip
 
 log = logging.getLogger("handdiff.train_hand")
@@ -202,7 +203,7 @@ def run(cfg: Config) -> int:
     result, run_id, final = fit(
         cfg, train_loop, {"sigma": heatmap_sigma(cfg)}, dataset,
         export=lambda checkpoint, directory: export_final_model(cfg, checkpoint, directory),
-        log_model=lambda directory: log_pyfunc(directory, "hand_generator", hand_pyfunc, cfg.registered_model),
+        log_model=lambda directory: log_pipeline_model({"pipeline": directory}, "hand_generator", hand_pyfunc, cfg.registered_model),
     )  # fmt: skip
     print_result("hand generator", result, run_id, cfg, final)
     return 0

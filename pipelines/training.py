@@ -317,18 +317,6 @@ def final_weights(checkpoint, model_class: type):
         return model_class.from_pretrained(Path(saved) / ("ema" if (Path(saved) / "ema").exists() else "model"))
 
 
-def log_pyfunc(directory: str, name: str, module, registered_model: str | None) -> None:
-    """Log a pipeline folder as an MLflow pyfunc model whose code is ``module``'s file (code,
-    not a pickle), its ``PARAMS`` declared in the signature, and register it as ``registered_model``."""
-    import mlflow.pyfunc
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ParamSchema, ParamSpec
-
-    params = ParamSchema([ParamSpec(key, "long" if isinstance(value, int) else "double", value) for key, value in module.PARAMS.items()])
-    mlflow.pyfunc.log_model(name=name, python_model=module.__file__, artifacts={"pipeline": directory}, signature=ModelSignature(params=params),
-                            pip_requirements=[f"handdiff=={code_version().split('+')[0]}"], registered_model_name=registered_model)  # fmt: skip
-
-
 def print_result(what: str, result, run_id: str, cfg: TrainJobConfig, final: str) -> None:
     print(f"\n{what} trained to step {result.metrics.get('step')} (MLflow run {run_id}, experiment {cfg.experiment!r})")
     print(f"  loss {result.metrics.get('loss', float('nan')):.4f}; checkpoints under {storage.join(cfg.checkpoint.storage_path, cfg.tracking.run_name)}")

@@ -91,3 +91,23 @@ def test_a_killed_job_resumes_without_writing_an_image_twice(ray_session, annota
     assert first < total and Counter(ids).most_common(1)[0][1] == 1 and len(ids) == total  # every condition exactly once
     assert len(list((tmp_path / "out" / "images").rglob("*.png"))) == len(read_parts(f"{cfg.output}/records", ["image_id"]))
     assert np.isfinite(read_parts(f"{cfg.output}/records", ["seconds"]).column("seconds").to_numpy()).all()
+
+
+def test_the_registered_two_stage_model_generates_through_mlflow(mlflow_server, annotated, two_stage_models, tmp_path):
+    import mlflow
+    import pandas as pd
+
+    from handdiff.data.conditions import condition_from_record
+
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    mlflow.set_experiment("two-stage-registry-test")
+    section = generate.HandDiffSection(**two_stage_models)
+    with mlflow.start_run():
+        generate.register_two_stage(section, "two-stage-test")
+    records = [r for r in read_parts(f"{annotated.output}/laion_human/records", schema=ANNOTATION_SCHEMA).to_pylist()][:2]
+    conditions = pd.DataFrame([condition_from_record(r, 64, 0.1, seed) for seed, r in enumerate(records)])
+    model = mlflow.pyfunc.load_model("models:/two-stage-test/1")  # as users load it, from the registry over HTTP
+    out = model.predict(conditions, params={"size": 64, "crop_size": 64, "hand_steps": 2, "body_steps": 4, "strategy": "naive"})
+    assert len(out) == 2 and all(decode_image(png).shape == (64, 64, 3) for png in out["image"])
+    again = model.predict(conditions.iloc[:1], params={"size": 64, "crop_size": 64, "hand_steps": 2, "body_steps": 4, "strategy": "naive"})
+    assert again["image"][0] == out["image"][0]  # the seed column decides the image

@@ -120,11 +120,19 @@ def test_each_strategy_hands_its_masks_and_the_exact_mask_to_stage_two(pipeline,
         return original(prompts, skeleton, mask, **kwargs)
 
     monkeypatch.setattr(BodyOutpaintPipeline, "__call__", spy)
+    inputs = []  # the latents each ControlNet call sees (the first half of a CFG batch)
+    forward = pipeline.body.controlnet.forward
+    monkeypatch.setattr(pipeline.body.controlnet, "forward", lambda sample, *a, **k: inputs.append(sample[:1].clone()) or forward(sample, *a, **k))
     (result,) = pipeline([pose("two")], ["a person"], [5], settings(strategy=strategy))
     exact = torch.as_tensor(result.hand_mask, dtype=torch.float32)[None, None]
     assert torch.equal(seen["mask"], exact)  # the ControlNet always gets the exact hand mask
     masks, cells = seen["blend_masks"], latent_mask(exact, (SIZE // 8, SIZE // 8))
-    assert len(masks) == 3 and seen["unmasked_last_steps"] == 2
+    assert len(masks) == 3 and seen["unmasked_last_steps"] == 2 and len(inputs) == 5
+    canvas = seen["canvas_latents"]
+    for step, x in enumerate(inputs):  # where a step's blend mask is whole, the latents are the canvas's; free in the last two steps
+        full = (masks[min(step, 2)] == 1).expand_as(x)
+        assert full.any()
+        assert torch.allclose(x[full], canvas[full], atol=1e-6) == (step < 3), step
     if strategy == "naive":
         assert all(torch.equal(m, cells) for m in masks)
     elif strategy == "sme":
