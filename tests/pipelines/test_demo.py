@@ -51,6 +51,12 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys):
     assert client.search_model_versions("name = 'handdiff-body-outpainter-demo'")
     assert (tmp_path / "demo" / "train_body" / "demo-train-body" / "final_model" / "controlnet").is_dir()
 
+    # and a handful of people are generated with the two trained stages
+    (generate_run,) = client.search_runs([client.get_experiment_by_name("handdiff-generate").experiment_id])
+    generated = list((tmp_path / "demo" / "generated" / "images").rglob("*.png"))
+    assert generate_run.data.metrics["records"] == len(generated) > 0
+    assert "generated under" in out
+
     # a second demo reuses what the first wrote and continues the same MLflow runs
     assert demo.main(argv) == 0
     out = capsys.readouterr().out

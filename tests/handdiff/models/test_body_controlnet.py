@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import ControlNetModel, UNet2DConditionModel
+from diffusers import ControlNetModel
 
 from handdiff.assets.tiny_zoo import model_locations
 from handdiff.models.body_controlnet import blend_latents, body_condition, grow_controlnet_condition, latent_mask, outside_mask_mse
