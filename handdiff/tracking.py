@@ -112,6 +112,9 @@ def tracked_run(
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     experiment_id = get_or_create_experiment(client, experiment)
+    # the process may have another active experiment (a notebook's set_experiment, an earlier
+    # job in the same process): continuing a run of this one must not trip over it
+    mlflow.set_experiment(experiment_id=experiment_id)
     previous = find_run(client, experiment_id, run_name) if resume else None
     if previous is not None:
         log.info("continuing MLflow run %s (%s) in experiment %r", run_name, previous.info.run_id, experiment)

@@ -93,3 +93,12 @@ def test_a_restarted_job_continues_its_run(mlflow_server):
     with tracking.tracked_run("handdiff-resume", "job-b", CONFIG, tracking_uri=uri) as other:
         pass
     assert other.info.run_id not in (first.info.run_id, fresh.info.run_id)
+
+
+def test_a_run_continues_whatever_experiment_the_process_set_before(tmp_path):
+    uri = f"sqlite:///{tmp_path}/db.sqlite"
+    with tracking.tracked_run("handdiff-a", "job", tracking_uri=uri) as first:
+        pass
+    mlflow.set_experiment("someone-elses")  # e.g. a notebook, or an earlier job in this process
+    with tracking.tracked_run("handdiff-a", "job", tracking_uri=uri) as again:
+        assert again.info.run_id == first.info.run_id
