@@ -158,8 +158,10 @@ def train_worker(cfg: TrainJobConfig, config: dict, make_stage: Callable[[TrainJ
     state = TrainingState(extra={"run_id": config["run_id"]})
     restored = ray.train.get_checkpoint()
     if restored is not None:
-        with restored.as_directory() as directory:
-            state = load_checkpoint(directory, model, optimizer, lr_scheduler, ema, model_class=stage.model_class)
+        # each worker reads its own copy: with ``as_directory`` the workers of one node share one
+        # download, which the first to finish deletes while another may still be reading it
+        with tempfile.TemporaryDirectory() as directory:
+            state = load_checkpoint(restored.to_directory(directory), model, optimizer, lr_scheduler, ema, model_class=stage.model_class)
         log.info("rank %d: resumed at step %d", rank, state.step)
     model = ray.train.torch.prepare_model(model, parallel_strategy="ddp")
     unwrapped = model.module if hasattr(model, "module") else model
