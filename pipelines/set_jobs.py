@@ -20,7 +20,8 @@ from pydantic import Field
 
 from handdiff import storage
 from handdiff.config import StrictModel
-from handdiff.data.parts import check_conservation, index_rows, write_index, written_ids
+from handdiff.data.parts import check_conservation, index_rows, write_index, write_part, written_ids
+from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
 from handdiff.data.selection import SourceSelection, select_entries
 from handdiff.data.work_rows import OUTPUTS
 from handdiff.provenance import code_version
@@ -70,17 +71,24 @@ class BuiltSet:
 
 
 def build_set(cfg: SetJobConfig, make_rows: Callable, encoder: type | None, write_rows: Callable, what: str,
-              log: logging.Logger, **make_options) -> BuiltSet:  # fmt: skip
+              log: logging.Logger, required: tuple[str, str] | None = None, **make_options) -> BuiltSet:  # fmt: skip
     """Run the set pipeline in the active MLflow run: ``make_rows(batch, **make_options,
     code_version=...)`` as tasks, ``encoder`` (a ``handdiff.models.encoders`` stage) on actors
-    when ``cfg.precompute`` is set, ``write_rows(batch, output=...)`` as tasks."""
-    sources = {name: SourceSelection(s.path, s.count, s.stratify_by, tuple(s.splits)) for name, s in cfg.sources.items()}
-    entries, report = select_entries(sources, cfg.seed)
+    when ``cfg.precompute`` is set, ``write_rows(batch, output=...)`` as tasks.
+
+    ``required``: (column, reason): records of the allowed splits whose column is null are not
+    drawn; each is an error row with ``reason`` (rows in = their records + errors)."""
+    column, reason = required or (None, None)
+    sources = {name: SourceSelection(s.path, s.count, s.stratify_by, tuple(s.splits), column) for name, s in cfg.sources.items()}
+    entries, report, unusable = select_entries(sources, cfg.seed)
     for name, r in report.items():
         if r.get("short_by"):
             log.warning("source %s has %d images, fewer than the %d asked for: using all", name, r["available"], cfg.sources[name].count)
     done = set().union(*(written_ids(f"{cfg.output}/{t}") for t in OUTPUTS))
+    write_part(to_table([error_row(u["image_id"], u["dataset"], "select", reason) for u in unusable if u["image_id"] not in done], ERROR_SCHEMA),
+               f"{cfg.output}/errors")  # fmt: skip
     total, index = write_index(entries, f"{cfg.output}/_index", done, cfg.index_rows_per_file)
+    total += len(unusable)
     pending = index_rows(index)
     log.info("%d images selected, %d already done, %d to do", total, len(done), pending)
     start = time.perf_counter()

@@ -8,12 +8,17 @@ the benchmark's real crops.
 
 from __future__ import annotations
 
+import hashlib
+
+import cv2
 import numpy as np
 import pyarrow as pa
 
 from handdiff.data import keypoints as kp
-from handdiff.data.framing import person_square, points_to_square
-from handdiff.data.records import KEYPOINTS_TYPE
+from handdiff.data.framing import crop_square, person_square, points_to_square
+from handdiff.data.images import encode_image
+from handdiff.data.records import KEYPOINTS_TYPE, RLE_TYPE
+from handdiff.data.rle import decode_rle, encode_rle
 
 CONDITION_SCHEMA = pa.schema(
     [
@@ -27,6 +32,35 @@ CONDITION_SCHEMA = pa.schema(
         pa.field("box", pa.list_(pa.float32())),  # [x0, y0, side] of the square in the source image, px
     ]
 )
+
+
+BENCHMARK_SCHEMA = pa.schema(
+    [
+        *CONDITION_SCHEMA,
+        pa.field("split", pa.string()),
+        pa.field("real_image", pa.binary(), nullable=False),  # JPEG, size x size: the real person, framed as the condition
+        pa.field("person_mask", RLE_TYPE, nullable=False),  # SAM person mask of real_image: the real side of FID fg
+        pa.field("code_version", pa.string(), nullable=False),
+    ]
+)
+"""The benchmark's conditions: a condition set (``generate`` reads it) that also holds the real side."""
+
+
+def image_seed(image_id: str, seed: int) -> int:
+    """A seed for one image that depends only on its id and the set's ``seed`` (not on order)."""
+    return (int.from_bytes(hashlib.sha1(image_id.encode()).digest()[:4], "big") + seed) % 2**31
+
+
+def benchmark_row(record: dict, image: np.ndarray, size: int, margin: float, seed: int) -> dict:
+    """A ``BENCHMARK_SCHEMA`` row (without ``code_version``) from an annotated record and its image;
+    ValueError without a body, caption or person mask."""
+    row = condition_from_record(record, size, margin, image_seed(record["image_id"], seed))
+    if record.get("person_mask") is None:
+        raise ValueError("no person mask")
+    x0, y0, side = row["box"]
+    person = crop_square(decode_rle(record["person_mask"]).astype(np.uint8), x0, y0, side, size, cv2.INTER_NEAREST).astype(bool)
+    return {**row, "split": record.get("split"), "real_image": encode_image(crop_square(image, x0, y0, side, size), quality=95),
+            "person_mask": encode_rle(person)}  # fmt: skip
 
 
 def condition_from_record(record: dict, size: int, margin: float, seed: int) -> dict:

@@ -24,20 +24,27 @@ class SourceSelection:
     stratify_by: str | None = None
     """A column whose distribution the sample keeps (e.g. ``gesture``)."""
     splits: tuple[str, ...] = ("train",)
+    required: str | None = None
+    """A column that must not be null for a record to be drawn (e.g. ``person_box``: a body)."""
 
 
-def select_entries(sources: dict[str, SourceSelection], seed: int) -> tuple[list[dict], dict]:
-    """The index entries (``image_id``, ``part``, ``dataset``) of every selected image, and a
-    report per source: available / selected counts, rows of other splits left out and, when
-    stratified, the shares available and selected. Reads only a few columns of each part."""
-    entries, report = [], {}
+def select_entries(sources: dict[str, SourceSelection], seed: int) -> tuple[list[dict], dict, list[dict]]:
+    """The index entries (``image_id``, ``part``, ``dataset``) of every selected image, a report
+    per source (available / selected counts, rows of other splits left out and, when stratified,
+    the shares available and selected), and the records of the allowed splits that were not
+    drawn for lacking their source's ``required`` column (``image_id``, ``dataset``). Reads only
+    a few columns of each part."""
+    entries, report, unusable = [], {}, []
     for name, source in sources.items():
         parts = part_uris(f"{source.path}/records")
         if not parts:
             raise FileNotFoundError(f"source {name}: no annotated records under {source.path}/records")
-        columns = ["image_id", "dataset", "split", *([source.stratify_by] if source.stratify_by else [])]
+        columns = ["image_id", "dataset", "split", *([source.stratify_by] if source.stratify_by else []), *([source.required] if source.required else [])]
         every = [{**r, "part": part} for part in parts for r in read_part(part, columns).to_pylist()]
         rows = [r for r in every if r["split"] in source.splits]
+        if source.required:
+            unusable += [{"image_id": r["image_id"], "dataset": r["dataset"]} for r in rows if r[source.required] is None]
+            rows = [r for r in rows if r[source.required] is not None]
         ids = [r["image_id"] for r in rows]
         strata = [r[source.stratify_by] if source.stratify_by else None for r in rows]
         chosen = set(stratified_sample(ids, strata, source.count or len(ids), seed))
@@ -49,7 +56,7 @@ def select_entries(sources: dict[str, SourceSelection], seed: int) -> tuple[list
             report[name]["share_selected"] = share([s for r, s in zip(rows, strata, strict=True) if r["image_id"] in chosen])
         # each entry names its annotated part, so that the set's tasks read only what they need
         entries += [{"image_id": r["image_id"], "part": r["part"], "dataset": r["dataset"]} for r in rows if r["image_id"] in chosen]
-    return entries, report
+    return entries, report, unusable
 
 
 def stratified_sample(ids: list[str], strata: list[str | None], count: int, seed: int) -> list[str]:

@@ -1,4 +1,4 @@
-"""The stages of the training-set jobs (``build-hand-crops``, ``build-outpaint-set``), Ray-free
+"""The stages of the set jobs (``build-hand-crops``, ``build-outpaint-set``, ``build-benchmark-set``), Ray-free
 like the annotation stages: functions run as tasks. (The optional encoders, model stages,
 are ``handdiff.models.encoders``.)
 
@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from handdiff.data.conditions import BENCHMARK_SCHEMA, benchmark_row, condition_from_record
 from handdiff.data.hand_crops import HAND_CROP_SCHEMA, make_crops
 from handdiff.data.images import ImageError, load_image
 from handdiff.data.outpaint import OUTPAINT_SCHEMA, make_outpaint_row, outpaint_keypoints
@@ -24,6 +25,7 @@ from handdiff.data.work_rows import fail, new_row, work_schema, write_outputs
 
 CROP_WORK_SCHEMA = work_schema(HAND_CROP_SCHEMA)
 OUTPAINT_WORK_SCHEMA = work_schema(OUTPAINT_SCHEMA)
+BENCHMARK_WORK_SCHEMA = work_schema(BENCHMARK_SCHEMA)
 
 
 def rows_from_records(batch: pa.Table, schema: pa.Schema, make: Callable[[dict, dict], None], **fields: Any) -> pa.Table:
@@ -78,6 +80,21 @@ def outpaint_records(batch: pa.Table, size: int, margin: float, fill: int, code_
         row.update(make_outpaint_row(record, load_image(record["image_uri"]), size, margin, fill))
 
     return rows_from_records(batch, OUTPAINT_WORK_SCHEMA, make, code_version=code_version)
+
+
+def benchmark_records(batch: pa.Table, size: int, margin: float, seed: int, code_version: str) -> pa.Table:
+    """Index entries -> benchmark work rows (``BENCHMARK_SCHEMA``): the condition and its real side."""
+
+    def make(row: dict, record: dict) -> None:
+        condition_from_record(record, size, margin, 0)  # before reading the image: a record without a body fails cheaply
+        row.update(benchmark_row(record, load_image(record["image_uri"]), size, margin, seed))
+
+    return rows_from_records(batch, BENCHMARK_WORK_SCHEMA, make, code_version=code_version)
+
+
+def write_benchmark(batch: pa.Table, output: str) -> pa.Table:
+    """Write the batch's benchmark rows and errors under ``output``; returns counts."""
+    return write_outputs(batch, output, BENCHMARK_SCHEMA)
 
 
 def write_crops(batch: pa.Table, output: str) -> pa.Table:

@@ -1,0 +1,121 @@
+"""Pose accuracy of generated images: detected keypoints against the conditioning ones.
+
+**DAP**: COCO keypoint AP (mean over OKS thresholds 0.50:0.05:0.95) computed by xtcocotools'
+``COCOeval`` from COCO-format files, never by hand: whole body with the 133 COCO-WholeBody
+sigmas, hands with the 42 hand sigmas. The OKS scale (``area``) is, for the whole body, the
+area of the box around the target's visible keypoints (the person box, as COCO-WholeBody's
+whole-body AP uses), and for hands the area of the box around the target's visible hand
+keypoints (both hands), so that hand errors are measured against the hands' size, not the
+body's. A target with no visible keypoint in the part is not evaluated; an image without a
+detection counts as a miss.
+
+**MPJPE**: the mean distance between detected and target joints, in coordinates divided by
+the image size, over joints visible in the target and detected; the detection rate (the
+share of target-visible joints that were detected) is reported beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from handdiff.data import keypoints as kp
+
+# COCO-WholeBody's OKS sigmas (body 17, feet 6, face 68, left hand 21, right hand 21), as in its
+# evaluation code (myeval_wholebody.py) and mmpose's coco_wholebody dataset info.
+_BODY = [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089]
+_FOOT = [0.068, 0.066, 0.066, 0.092, 0.094, 0.094]
+_FACE = [0.042, 0.043, 0.044, 0.043, 0.040, 0.035, 0.031, 0.025, 0.020, 0.023, 0.029, 0.032, 0.037, 0.038, 0.043, 0.041, 0.045, 0.013,
+         0.012, 0.011, 0.011, 0.012, 0.012, 0.011, 0.011, 0.013, 0.015, 0.009, 0.007, 0.007, 0.007, 0.012, 0.009, 0.008, 0.016, 0.010,
+         0.017, 0.011, 0.009, 0.011, 0.009, 0.007, 0.013, 0.008, 0.011, 0.012, 0.010, 0.034, 0.008, 0.008, 0.009, 0.008, 0.008, 0.007,
+         0.010, 0.008, 0.009, 0.009, 0.009, 0.007, 0.007, 0.008, 0.011, 0.008, 0.008, 0.008, 0.01, 0.008]  # fmt: skip
+_HAND = [0.029, 0.022, 0.035, 0.037, 0.047, 0.026, 0.025, 0.024, 0.035, 0.018, 0.024, 0.022, 0.026, 0.017, 0.021, 0.021, 0.032, 0.02,
+         0.019, 0.022, 0.031]  # fmt: skip
+WHOLEBODY_SIGMAS = np.array(_BODY + _FOOT + _FACE + _HAND + _HAND)
+Part = Literal["wholebody", "hands"]
+PARTS: dict[str, slice] = {"wholebody": slice(0, kp.NUM_KEYPOINTS), "hands": kp.HANDS}
+
+
+def sigmas(part: Part) -> np.ndarray:
+    return WHOLEBODY_SIGMAS[PARTS[part]]
+
+
+def _box(points: np.ndarray) -> list[float]:
+    x0, y0 = points.min(0)
+    x1, y1 = points.max(0)
+    return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
+
+
+def coco_files(targets: list[np.ndarray], detections: list[np.ndarray | None], part: Part, directory: str | Path) -> tuple[Path, Path, int]:
+    """Write the ground truth and detections of ``part`` as COCO keypoint files (``gt.json``,
+    ``dt.json``) for xtcocotools. ``targets``/``detections``: per image (133, 3) (x_px, y_px,
+    score), a detection None when nothing was found. Returns the paths and how many targets
+    were evaluated (those with a visible keypoint in the part)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    names = [f"k{i}" for i in range(len(sigmas(part)))]
+    images, annotations, results = [], [], []
+    for i, (target, detection) in enumerate(zip(targets, detections, strict=True)):
+        t = np.asarray(target, np.float32)[PARTS[part]]
+        visible = t[:, 2] > 0
+        if not visible.any():
+            continue
+        box = _box(t[visible, :2])
+        images.append({"id": i, "width": 1, "height": 1})
+        annotations.append({"id": i + 1, "image_id": i, "category_id": 1, "iscrowd": 0, "num_keypoints": int(visible.sum()), "bbox": box,
+                            "area": max(box[2] * box[3], 1.0),
+                            "keypoints": np.column_stack([t[:, :2] * visible[:, None], visible * 2]).reshape(-1).tolist()})  # fmt: skip
+        if detection is not None:
+            d = np.asarray(detection, np.float32)[PARTS[part]]
+            found = d[:, 2] > 0
+            if found.any():
+                results.append({"image_id": i, "category_id": 1, "keypoints": d.reshape(-1).tolist(), "score": float(d[found, 2].mean())})
+    gt = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person", "keypoints": names, "skeleton": []}]}
+    (directory / "gt.json").write_text(json.dumps(gt))
+    (directory / "dt.json").write_text(json.dumps(results))
+    return directory / "gt.json", directory / "dt.json", len(images)
+
+
+def coco_keypoint_ap(gt_file: str | Path, dt_file: str | Path, part_sigmas: np.ndarray) -> float:
+    """xtcocotools' keypoint AP (OKS 0.50:0.95) of the files; 0 when nothing was detected."""
+    from xtcocotools.coco import COCO
+    from xtcocotools.cocoeval import COCOeval
+
+    detections = json.loads(Path(dt_file).read_text())
+    if not detections:
+        return 0.0
+    with contextlib.redirect_stdout(io.StringIO()):  # COCO prints its progress and table
+        gt = COCO(str(gt_file))
+        evaluation = COCOeval(gt, gt.loadRes(detections), "keypoints", sigmas=np.asarray(part_sigmas), use_area=True)
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return max(float(evaluation.stats[0]), 0.0)
+
+
+def keypoint_ap(targets: list[np.ndarray], detections: list[np.ndarray | None], part: Part, directory: str | Path) -> float:
+    """DAP of ``part`` (see the module docstring); the COCO files stay in ``directory``."""
+    gt_file, dt_file, evaluated = coco_files(targets, detections, part, directory)
+    return coco_keypoint_ap(gt_file, dt_file, sigmas(part)) if evaluated else float("nan")
+
+
+def mpjpe(targets: list[np.ndarray], detections: list[np.ndarray | None], sizes: list[int], part: Part) -> tuple[float, float]:
+    """(MPJPE in image-size units, detection rate) over joints visible in the target (and, for
+    the distance, detected). An image without a detection detects none of its joints."""
+    distances, visible_total, detected_total = [], 0, 0
+    for target, detection, size in zip(targets, detections, sizes, strict=True):
+        t = np.asarray(target, np.float32)[PARTS[part]]
+        visible = t[:, 2] > 0
+        visible_total += int(visible.sum())
+        if detection is None:
+            continue
+        d = np.asarray(detection, np.float32)[PARTS[part]]
+        both = visible & (d[:, 2] > 0)
+        detected_total += int(both.sum())
+        distances += list(np.linalg.norm((d[both, :2] - t[both, :2]) / size, axis=1))
+    return (float(np.mean(distances)) if distances else float("nan")), (detected_total / visible_total if visible_total else float("nan"))
