@@ -60,21 +60,51 @@ def foreground(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask[..., None], image, 0).astype(np.uint8)
 
 
-def fid_kid(real: list[np.ndarray], fake: list[np.ndarray], weights: str, subset_size: int = 50) -> dict[str, float]:
-    """FID and KID (mean, std; KID subsets of ``min(subset_size, n)``) between two image sets,
-    (H, W, 3) uint8 each, Inception-v3 192-d features from the local ``weights`` file."""
-    from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
+class InceptionFeatures:
+    """The 192-d Inception-v3 features torchmetrics' FID and KID use (``NoTrainInceptionV3``,
+    ``inception-v3-compat``), from a local weights file: extracted where the images are (e.g.
+    on GPU actors), so the distances can be computed later from features alone."""
+
+    def __init__(self, weights: str, device: str = "cpu"):
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        self.model = NoTrainInceptionV3("inception-v3-compat", ["192"], weights).to(device).eval()
+        self.device = device
+
+    @torch.no_grad()
+    def __call__(self, images: list[np.ndarray]) -> np.ndarray:
+        """(N, H, W, 3) uint8 images -> (N, 192) float64 features."""
+        batch = torch.as_tensor(np.stack(images)).permute(0, 3, 1, 2).to(self.device)
+        return self.model(batch).double().cpu().numpy()
+
+
+class _Precomputed(torch.nn.Module):
+    """A "feature extractor" that passes features through, so torchmetrics' FID and KID compute
+    their distances from features extracted elsewhere."""
+
+    num_features = 192
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+
+def fid_kid_from_features(real: np.ndarray, fake: np.ndarray, subset_size: int = 50) -> dict[str, float]:
+    """torchmetrics' FID and KID (mean, std; subsets of ``min(subset_size, n)``) from (N, 192) features."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    def batch(images: list[np.ndarray]) -> torch.Tensor:
-        return torch.as_tensor(np.stack(images)).permute(0, 3, 1, 2)
-
-    fid = FrechetInceptionDistance(feature=192, feature_extractor_weights_path=weights, normalize=True)
+    fid = FrechetInceptionDistance(feature=_Precomputed())
     subset = max(2, min(subset_size, len(real), len(fake)))
-    kid = KernelInceptionDistance(feature=NoTrainInceptionV3("inception-v3-compat", ["192"], weights), subset_size=subset)
-    for images, is_real in ((real, True), (fake, False)):
-        tensor = batch(images)
-        fid.update(tensor.float() / 255, real=is_real)
-        kid.update(tensor, real=is_real)  # uint8: KID ignores ``normalize``
+    kid = KernelInceptionDistance(feature=_Precomputed(), subset_size=subset)
+    for features, is_real in ((real, True), (fake, False)):
+        tensor = torch.as_tensor(np.asarray(features), dtype=torch.float64)
+        fid.update(tensor, real=is_real)
+        kid.update(tensor, real=is_real)
     kid_mean, kid_std = kid.compute()
     return {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std)}
+
+
+def fid_kid(real: list[np.ndarray], fake: list[np.ndarray], weights: str, subset_size: int = 50) -> dict[str, float]:
+    """FID and KID between two image sets, (H, W, 3) uint8 each (``InceptionFeatures`` + ``fid_kid_from_features``)."""
+    features = InceptionFeatures(weights)
+    return fid_kid_from_features(features(real), features(fake), subset_size)

@@ -39,3 +39,15 @@ def test_foreground_blackens_the_background():
     mask[1:3, 1:3] = True
     out = foreground(image, mask)
     assert (out[mask] == 200).all() and (out[~mask] == 0).all()
+
+
+def test_features_path_gives_torchmetrics_own_fid_from_images(tiny_zoo):
+    import torch
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    weights = inception_weights(model_locations(tiny_zoo)["inception"])
+    real, fake = images(10, 3), [(i // 2).astype(np.uint8) for i in images(10, 4)]
+    direct = FrechetInceptionDistance(feature=192, feature_extractor_weights_path=weights)
+    direct.update(torch.as_tensor(np.stack(real)).permute(0, 3, 1, 2), real=True)
+    direct.update(torch.as_tensor(np.stack(fake)).permute(0, 3, 1, 2), real=False)
+    assert fid_kid(real, fake, weights, subset_size=5)["fid"] == pytest.approx(float(direct.compute()), rel=1e-4)
