@@ -1,0 +1,42 @@
+"""Benchmark figures from per-image scores, with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from handdiff.assets.figures import person_keypoints
+from handdiff.metrics.summary import METRICS, bootstrap_intervals, score_by, score_set
+
+
+def rows(n: int = 8, shift: float = 0.0, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        target = person_keypoints(256, 30, 440, {"left": True, "right": True}, {"left": "palm", "right": "fist"}, rng)
+        detected = target.copy()
+        detected[:, :2] += shift
+        features = rng.normal(size=192)
+        out.append({"target": target, "detected": detected, "size": 512, "clip_score": 20.0 + i, "gesture": "palm" if i % 2 else "fist",
+                    "real_features": features, "fake_features": features.copy()})  # fmt: skip
+    return out
+
+
+def test_a_perfect_method_scores_the_ceiling(tmp_path):
+    figures = score_set(rows(), tmp_path)
+    assert set(METRICS) <= set(figures)
+    assert figures["dap"] == pytest.approx(1.0) and figures["dap_hands"] == pytest.approx(1.0)
+    assert figures["mpjpe"] == 0 and figures["detection_rate"] == 1.0
+    assert figures["clipsim"] == pytest.approx(23.5) and abs(figures["fid_fg"]) < 1e-3  # identical sets: 0 up to the matrix square root
+
+
+def test_intervals_hold_the_estimate_and_groups_split_the_rows(tmp_path):
+    data = rows(12, shift=2.0)
+    figures = score_set(data, tmp_path / "all")
+    intervals = bootstrap_intervals(data, tmp_path / "boot", resamples=20, seed=1)
+    lo, hi = intervals["clipsim"]
+    assert lo <= figures["clipsim"] <= hi and hi - lo > 0
+    assert intervals["mpjpe"][0] == pytest.approx(2 * 2**0.5 / 512, rel=1e-5)  # every joint off by the same (2, 2) px
+    groups = score_by(data, "gesture", tmp_path / "groups")
+    assert set(groups) == {"fist", "palm"} and groups["fist"]["images"] == groups["palm"]["images"] == 6
+    assert groups["palm"]["clipsim"] == pytest.approx(np.mean([r["clip_score"] for r in data if r["gesture"] == "palm"]))
