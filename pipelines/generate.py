@@ -81,7 +81,8 @@ class Config(JobConfig):
     tracking: TrackingConfig = TrackingConfig(run_name="generate")
     conditions: ConditionsSection
     output: str
-    method: Literal["handdiff"] = "handdiff"
+    method: Literal["handdiff", "oracle"] = "handdiff"
+    """``handdiff`` (ours) or ``oracle`` (each condition's real image, from a benchmark set: every metric's ceiling)."""
     handdiff: HandDiffSection | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
     """Model dtype on GPUs; CPUs always use float32."""
@@ -96,11 +97,12 @@ class Config(JobConfig):
     run and register it under this name (``mlflow.pyfunc.load_model("models:/<name>/<version>")``)."""
 
     def generator_options(self) -> dict:
-        options = (self.handdiff.model_dump() if self.handdiff else {}) if self.method == "handdiff" else {}
-        if self.method == "handdiff" and self.handdiff is None:
-            raise ValueError("method handdiff needs the handdiff section (hand_model, body_model)")
         gpu = self.resources.num_gpus > 0
-        return {**options, "device": "cuda" if gpu else "cpu", "dtype": self.dtype if gpu else "float32"}
+        if self.method == "oracle":
+            return {"conditions": self.conditions.path}
+        if self.handdiff is None:
+            raise ValueError("method handdiff needs the handdiff section (hand_model, body_model)")
+        return {**self.handdiff.model_dump(), "device": "cuda" if gpu else "cpu", "dtype": self.dtype if gpu else "float32"}
 
 
 def demo_config(workdir: str, tracking: TrackingConfig | None = None, runs_prefix: str = "demo") -> Config:

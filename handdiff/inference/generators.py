@@ -72,7 +72,32 @@ class HandDiffGenerator(Generator):
         return {**self.models, **asdict(self.settings)}
 
 
-GENERATORS: dict[str, type[Generator]] = {"handdiff": HandDiffGenerator}
+class OracleGenerator(Generator):
+    """The ceiling of every metric: the real image of each condition, from a benchmark set
+    (``handdiff.data.conditions.BENCHMARK_SCHEMA``)."""
+
+    method = "oracle"
+
+    def __init__(self, conditions: str, **_unused):
+        from handdiff.data.parts import read_parts
+
+        self.conditions = conditions
+        table = read_parts(f"{conditions}/records", ["image_id", "real_image"])
+        self.images = dict(zip(table.column("image_id").to_pylist(), table.column("real_image").to_pylist(), strict=True))
+
+    def generate(self, conditions: list[dict]) -> list[Generated]:
+        from handdiff.data.images import decode_image
+
+        missing = [c["image_id"] for c in conditions if c["image_id"] not in self.images]
+        if missing:
+            raise KeyError(f"no real image for {missing[:3]} in {self.conditions}")
+        return [Generated(decode_image(self.images[c["image_id"]]), {"oracle": 0.0}) for c in conditions]
+
+    def describe(self) -> dict[str, Any]:
+        return {"conditions": self.conditions}
+
+
+GENERATORS: dict[str, type[Generator]] = {"handdiff": HandDiffGenerator, "oracle": OracleGenerator}
 
 
 def make_generator(method: str, **options) -> Generator:

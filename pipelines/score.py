@@ -1,0 +1,144 @@
+"""Score a ``generate`` output against its benchmark conditions (SPEC 7) on Ray Data: per image,
+Mediapipe Holistic keypoints, the CLIP score and the Inception features of the real and
+generated foregrounds (SAM person masks); then the paper's Table I figures with bootstrap 95 %
+intervals and a per-gesture breakdown (beyond the paper).
+
+DAP (xtcocotools OKS AP; whole body with COCO-WholeBody sigmas, hands with the hand sigmas),
+MPJPE (image-size units, with the detection rate), CLIPSIM (torchmetrics), FID fg / KID fg
+(torchmetrics, 192-d Inception features). Per-image rows are written as resumable parts
+under ``<output>/records``; rows in = scored + errors. ``<output>/summary.json`` and the MLflow
+run hold the figures.
+
+    handdiff score --config pipelines/configs/score_demo.yaml
+    ray job submit --working-dir . -- python -m pipelines.score --config pipelines/configs/score.yaml
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+from collections.abc import Sequence
+from typing import Literal
+
+import mlflow
+from pydantic import Field
+
+from handdiff import storage
+from handdiff.config import StrictModel
+from handdiff.data.parts import check_conservation, part_uris, read_part, read_parts, write_index, written_ids
+from handdiff.data.work_rows import OUTPUTS
+from handdiff.inference.generate_stages import GENERATION_SCHEMA
+from handdiff.metrics.score_stages import SCORE_SCHEMA, ScoreImages, score_inputs, write_scores
+from handdiff.metrics.summary import METRICS, bootstrap_intervals, score_by, score_set
+from handdiff.provenance import code_version
+from handdiff.tracking import tracked_run
+from pipelines.job import JobConfig, TrackingConfig, run_job
+from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
+
+log = logging.getLogger("handdiff.score")
+
+
+class ScoringModels(StrictModel):
+    clip: str
+    """CLIP for CLIPSIM: a path, s3:// prefix or hub id (openai/clip-vit-large-patch14)."""
+    sam: str
+    """SAM checkpoint for the generated people's masks (sam_vit_h_4b8939.pth)."""
+    sam_arch: Literal["vit_h", "vit_l", "vit_b", "tiny"] = "vit_h"
+    inception: str
+    """torch-fidelity's Inception-v3 weights file (pt_inception-2015-12-05-6726825d.pth)."""
+
+
+class Config(JobConfig):
+    job: Literal["score"] = "score"
+    tracking: TrackingConfig = TrackingConfig(run_name="score")
+    generated: str
+    """A ``generate`` output folder (its ``records/`` metadata and images)."""
+    conditions: str
+    """The benchmark set the images were generated from (``build-benchmark-set`` output)."""
+    output: str
+    models: ScoringModels
+    resources: Resources = Resources(actors=1, batch_size=16, num_cpus=2, num_gpus=1)
+    tasks: TaskResources = TaskResources()
+    bootstrap: int = Field(100, ge=0)
+    """Bootstrap resamples for the 95 % intervals (0: none)."""
+    breakdown_by: str | None = "gesture"
+    kid_subset: int = Field(50, ge=2)
+    min_detection_confidence: float = Field(0.5, gt=0, lt=1)
+    seed: int = 0
+    index_rows_per_file: int = Field(64, ge=1)
+
+
+def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
+    zoo = storage.join(workdir, "zoo")
+    return Config(
+        ray={"num_cpus": 8},
+        tracking=tracking or TrackingConfig(run_name="score-demo"),
+        generated=storage.join(workdir, "benchmark", "generated", "handdiff"),
+        conditions=storage.join(workdir, "benchmark", "conditions"),
+        output=storage.join(workdir, "benchmark", "scores", "handdiff"),
+        models={"clip": storage.join(zoo, "clip"), "sam": storage.join(zoo, "sam", "sam_tiny.pth"), "sam_arch": "tiny",
+                "inception": storage.join(zoo, "inception", "pt_inception-2015-12-05-6726825d.pth")},  # fmt: skip
+        resources={"actors": 1, "batch_size": 4, "num_cpus": 1, "num_gpus": 0},
+        tasks={"batch_size": 4, "num_cpus": 0.5, "concurrency": 2},
+        bootstrap=20,
+        index_rows_per_file=4,
+    )
+
+
+def score_entries(cfg: Config) -> list[dict]:
+    """One index entry per generated image: its metadata and the condition part holding its real side."""
+    where = {}
+    for part in part_uris(f"{cfg.conditions}/records"):
+        where.update(dict.fromkeys(read_part(part, ["image_id"]).column("image_id").to_pylist(), part))
+    columns = ["image_id", "dataset", "gesture", "method", "size", "caption", "image_uri"]
+    generated = read_parts(f"{cfg.generated}/records", columns, GENERATION_SCHEMA).to_pylist()
+    return [{**row, "part": where.get(row["image_id"], "(no condition)")} for row in generated]
+
+
+def figures(cfg: Config) -> dict:
+    """Table I's figures of the scored rows, with intervals and the breakdown."""
+    rows = read_parts(f"{cfg.output}/records", schema=SCORE_SCHEMA).to_pylist()
+    if not rows:
+        return {"metrics": {}, "intervals": {}, "by": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = score_set(rows, f"{tmp}/all", cfg.kid_subset)
+        intervals = bootstrap_intervals(rows, f"{tmp}/boot", cfg.bootstrap, cfg.seed, cfg.kid_subset) if cfg.bootstrap else {}
+        by = score_by(rows, cfg.breakdown_by, f"{tmp}/by", cfg.kid_subset) if cfg.breakdown_by else {}
+    return {"metrics": metrics, "intervals": intervals, "by": by, "method": rows[0]["method"]}
+
+
+def run(cfg: Config) -> int:
+    device = "cuda" if cfg.resources.num_gpus > 0 else "cpu"
+    with tracked_run(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=cfg.tracking.tracking_uri,
+                     resume=cfg.tracking.resume, tags={"code_version": code_version()}) as active:  # fmt: skip
+        entries = score_entries(cfg)
+        done = set().union(*(written_ids(f"{cfg.output}/{t}") for t in OUTPUTS))
+        total, index = write_index(entries, f"{cfg.output}/_index", done, cfg.index_rows_per_file)
+        if index:
+            ds = map_tasks(index_dataset(index, cfg.tasks), score_inputs, cfg.tasks, code_version=code_version())
+            ds = map_actors(ds, ScoreImages, cfg.resources, **cfg.models.model_dump(), device=device, min_detection_confidence=cfg.min_detection_confidence)
+            run_to_parts(map_tasks(ds, write_scores, cfg.tasks, output=cfg.output), "score", log)
+        counts = check_conservation(cfg.output, OUTPUTS, total)
+        result = figures(cfg)
+        storage.write_text(f"{cfg.output}/summary.json", json.dumps(result, indent=1, default=float))
+        mlflow.log_metrics({k: float(v) for k, v in result["metrics"].items()})
+        mlflow.log_metrics({f"{k}_ci_{end}": float(v) for k, (lo, hi) in result["intervals"].items() for end, v in (("lo", lo), ("hi", hi))})
+        mlflow.log_metrics({"rows_in": total, **counts})
+        mlflow.log_dict(result, "summary.json")
+    print(f"\nscores under {cfg.output} (MLflow run {active.info.run_id}, experiment {cfg.experiment!r})")
+    print(f"  rows {total} = scored {counts['records']} + errors {counts['errors']}")
+    for name in METRICS:
+        value = result["metrics"].get(name, float("nan"))
+        lo, hi = result["intervals"].get(name, (float("nan"), float("nan")))
+        print(f"  {name:<12} {value:9.4f}  [{lo:.4f}, {hi:.4f}]")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_job(Config, run, argv, job="score", doc=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
