@@ -25,7 +25,7 @@ from typing import Literal
 
 import mlflow
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from handdiff import storage
 from handdiff.config import StrictModel
@@ -76,14 +76,32 @@ class HandDiffSection(StrictModel):
     handoff: Literal["pixel", "latent"] = "pixel"
 
 
+class BaselineSection(StrictModel):
+    """The diffusers baselines (``method: sd15 | controlnet-openpose | t2i-adapter-openpose``)."""
+
+    base: str
+    """SD 1.5: a path, s3:// prefix or hub id (stable-diffusion-v1-5/stable-diffusion-v1-5)."""
+    controlnet: str | None = None
+    """controlnet-openpose: lllyasviel/sd-controlnet-openpose."""
+    adapter: str | None = None
+    """t2i-adapter-openpose: TencentARC/t2iadapter_openpose_sd14v1."""
+    steps: int = Field(50, ge=1)
+    guidance: float = 7.5
+
+
+BASELINE_MODELS = {"sd15": (), "controlnet-openpose": ("controlnet",), "t2i-adapter-openpose": ("adapter",)}
+
+
 class Config(JobConfig):
     job: Literal["generate"] = "generate"
     tracking: TrackingConfig = TrackingConfig(run_name="generate")
     conditions: ConditionsSection
     output: str
-    method: Literal["handdiff", "oracle"] = "handdiff"
-    """``handdiff`` (ours) or ``oracle`` (each condition's real image, from a benchmark set: every metric's ceiling)."""
+    method: Literal["handdiff", "oracle", "sd15", "controlnet-openpose", "t2i-adapter-openpose"] = "handdiff"
+    """``handdiff`` (ours), ``oracle`` (each condition's real image, from a benchmark set: every
+    metric's ceiling) or a diffusers baseline (the ``baseline`` section)."""
     handdiff: HandDiffSection | None = None
+    baseline: BaselineSection | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
     """Model dtype on GPUs; CPUs always use float32."""
     resources: Resources = Resources(actors=1, batch_size=16, num_gpus=1)
@@ -96,13 +114,25 @@ class Config(JobConfig):
     """Ours: also log the two-stage pipeline (the two stages' models) as an MLflow pyfunc in this
     run and register it under this name (``mlflow.pyfunc.load_model("models:/<name>/<version>")``)."""
 
+    @model_validator(mode="after")
+    def _method_has_its_models(self) -> Config:
+        if self.method == "handdiff" and self.handdiff is None:
+            raise ValueError("method handdiff needs the handdiff section (hand_model, body_model)")
+        if self.method in BASELINE_MODELS:
+            missing = [m for m in BASELINE_MODELS[self.method] if self.baseline is None or getattr(self.baseline, m) is None]
+            if self.baseline is None or missing:
+                raise ValueError(f"method {self.method} needs the baseline section with base{''.join(', ' + m for m in missing)}")
+        return self
+
     def generator_options(self) -> dict:
         gpu = self.resources.num_gpus > 0
         if self.method == "oracle":
             return {"conditions": self.conditions.path}
-        if self.handdiff is None:
-            raise ValueError("method handdiff needs the handdiff section (hand_model, body_model)")
-        return {**self.handdiff.model_dump(), "device": "cuda" if gpu else "cpu", "dtype": self.dtype if gpu else "float32"}
+        device = {"device": "cuda" if gpu else "cpu", "dtype": self.dtype if gpu else "float32"}
+        if self.method == "handdiff":
+            return {**self.handdiff.model_dump(), **device}
+        b = self.baseline
+        return {"base": b.base, "steps": b.steps, "guidance": b.guidance, **{m: getattr(b, m) for m in BASELINE_MODELS[self.method]}, **device}
 
 
 def demo_config(workdir: str, tracking: TrackingConfig | None = None, runs_prefix: str = "demo") -> Config:

@@ -4,6 +4,7 @@ models with small seeded configs, saved in their libraries' own formats, so that
 
     <zoo>/sd15/                    StableDiffusionPipeline (unet, vae, text_encoder, tokenizer, scheduler)
     <zoo>/controlnet-openpose/     ControlNetModel matching that UNet
+    <zoo>/t2i-adapter-openpose/    T2IAdapter matching that UNet
     <zoo>/sam/sam_tiny.pth         segment-anything checkpoint, architecture "tiny"
     <zoo>/llava/                   LlavaForConditionalGeneration + LlavaProcessor
     <zoo>/clip/                    CLIPModel + CLIPProcessor
@@ -31,9 +32,11 @@ from handdiff import storage
 
 ZOO_VERSION = 1
 SD_DIR, CONTROLNET_DIR, SAM_FILE, LLAVA_DIR, CLIP_DIR = "sd15", "controlnet-openpose", "sam/sam_tiny.pth", "llava", "clip"
+T2I_ADAPTER_DIR = "t2i-adapter-openpose"
 INCEPTION_FILE = "inception/pt_inception-2015-12-05-6726825d.pth"
 SAM_ARCH = "tiny"
-ZOO_LAYOUT = {"sd15": SD_DIR, "controlnet": CONTROLNET_DIR, "sam": SAM_FILE, "captioner": LLAVA_DIR, "clip": CLIP_DIR, "inception": INCEPTION_FILE}
+ZOO_LAYOUT = {"sd15": SD_DIR, "controlnet": CONTROLNET_DIR, "sam": SAM_FILE, "captioner": LLAVA_DIR, "clip": CLIP_DIR, "inception": INCEPTION_FILE,
+              "t2i_adapter": T2I_ADAPTER_DIR}  # fmt: skip
 IMAGE_SIZE = 64
 """Generation size the tiny SD models are meant for (any multiple of 32 works)."""
 
@@ -126,6 +129,15 @@ def build_controlnet(out: Path, unet) -> None:
     torch.manual_seed(1)
     controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16, 32, 32))
     controlnet.save_pretrained(out / CONTROLNET_DIR)
+
+
+def build_t2i_adapter(out: Path, unet) -> None:
+    """An OpenPose-style T2I-Adapter matching the UNet (its channels, the VAE's downscale)."""
+    from diffusers import T2IAdapter
+
+    torch.manual_seed(3)
+    T2IAdapter(in_channels=3, channels=list(unet.config.block_out_channels), num_res_blocks=1, downscale_factor=8,
+               adapter_type="full_adapter").save_pretrained(out / T2I_ADAPTER_DIR)  # fmt: skip
 
 
 def build_sam_checkpoint(out: Path) -> None:
@@ -225,6 +237,7 @@ def build_tiny_zoo(out: str, force: bool = False) -> dict:
         root = Path(tmp) / "zoo"
         unet = build_sd(root)
         build_controlnet(root, unet)
+        build_t2i_adapter(root, unet)
         build_sam_checkpoint(root)
         build_llava(root)
         build_clip(root)

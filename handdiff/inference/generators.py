@@ -97,10 +97,15 @@ class OracleGenerator(Generator):
         return {"conditions": self.conditions}
 
 
-GENERATORS: dict[str, type[Generator]] = {"handdiff": HandDiffGenerator, "oracle": OracleGenerator}
+def generators() -> dict[str, type[Generator]]:
+    """Every method by name: ours, the oracle and the diffusers baselines."""
+    from handdiff.inference.baselines import ControlNetOpenPoseGenerator, SD15Generator, T2IAdapterOpenPoseGenerator
+
+    return {g.method: g for g in (HandDiffGenerator, OracleGenerator, SD15Generator, ControlNetOpenPoseGenerator, T2IAdapterOpenPoseGenerator)}
 
 
 def make_generator(method: str, **options) -> Generator:
-    if method not in GENERATORS:
-        raise ValueError(f"unknown method {method!r}; methods: {', '.join(GENERATORS)}")
-    return GENERATORS[method](**options)
+    known = generators()
+    if method not in known:
+        raise ValueError(f"unknown method {method!r}; methods: {', '.join(known)}")
+    return known[method](**options)

@@ -93,6 +93,13 @@ def load_controlnet(location: str, **kwargs):
     return ControlNetModel.from_pretrained(resolve(location), **kwargs)
 
 
+def load_t2i_adapter(location: str, **kwargs):
+    """A ``T2IAdapter`` (e.g. ``TencentARC/t2iadapter_openpose_sd14v1``)."""
+    from diffusers import T2IAdapter
+
+    return T2IAdapter.from_pretrained(resolve(location), **kwargs)
+
+
 def load_sam(location: str, arch: str = "vit_h"):
     """A segment-anything ``Sam`` of architecture ``arch`` from a checkpoint file."""
     from handdiff.models.sam import build_sam
