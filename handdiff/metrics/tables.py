@@ -1,0 +1,93 @@
+"""The paper's tables from benchmark figures: Table I (methods x metrics, with intervals) and
+Table II (the blending ablation), as CSV and Markdown with the paper's published values beside."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+from handdiff.metrics.summary import METRICS
+
+PAPER_TABLE_I = {
+    "SD": {"dap": 0.00, "dap_hands": 0.00, "mpjpe": 0.381, "mpjpe_hands": 0.469, "clipsim": 32.94, "fid_fg": 2.40, "kid_fg": 1.28},
+    "HandRefiner": {"dap": 0.00, "dap_hands": 0.00, "mpjpe": 0.380, "mpjpe_hands": 0.466, "clipsim": 32.95, "fid_fg": 2.33, "kid_fg": 1.17},
+    "T2I-Adapter": {"dap": 0.06, "dap_hands": 0.11, "mpjpe": 0.179, "mpjpe_hands": 0.216, "clipsim": 33.09, "fid_fg": 2.39, "kid_fg": 1.29},
+    "HumanSD": {"dap": 0.31, "dap_hands": 0.04, "mpjpe": 0.121, "mpjpe_hands": 0.236, "clipsim": 32.80, "fid_fg": 2.82, "kid_fg": 1.58},
+    "ControlNet": {"dap": 0.59, "dap_hands": 0.39, "mpjpe": 0.094, "mpjpe_hands": 0.135, "clipsim": 32.86, "fid_fg": 2.34, "kid_fg": 1.46},
+    "Paper's method": {"dap": 0.77, "dap_hands": 0.75, "mpjpe": 0.047, "mpjpe_hands": 0.081, "clipsim": 34.01, "fid_fg": 1.81, "kid_fg": 0.75},
+}  # fmt: skip
+"""SPEC 7 / the paper's Table I."""
+PAPER_NAMES = {"sd15": "SD", "handrefiner": "HandRefiner", "t2i-adapter-openpose": "T2I-Adapter", "humansd": "HumanSD",
+               "controlnet-openpose": "ControlNet", "handdiff": "Paper's method"}  # fmt: skip
+"""Our method names -> the paper's rows."""
+PAPER_TABLE_II = {"bbox": {"fid_fg": 16.46, "dap": 0.49, "mpjpe": 0.087}, "naive": {"fid_fg": 13.03, "dap": 0.58, "mpjpe": 0.062},
+                  "sme": {"fid_fg": 12.13, "dap": 0.59, "mpjpe": 0.057}}  # fmt: skip
+TABLE_II_METRICS = ("fid_fg", "dap", "mpjpe")
+
+
+def _cell(value: float | None, interval: tuple[float, float] | None = None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    text = f"{value:.3f}"
+    return f"{text} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else text
+
+
+def table_rows(results: dict[str, dict], paper: dict[str, dict], metrics: tuple[str, ...], paper_names: dict[str, str] | None = None) -> list[dict]:
+    """One row per entry of ``results`` (name -> {"method", "metrics", "intervals"}), with the
+    paper's value beside each metric where the paper has that row."""
+    rows = []
+    for name, result in results.items():
+        published = paper.get((paper_names or {}).get(result.get("method", name), name), {})
+        row = {"name": name, "method": result.get("method", name)}
+        for metric in metrics:
+            row[metric] = result["metrics"].get(metric)
+            row[f"{metric}_ci"] = result.get("intervals", {}).get(metric)
+            row[f"{metric}_paper"] = published.get(metric)
+        rows.append(row)
+    return rows
+
+
+def to_csv(rows: list[dict], metrics: tuple[str, ...]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["name", "method", *[f"{m}{suffix}" for m in metrics for suffix in ("", "_lo", "_hi", "_paper")]])
+    for row in rows:
+        cells = []
+        for m in metrics:
+            lo, hi = row[f"{m}_ci"] or (None, None)
+            cells += [row[m], lo, hi, row[f"{m}_paper"]]
+        writer.writerow([row["name"], row["method"], *["" if c is None else c for c in cells]])
+    return out.getvalue()
+
+
+def to_markdown(rows: list[dict], metrics: tuple[str, ...], title: str) -> str:
+    """Ours with its 95 % interval, then the paper's value in parentheses."""
+    lines = [f"### {title}", "", "| method | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    for row in rows:
+        cells = [f"{_cell(row[m], row[f'{m}_ci'])} ({_cell(row[f'{m}_paper'])})" for m in metrics]
+        lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
+    lines += ["", "Ours: value [95 % bootstrap interval] (the paper's published value; - where it has none)."]
+    return "\n".join(lines) + "\n"
+
+
+def deltas(current: list[dict], earlier: list[dict], metrics: tuple[str, ...] = METRICS) -> list[dict]:
+    """Per name in both: each metric's change (current - earlier)."""
+    before = {r["name"]: r for r in earlier}
+    out = []
+    for row in current:
+        if row["name"] in before:
+            out.append({"name": row["name"], **{m: _minus(row.get(m), before[row["name"]].get(m)) for m in metrics}})
+    return out
+
+
+def _minus(a, b):
+    try:
+        return float(a) - float(b)
+    except (TypeError, ValueError):
+        return None
+
+
+def read_csv_rows(text: str, metrics: tuple[str, ...] = METRICS) -> list[dict]:
+    """Rows of a ``to_csv`` table (values only)."""
+    return [{"name": r["name"], "method": r["method"], **{m: float(r[m]) if r[m] else None for m in metrics}} for r in csv.DictReader(io.StringIO(text))]
