@@ -5,8 +5,9 @@ layouts, reads every one of them through the dataset readers, checks that each
 deliberate bad entry of the sample data surfaces with its expected error, then, on a
 local Ray instance, runs the jobs with their demo settings (pipelines/configs/*_demo.yaml):
 ``annotate`` the sample data, ``build-hand-crops``, ``train-hand`` for a few steps,
-``build-outpaint-set``, ``train-body`` for a few steps, then ``generate`` a handful of people
-from the sample poses with the two trained stages. Each
+``build-outpaint-set``, ``train-body`` for a few steps, ``generate`` a handful of people
+from the sample poses with the two trained stages, then a small benchmark
+(``build-benchmark-set``, ``benchmark``: every method on a few HaGRID test poses, Table I). Each
 job logs to the local MLflow store, in its own experiment. Everything goes under ``workdir``;
 a second demo reuses what the first wrote.
 
@@ -29,7 +30,7 @@ from handdiff.assets.sample_data import build_sample_data, check_manifest, sampl
 from handdiff.assets.tiny_zoo import build_tiny_zoo
 from handdiff.data.readers import open_reader, scan_dataset
 from handdiff.tracking import resolve_tracking_uri, tracked_run
-from pipelines import annotate, build_hand_crops, build_outpaint_set, generate, train_body, train_hand
+from pipelines import annotate, benchmark, build_benchmark_set, build_hand_crops, build_outpaint_set, generate, train_body, train_hand
 from pipelines.job import JobConfig, RayConfig, TrackingConfig, init_ray, parse_job_config, setup_logging
 
 
@@ -85,10 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     init_ray(cfg.ray)
-    for job in (annotate, build_hand_crops, train_hand, build_outpaint_set, train_body, generate):
+    for job in (annotate, build_hand_crops, train_hand, build_outpaint_set, train_body, generate, build_benchmark_set, benchmark):
         name = job.__name__.rsplit(".", 1)[1].replace("_", "-")
         tracking = cfg.tracking.model_copy(update={"run_name": f"{cfg.tracking.run_name}-{name}", "experiment": None})
-        options = {"runs_prefix": cfg.tracking.run_name} if job is generate else {}  # the models this demo trained
+        options = {"runs_prefix": cfg.tracking.run_name} if job in (generate, benchmark) else {}  # the models this demo trained
         if job.run(job.demo_config(cfg.workdir, tracking, **options)) != 0:
             return 1
     print(f"\nSee everything in MLflow: mlflow ui --backend-store-uri {resolve_tracking_uri(cfg.tracking.tracking_uri)}")

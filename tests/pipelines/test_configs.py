@@ -33,7 +33,7 @@ def test_every_config_job_has_a_default_config(job):
     assert default_config_path(job).exists()
 
 
-@pytest.mark.parametrize("job", ["annotate", "build-hand-crops", "train-hand", "build-outpaint-set", "train-body", "generate", "build-benchmark-set", "score"])
+@pytest.mark.parametrize("job", ["annotate", "build-hand-crops", "train-hand", "build-outpaint-set", "train-body", "generate", "build-benchmark-set", "score", "benchmark"])
 def test_demo_config_files_match_the_demo_configs(job):
     """The shipped *_demo.yaml files say what `make demo` runs (for workdir runs/demo)."""
     module = importlib.import_module(JOBS[job][0])

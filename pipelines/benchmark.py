@@ -1,0 +1,180 @@
+"""The benchmark (SPEC 7): for every configured method, generate the condition set then score it;
+write Table I (every method x DAP, DAP hands, MPJPE, MPJPE hands, CLIPSIM, FID fg, KID fg, with
+95 % intervals) and Table II (the blending ablation: bbox / naive / sme on ``ablation.images``)
+as CSV and Markdown beside the paper's values, and log them to MLflow.
+
+Reruns reuse work: each method's images live under ``generated/<name>-<key>``, the key a hash of
+the method's settings (models included) and of the condition set, and its scores under
+``scores/<name>-<key>``; a rerun with one method changed generates and scores only that one
+(the others' jobs find everything done). A killed benchmark resumes the same way.
+``compare_to`` names an earlier benchmark output: a table of deltas is written beside.
+
+    handdiff benchmark --config pipelines/configs/benchmark_demo.yaml
+    ray job submit --working-dir . -- python -m pipelines.benchmark --config pipelines/configs/benchmark.yaml
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Literal
+
+import mlflow
+from pydantic import Field
+
+from handdiff import storage
+from handdiff.config import StrictModel
+from handdiff.data.parts import part_uris
+from handdiff.metrics.summary import METRICS
+from handdiff.metrics.tables import PAPER_NAMES, PAPER_TABLE_I, PAPER_TABLE_II, TABLE_II_METRICS, deltas, read_csv_rows, table_rows, to_csv, to_markdown
+from handdiff.provenance import code_version
+from handdiff.tracking import tracked_run
+from pipelines import generate, score
+from pipelines.job import JobConfig, TrackingConfig, run_job
+from pipelines.ray_stages import Resources, TaskResources
+
+log = logging.getLogger("handdiff.benchmark")
+
+
+class MethodSection(StrictModel):
+    method: Literal["handdiff", "oracle", "sd15", "controlnet-openpose", "t2i-adapter-openpose"]
+    handdiff: generate.HandDiffSection | None = None
+    baseline: generate.BaselineSection | None = None
+
+
+class AblationSection(StrictModel):
+    method: str
+    """The ``methods`` entry (ours) whose blending strategies are compared."""
+    strategies: list[Literal["bbox", "naive", "sme"]] = ["bbox", "naive", "sme"]
+    images: int = Field(500, ge=2)
+    """The first ``images`` conditions (the paper: 500)."""
+
+
+class Config(JobConfig):
+    job: Literal["benchmark"] = "benchmark"
+    tracking: TrackingConfig = TrackingConfig(run_name="benchmark")
+    conditions: str
+    """The benchmark set (``build-benchmark-set`` output)."""
+    output: str
+    methods: dict[str, MethodSection]
+    """Table I's rows: a name -> a method and its models."""
+    ablation: AblationSection | None = None
+    scoring: score.ScoringModels
+    generation: Resources = Resources(actors=1, batch_size=16, num_gpus=1)
+    scoring_resources: Resources = Resources(actors=1, batch_size=16, num_cpus=2, num_gpus=1)
+    tasks: TaskResources = TaskResources()
+    dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
+    bootstrap: int = Field(100, ge=0)
+    kid_subset: int = Field(50, ge=2)
+    index_rows_per_file: int = Field(64, ge=1)
+    compare_to: str | None = None
+    """An earlier benchmark output: write the deltas of Table I against its ``table1.csv``."""
+
+
+def demo_config(workdir: str, tracking: TrackingConfig | None = None, runs_prefix: str = "demo") -> Config:
+    """A small benchmark on the demo's conditions: the oracle, the three diffusers baselines and
+    ours with the stages the demo trained, plus the ablation (pipelines/configs/benchmark_demo.yaml)."""
+    zoo = storage.join(workdir, "zoo")
+    ours = {"hand_model": storage.join(workdir, "train_hand", f"{runs_prefix}-train-hand", "final_model"),
+            "body_model": storage.join(workdir, "train_body", f"{runs_prefix}-train-body", "final_model"),
+            "crop_size": 64, "hand_steps": 3, "body_steps": 5}  # fmt: skip
+    baseline = {"base": storage.join(zoo, "sd15"), "controlnet": storage.join(zoo, "controlnet-openpose"),
+                "adapter": storage.join(zoo, "t2i-adapter-openpose"), "steps": 3}  # fmt: skip
+    return Config(
+        ray={"num_cpus": 8},
+        tracking=tracking or TrackingConfig(run_name="benchmark-demo"),
+        conditions=storage.join(workdir, "benchmark", "conditions"),
+        output=storage.join(workdir, "benchmark"),
+        methods={"oracle": {"method": "oracle"}, "sd15": {"method": "sd15", "baseline": baseline},
+                 "controlnet": {"method": "controlnet-openpose", "baseline": baseline},
+                 "t2i-adapter": {"method": "t2i-adapter-openpose", "baseline": baseline},
+                 "handdiff": {"method": "handdiff", "handdiff": ours}},  # fmt: skip
+        ablation={"method": "handdiff", "images": 4},
+        scoring={"clip": storage.join(zoo, "clip"), "sam": storage.join(zoo, "sam", "sam_tiny.pth"), "sam_arch": "tiny",
+                 "inception": storage.join(zoo, "inception", "pt_inception-2015-12-05-6726825d.pth")},  # fmt: skip
+        generation={"actors": 1, "batch_size": 4, "num_cpus": 1, "num_gpus": 0},
+        scoring_resources={"actors": 1, "batch_size": 4, "num_cpus": 1, "num_gpus": 0},
+        tasks={"batch_size": 4, "num_cpus": 0.5, "concurrency": 2},
+        bootstrap=10, index_rows_per_file=4,
+    )
+
+
+def run_key(section: dict, conditions: str, count: int | None) -> str:
+    """What a method's images depend on: its settings (model locations included), the condition
+    set (its parts are named by the ids they hold) and how many conditions were taken."""
+    identity = {"method": section, "conditions": sorted(uri.rsplit("/", 1)[1] for uri in part_uris(f"{conditions}/records")), "count": count}
+    return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def method_runs(cfg: Config) -> list[tuple[str, str, dict, int | None]]:
+    """(table, row name, method section as JSON, condition count) of every generate+score pass."""
+    runs = [("table1", name, section.model_dump(mode="json", exclude_none=True), None) for name, section in cfg.methods.items()]
+    if cfg.ablation:
+        base = cfg.methods[cfg.ablation.method].model_dump(mode="json", exclude_none=True)
+        for strategy in cfg.ablation.strategies:
+            section = json.loads(json.dumps(base))
+            section["handdiff"]["strategy"] = strategy
+            runs.append(("table2", strategy, section, cfg.ablation.images))
+    return runs
+
+
+def generate_and_score(cfg: Config, name: str, section: dict, count: int | None) -> dict:
+    """One method's pass: generate (skipped when done), score (likewise); its summary."""
+    key = run_key(section, cfg.conditions, count)
+    prefix = f"{cfg.tracking.run_name}-{name}-{key}"
+    generated, scored = storage.join(cfg.output, "generated", f"{name}-{key}"), storage.join(cfg.output, "scores", f"{name}-{key}")
+    gen = generate.Config(
+        tracking=TrackingConfig(run_name=prefix, tracking_uri=cfg.tracking.tracking_uri), conditions={"path": cfg.conditions, "count": count},
+        output=generated, dtype=cfg.dtype, resources=cfg.generation, tasks=cfg.tasks, index_rows_per_file=cfg.index_rows_per_file, **section,
+    )  # fmt: skip
+    generate.run(gen)
+    scoring = score.Config(
+        tracking=TrackingConfig(run_name=prefix, tracking_uri=cfg.tracking.tracking_uri), generated=generated, conditions=cfg.conditions,
+        output=scored, models=cfg.scoring, resources=cfg.scoring_resources, tasks=cfg.tasks, bootstrap=cfg.bootstrap, kid_subset=cfg.kid_subset,
+        index_rows_per_file=cfg.index_rows_per_file,
+    )  # fmt: skip
+    score.run(scoring)
+    return {**json.loads(storage.read_text(f"{scored}/summary.json")), "method": section["method"], "key": key}
+
+
+def run(cfg: Config) -> int:
+    results: dict[str, dict[str, dict]] = {"table1": {}, "table2": {}}
+    for table, name, section, count in method_runs(cfg):
+        log.info("benchmark: %s %s", table, name)
+        results[table][name] = generate_and_score(cfg, name, section, count)
+    table1 = table_rows(results["table1"], PAPER_TABLE_I, METRICS, PAPER_NAMES)
+    table2 = table_rows(results["table2"], PAPER_TABLE_II, TABLE_II_METRICS)
+    files = {"table1.csv": to_csv(table1, METRICS), "table1.md": to_markdown(table1, METRICS, "Table I"),
+             "table2.csv": to_csv(table2, TABLE_II_METRICS), "table2.md": to_markdown(table2, TABLE_II_METRICS, "Table II (blending ablation)")}  # fmt: skip
+    if cfg.compare_to:
+        changes = deltas(table1, read_csv_rows(storage.read_text(f"{cfg.compare_to}/table1.csv")))
+        files["table1_deltas.md"] = "\n".join(["| method | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+                                              + [f"| {d['name']} | " + " | ".join("-" if d[m] is None else f"{d[m]:+.3f}" for m in METRICS) + " |"
+                                                 for d in changes]) + "\n"  # fmt: skip
+    with tracked_run(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=cfg.tracking.tracking_uri,
+                     resume=cfg.tracking.resume, tags={"code_version": code_version()}) as active:  # fmt: skip
+        for filename, text in files.items():
+            storage.write_text(storage.join(cfg.output, filename), text)
+            mlflow.log_text(text, f"tables/{filename}")
+        for table, rows in results.items():
+            for name, result in rows.items():
+                mlflow.log_metrics({f"{table}.{name}.{m}": float(v) for m, v in result["metrics"].items() if v == v})
+        mlflow.log_dict({t: {n: {"key": r["key"], "method": r["method"]} for n, r in rows.items()} for t, rows in results.items()}, "runs.json")
+    print(f"\nbenchmark under {cfg.output} (MLflow run {active.info.run_id}, experiment {cfg.experiment!r})\n")
+    print(files["table1.md"])
+    if results["table2"]:
+        print(files["table2.md"])
+    if "table1_deltas.md" in files:
+        print(f"### Changes since {cfg.compare_to}\n\n{files['table1_deltas.md']}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_job(Config, run, argv, job="benchmark", doc=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
