@@ -170,3 +170,19 @@ def two_stage_models(tiny_zoo, tmp_path_factory) -> dict[str, str]:
     body = BodyOutpaintPipeline.from_parts(load_sd_pipeline(zoo["sd15"]), grow_controlnet_condition(load_controlnet(zoo["controlnet"])))
     body.save_pretrained(out / "body")
     return {"hand_model": str(out / "hand"), "body_model": str(out / "body")}
+
+
+@pytest.fixture(scope="session")
+def benchmark_conditions(annotated, tmp_path_factory):
+    """The benchmark set (64-pixel conditions, 6 HaGRID test people, seed 3) of the session's annotated sample."""
+    from pipelines import build_benchmark_set
+    from pipelines.job import TrackingConfig
+
+    cfg = build_benchmark_set.Config(
+        tracking=TrackingConfig(run_name="benchmark-test", tracking_uri=annotated.tracking.tracking_uri),
+        sources={"hagrid": {"path": f"{annotated.output}/hagrid", "count": 6, "stratify_by": "gesture", "splits": ["test"]}},
+        output=str(tmp_path_factory.mktemp("benchmark") / "conditions"), size=64, seed=3,
+        tasks={"batch_size": 8, "num_cpus": 0.5, "concurrency": 2}, index_rows_per_file=4,
+    )  # fmt: skip
+    assert build_benchmark_set.run(cfg) == 0
+    return cfg

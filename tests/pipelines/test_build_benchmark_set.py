@@ -13,46 +13,33 @@ from handdiff.data.images import decode_image
 from handdiff.data.parts import read_parts
 from handdiff.data.records import ANNOTATION_SCHEMA, ERROR_SCHEMA
 from handdiff.data.rle import decode_rle
-from pipelines import build_benchmark_set, generate
-from pipelines.job import TrackingConfig
+from pipelines import generate
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 
-@pytest.fixture(scope="module")
-def benchmark(annotated, tmp_path_factory):
-    cfg = build_benchmark_set.Config(
-        tracking=TrackingConfig(run_name="benchmark-test", tracking_uri=annotated.tracking.tracking_uri),
-        sources={"hagrid": {"path": f"{annotated.output}/hagrid", "count": 6, "stratify_by": "gesture", "splits": ["test"]}},
-        output=str(tmp_path_factory.mktemp("benchmark") / "conditions"), size=64, seed=3,
-        tasks={"batch_size": 8, "num_cpus": 0.5, "concurrency": 2}, index_rows_per_file=4,
-    )  # fmt: skip
-    assert build_benchmark_set.run(cfg) == 0
-    return cfg
-
-
-def test_test_people_are_drawn_by_gesture_and_bodiless_ones_are_errors(benchmark, annotated):
+def test_test_people_are_drawn_by_gesture_and_bodiless_ones_are_errors(benchmark_conditions, annotated):
     annotated_rows = [r for r in read_parts(f"{annotated.output}/hagrid/records", schema=ANNOTATION_SCHEMA).to_pylist() if r["split"] == "test"]
-    records = read_parts(f"{benchmark.output}/records", schema=BENCHMARK_SCHEMA).to_pylist()
-    errors = read_parts(f"{benchmark.output}/errors", schema=ERROR_SCHEMA).to_pylist()
+    records = read_parts(f"{benchmark_conditions.output}/records", schema=BENCHMARK_SCHEMA).to_pylist()
+    errors = read_parts(f"{benchmark_conditions.output}/errors", schema=ERROR_SCHEMA).to_pylist()
     bodiless = {r["image_id"] for r in annotated_rows if r["person_box"] is None}
     assert {e["image_id"] for e in errors} == bodiless and all(e["reason"] == "no body keypoints" for e in errors)
     with_body = [r for r in annotated_rows if r["person_box"] is not None]
     assert len(records) == min(6, len(with_body)) and {r["split"] for r in records} == {"test"}
-    report = json.loads(storage.read_text(f"{benchmark.output}/selection.json"))["hagrid"]
+    report = json.loads(storage.read_text(f"{benchmark_conditions.output}/selection.json"))["hagrid"]
     assert report["other_splits"] > 0 and report["available"] == len(with_body)
     for gesture, share in report["share_available"].items():
         assert abs(report["share_selected"].get(gesture, 0) - share) <= 1 / 6 + 1e-9
 
 
-def test_each_condition_holds_its_real_side_and_a_stable_seed(benchmark):
-    for row in read_parts(f"{benchmark.output}/records", schema=BENCHMARK_SCHEMA).to_pylist():
+def test_each_condition_holds_its_real_side_and_a_stable_seed(benchmark_conditions):
+    for row in read_parts(f"{benchmark_conditions.output}/records", schema=BENCHMARK_SCHEMA).to_pylist():
         assert decode_image(row["real_image"]).shape == (64, 64, 3) and decode_rle(row["person_mask"]).any()
         assert row["seed"] == image_seed(row["image_id"], 3) and row["size"] == 64
         points = np.asarray(row["keypoints"]).reshape(133, 3)
         assert (points[points[:, 2] > 0, :2] < 64).all() and (points[points[:, 2] > 0, :2] >= 0).all()
 
 
-def test_generate_reads_it_as_a_condition_set(benchmark):
-    conditions, errors = generate.load_conditions(generate.ConditionsSection(path=benchmark.output))
+def test_generate_reads_it_as_a_condition_set(benchmark_conditions):
+    conditions, errors = generate.load_conditions(generate.ConditionsSection(path=benchmark_conditions.output))
     assert errors == [] and conditions and set(conditions[0]) == set(CONDITION_SCHEMA.names)

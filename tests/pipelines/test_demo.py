@@ -57,6 +57,12 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys):
     assert generate_run.data.metrics["records"] == len(generated) > 0
     assert "generated under" in out
 
+    # and a small benchmark ends it: Table I for every method, Table II for the ablation
+    assert "### Table I" in out and "### Table II (blending ablation)" in out
+    for name in ("oracle", "sd15", "controlnet", "t2i-adapter", "handdiff"):
+        assert f"| {name} |" in out
+    assert (tmp_path / "demo" / "benchmark" / "table1.csv").exists() and (tmp_path / "demo" / "benchmark" / "table2.md").exists()
+
     # a second demo reuses what the first wrote and continues the same MLflow runs
     assert demo.main(argv) == 0
     out = capsys.readouterr().out

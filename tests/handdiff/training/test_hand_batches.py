@@ -3,8 +3,8 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-import pytest
 import pyarrow as pa
+import pytest
 
 from handdiff.data.hand_crops import HAND_CROP_SCHEMA
 from handdiff.data.images import encode_image
