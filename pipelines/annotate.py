@@ -31,14 +31,8 @@ from pydantic import model_validator
 from handdiff import storage
 from handdiff.annotation.captions import DEFAULT_INSTRUCTION
 from handdiff.annotation.stages import (
-    HandMasks,
-    LlavaCaptions,
-    WholeBodyKeypoints,
-    filter_people_and_hands,
-    load_images,
-    table_captions,
-    to_records,
-    write_parts,
+    HandMasks, LlavaCaptions, WholeBodyKeypoints,
+    filter_people_and_hands, load_images, table_captions, to_records, write_parts,
 )  # fmt: skip
 from handdiff.assets.sample_data import sample_sources
 from handdiff.assets.tiny_zoo import SAM_ARCH, model_locations

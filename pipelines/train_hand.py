@@ -38,16 +38,7 @@ from handdiff.data.parts import part_uris, read_part, read_parts
 from handdiff.tracking import log_pipeline_model
 from pipelines.job import TrackingConfig, run_job
 from pipelines.training import (
-    LoggingSection,
-    Stage,
-    TrainJobConfig,
-    TrainSection,
-    absolute_paths,
-    final_weights,
-    fit,
-    print_result,
-    train_worker,
-    training_dataset,
+    LoggingSection, Stage, TrainJobConfig, TrainSection, absolute_paths, final_weights, fit, print_result, train_worker, training_dataset,
     validation_rows,
 )  # fmt: skip
 

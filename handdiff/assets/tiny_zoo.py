@@ -153,13 +153,8 @@ def build_llava(out: Path) -> None:
     """LLaVA-1.5-shaped captioner: CLIP vision tower (patch 14) + projector + Llama, byte-level tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-        PreTrainedTokenizerFast,
+        CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration,
+        LlavaProcessor, PreTrainedTokenizerFast,
     )  # fmt: skip
 
     vocab = {c: i for i, c in enumerate(_byte_level_alphabet())}

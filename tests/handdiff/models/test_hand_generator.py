@@ -9,12 +9,7 @@ from torch import nn
 
 from handdiff.assets.tiny_zoo import model_locations
 from handdiff.models.hand_generator import (
-    HandGenerator,
-    MaskHead,
-    build_hand_generator,
-    default_mask_head_source,
-    grow_conv_in,
-    hand_generator_loss,
+    HandGenerator, MaskHead, build_hand_generator, default_mask_head_source, grow_conv_in, hand_generator_loss,
 )  # fmt: skip
 
 
