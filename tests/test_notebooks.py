@@ -14,9 +14,10 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 @pytest.mark.slow
 @pytest.mark.services
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_executes(path, sample_data, annotated, monkeypatch):
+def test_notebook_executes(path, sample_data, annotated, benchmark_run, monkeypatch):
     monkeypatch.setenv("HANDDIFF_SAMPLE_DATA", sample_data)
     monkeypatch.setenv("HANDDIFF_ANNOTATED", annotated.output)
+    monkeypatch.setenv("HANDDIFF_BENCHMARK", benchmark_run.output)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
