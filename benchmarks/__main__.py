@@ -7,7 +7,7 @@ import sys
 
 from benchmarks.report import print_table
 
-SUITES = ("readers", "annotate", "train_hand", "train_body", "generate")
+SUITES = ("readers", "annotate", "train_hand", "train_body", "generate", "score")
 
 
 def main(argv: list[str]) -> int:
