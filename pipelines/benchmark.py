@@ -40,7 +40,7 @@ log = logging.getLogger("handdiff.benchmark")
 
 
 class MethodSection(StrictModel):
-    method: Literal["handdiff", "oracle", "sd15", "controlnet-openpose", "t2i-adapter-openpose"]
+    method: Literal["handdiff", "oracle", "sd15", "controlnet-openpose", "t2i-adapter-openpose", "humansd", "handrefiner"]
     handdiff: generate.HandDiffSection | None = None
     baseline: generate.BaselineSection | None = None
 
@@ -82,7 +82,8 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None, runs_prefi
             "body_model": storage.join(workdir, "train_body", f"{runs_prefix}-train-body", "final_model"),
             "crop_size": 64, "hand_steps": 3, "body_steps": 5}  # fmt: skip
     baseline = {"base": storage.join(zoo, "sd15"), "controlnet": storage.join(zoo, "controlnet-openpose"),
-                "adapter": storage.join(zoo, "t2i-adapter-openpose"), "steps": 3}  # fmt: skip
+                "adapter": storage.join(zoo, "t2i-adapter-openpose"), "humansd": storage.join(zoo, "humansd"),
+                "handrefiner": storage.join(zoo, "handrefiner-controlnet"), "steps": 3}  # fmt: skip
     return Config(
         ray={"num_cpus": 8},
         tracking=tracking or TrackingConfig(run_name="benchmark-demo"),
@@ -91,6 +92,7 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None, runs_prefi
         methods={"oracle": {"method": "oracle"}, "sd15": {"method": "sd15", "baseline": baseline},
                  "controlnet": {"method": "controlnet-openpose", "baseline": baseline},
                  "t2i-adapter": {"method": "t2i-adapter-openpose", "baseline": baseline},
+                 "humansd": {"method": "humansd", "baseline": baseline}, "handrefiner": {"method": "handrefiner", "baseline": baseline},
                  "handdiff": {"method": "handdiff", "handdiff": ours}},  # fmt: skip
         ablation={"method": "handdiff", "images": 4},
         scoring={"clip": storage.join(zoo, "clip"), "sam": storage.join(zoo, "sam", "sam_tiny.pth"), "sam_arch": "tiny",

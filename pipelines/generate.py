@@ -77,7 +77,7 @@ class HandDiffSection(StrictModel):
 
 
 class BaselineSection(StrictModel):
-    """The diffusers baselines (``method: sd15 | controlnet-openpose | t2i-adapter-openpose``)."""
+    """The baselines (``method: sd15 | controlnet-openpose | t2i-adapter-openpose | humansd | handrefiner``)."""
 
     base: str
     """SD 1.5: a path, s3:// prefix or hub id (stable-diffusion-v1-5/stable-diffusion-v1-5)."""
@@ -85,11 +85,16 @@ class BaselineSection(StrictModel):
     """controlnet-openpose: lllyasviel/sd-controlnet-openpose."""
     adapter: str | None = None
     """t2i-adapter-openpose: TencentARC/t2iadapter_openpose_sd14v1."""
+    humansd: str | None = None
+    """humansd: a diffusers folder with HumanSD's 8-channel UNet (converted once from humansd-v1.ckpt; see the README)."""
+    handrefiner: str | None = None
+    """handrefiner: the depth inpainting ControlNet (control_sd15_inpaint_depth_hand, in diffusers format)."""
     steps: int = Field(50, ge=1)
     guidance: float = 7.5
 
 
-BASELINE_MODELS = {"sd15": (), "controlnet-openpose": ("controlnet",), "t2i-adapter-openpose": ("adapter",)}
+BASELINE_MODELS = {"sd15": (), "controlnet-openpose": ("controlnet",), "t2i-adapter-openpose": ("adapter",), "humansd": ("humansd",),
+                   "handrefiner": ("handrefiner",)}  # fmt: skip
 
 
 class Config(JobConfig):
@@ -97,7 +102,7 @@ class Config(JobConfig):
     tracking: TrackingConfig = TrackingConfig(run_name="generate")
     conditions: ConditionsSection
     output: str
-    method: Literal["handdiff", "oracle", "sd15", "controlnet-openpose", "t2i-adapter-openpose"] = "handdiff"
+    method: Literal["handdiff", "oracle", "sd15", "controlnet-openpose", "t2i-adapter-openpose", "humansd", "handrefiner"] = "handdiff"
     """``handdiff`` (ours), ``oracle`` (each condition's real image, from a benchmark set: every
     metric's ceiling) or a diffusers baseline (the ``baseline`` section)."""
     handdiff: HandDiffSection | None = None

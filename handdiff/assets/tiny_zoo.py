@@ -5,6 +5,8 @@ models with small seeded configs, saved in their libraries' own formats, so that
     <zoo>/sd15/                    StableDiffusionPipeline (unet, vae, text_encoder, tokenizer, scheduler)
     <zoo>/controlnet-openpose/     ControlNetModel matching that UNet
     <zoo>/t2i-adapter-openpose/    T2IAdapter matching that UNet
+    <zoo>/humansd/                 HumanSD-shaped pipeline: SD 2.1-style UNet with 8 input channels
+    <zoo>/handrefiner-controlnet/  HandRefiner-style depth ControlNet for hand inpainting
     <zoo>/sam/sam_tiny.pth         segment-anything checkpoint, architecture "tiny"
     <zoo>/llava/                   LlavaForConditionalGeneration + LlavaProcessor
     <zoo>/clip/                    CLIPModel + CLIPProcessor
@@ -32,11 +34,11 @@ from handdiff import storage
 
 ZOO_VERSION = 1
 SD_DIR, CONTROLNET_DIR, SAM_FILE, LLAVA_DIR, CLIP_DIR = "sd15", "controlnet-openpose", "sam/sam_tiny.pth", "llava", "clip"
-T2I_ADAPTER_DIR = "t2i-adapter-openpose"
+T2I_ADAPTER_DIR, HUMANSD_DIR, HANDREFINER_DIR = "t2i-adapter-openpose", "humansd", "handrefiner-controlnet"
 INCEPTION_FILE = "inception/pt_inception-2015-12-05-6726825d.pth"
 SAM_ARCH = "tiny"
 ZOO_LAYOUT = {"sd15": SD_DIR, "controlnet": CONTROLNET_DIR, "sam": SAM_FILE, "captioner": LLAVA_DIR, "clip": CLIP_DIR, "inception": INCEPTION_FILE,
-              "t2i_adapter": T2I_ADAPTER_DIR}  # fmt: skip
+              "t2i_adapter": T2I_ADAPTER_DIR, "humansd": HUMANSD_DIR, "handrefiner": HANDREFINER_DIR}  # fmt: skip
 IMAGE_SIZE = 64
 """Generation size the tiny SD models are meant for (any multiple of 32 works)."""
 
@@ -85,10 +87,10 @@ def clip_tokenizer():
 def _clip_text_config(tokenizer, **overrides):
     from transformers import CLIPTextConfig
 
+    settings = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "projection_dim": 32, **overrides}
     return CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        max_position_embeddings=77, projection_dim=32, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **overrides,
+        vocab_size=len(tokenizer), max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **settings,
     )  # fmt: skip
 
 
@@ -138,6 +140,40 @@ def build_t2i_adapter(out: Path, unet) -> None:
     torch.manual_seed(3)
     T2IAdapter(in_channels=3, channels=list(unet.config.block_out_channels), num_res_blocks=1, downscale_factor=8,
                adapter_type="full_adapter").save_pretrained(out / T2I_ADAPTER_DIR)  # fmt: skip
+
+
+def build_humansd(out: Path) -> None:
+    """HumanSD's design, tiny: an SD 2.1-shaped pipeline (linear attention projections, a wider
+    text encoder as OpenCLIP's stand-in) whose UNet takes 8 channels, the noisy latents and the
+    VAE latents of the skeleton image."""
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(4)
+    tokenizer = clip_tokenizer()
+    text_encoder = CLIPTextModel(_clip_text_config(tokenizer, hidden_size=48, projection_dim=48, num_attention_heads=4))
+    unet = UNet2DConditionModel(
+        sample_size=IMAGE_SIZE // 8, in_channels=8, out_channels=4, layers_per_block=1, block_out_channels=(32, 32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=48, attention_head_dim=(2, 4, 8), use_linear_projection=True, norm_num_groups=16,
+    )  # fmt: skip
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=16, block_out_channels=(16, 32, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=IMAGE_SIZE,
+    )  # fmt: skip
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
+                              steps_offset=1, num_train_timesteps=1000)  # fmt: skip
+    StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler, safety_checker=None,
+                            feature_extractor=None, requires_safety_checker=False).save_pretrained(out / HUMANSD_DIR)  # fmt: skip
+
+
+def build_handrefiner_controlnet(out: Path, unet) -> None:
+    """HandRefiner's depth-conditioned inpainting ControlNet (``control_sd15_inpaint_depth_hand``), tiny: from the UNet."""
+    from diffusers import ControlNetModel
+
+    torch.manual_seed(5)
+    ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16, 32, 32)).save_pretrained(out / HANDREFINER_DIR)
 
 
 def build_sam_checkpoint(out: Path) -> None:
@@ -238,6 +274,8 @@ def build_tiny_zoo(out: str, force: bool = False) -> dict:
         unet = build_sd(root)
         build_controlnet(root, unet)
         build_t2i_adapter(root, unet)
+        build_humansd(root)
+        build_handrefiner_controlnet(root, unet)
         build_sam_checkpoint(root)
         build_llava(root)
         build_clip(root)

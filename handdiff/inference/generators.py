@@ -99,9 +99,11 @@ class OracleGenerator(Generator):
 
 def generators() -> dict[str, type[Generator]]:
     """Every method by name: ours, the oracle and the diffusers baselines."""
-    from handdiff.inference.baselines import ControlNetOpenPoseGenerator, SD15Generator, T2IAdapterOpenPoseGenerator
+    from handdiff.inference import baselines as b
 
-    return {g.method: g for g in (HandDiffGenerator, OracleGenerator, SD15Generator, ControlNetOpenPoseGenerator, T2IAdapterOpenPoseGenerator)}
+    methods = (HandDiffGenerator, OracleGenerator, b.SD15Generator, b.ControlNetOpenPoseGenerator, b.T2IAdapterOpenPoseGenerator,
+               b.HumanSDGenerator, b.HandRefinerGenerator)  # fmt: skip
+    return {g.method: g for g in methods}
 
 
 def make_generator(method: str, **options) -> Generator:

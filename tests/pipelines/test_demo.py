@@ -59,7 +59,7 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys):
 
     # and a small benchmark ends it: Table I for every method, Table II for the ablation
     assert "### Table I" in out and "### Table II (blending ablation)" in out
-    for name in ("oracle", "sd15", "controlnet", "t2i-adapter", "handdiff"):
+    for name in ("oracle", "sd15", "controlnet", "t2i-adapter", "humansd", "handrefiner", "handdiff"):
         assert f"| {name} |" in out
     assert (tmp_path / "demo" / "benchmark" / "table1.csv").exists() and (tmp_path / "demo" / "benchmark" / "table2.md").exists()
 

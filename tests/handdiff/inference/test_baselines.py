@@ -21,7 +21,8 @@ def conditions(n: int = 2, size: int = 64) -> list[dict]:
 
 
 @pytest.mark.parametrize("method, models", [("sd15", {}), ("controlnet-openpose", {"controlnet": "controlnet"}),
-                                            ("t2i-adapter-openpose", {"adapter": "t2i_adapter"})])  # fmt: skip
+                                            ("t2i-adapter-openpose", {"adapter": "t2i_adapter"}), ("humansd", {"humansd": "humansd"}),
+                                            ("handrefiner", {"handrefiner": "handrefiner"})])  # fmt: skip
 def test_each_baseline_generates_one_image_per_condition_reproducibly(tiny_zoo, method, models):
     zoo = model_locations(tiny_zoo)
     generator = make_generator(method, base=zoo["sd15"], steps=2, **{k: zoo[v] for k, v in models.items()})
@@ -33,6 +34,25 @@ def test_each_baseline_generates_one_image_per_condition_reproducibly(tiny_zoo, 
 
 
 def test_every_method_is_registered():
-    assert set(generators()) == {"handdiff", "oracle", "sd15", "controlnet-openpose", "t2i-adapter-openpose"}
+    assert set(generators()) == {"handdiff", "oracle", "sd15", "controlnet-openpose", "t2i-adapter-openpose", "humansd", "handrefiner"}
     with pytest.raises(ValueError, match="unknown method 'dalle'"):
         make_generator("dalle")
+
+
+def test_humansd_refuses_a_unet_without_the_pose_channels(tiny_zoo):
+    with pytest.raises(ValueError, match="8 input channels"):
+        make_generator("humansd", humansd=model_locations(tiny_zoo)["sd15"])
+
+
+def test_handrefiner_changes_only_the_hand_regions(tiny_zoo):
+    from handdiff.inference.baselines import hand_regions
+
+    zoo = model_locations(tiny_zoo)
+    refiner = make_generator("handrefiner", base=zoo["sd15"], handrefiner=zoo["handrefiner"], steps=2)
+    plain = make_generator("sd15", base=zoo["sd15"], steps=2)
+    (condition,) = conditions(1)
+    refined, drawn = refiner.generate([condition])[0].image, plain.generate([condition])[0].image
+    regions = np.asarray(hand_regions(np.asarray(condition["keypoints"], np.float32).reshape(133, 3), 64)) > 0
+    assert regions.any() and not regions.all()
+    assert np.array_equal(refined[~regions], drawn[~regions])  # the SD image, untouched outside the hands
+    assert not np.array_equal(refined[regions], drawn[regions])  # the hands inpainted again
