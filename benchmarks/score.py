@@ -1,5 +1,5 @@
 """Scoring speed: the ``score`` job on Ray Data against a plain single-process loop over the same
-stage code (``ScoreImages``: Holistic, SAM, CLIP, Inception), models and images, in images/s.
+stage code (``DetectPeople``: Holistic; ``ImageScores``: SAM, CLIP, Inception), models and images, in images/s.
 The loop's steady state times the stage calls alone; end to end, the loop runs from model load
 to the figures, Ray from a cold ``ray.init`` through the whole job (figures included).
 """
@@ -23,7 +23,7 @@ from handdiff.data.images import encode_image
 from handdiff.data.parts import write_index, write_part
 from handdiff.data.rle import encode_rle
 from handdiff.inference.generate_stages import GENERATION_SCHEMA
-from handdiff.metrics.score_stages import ScoreImages, score_inputs
+from handdiff.metrics.score_stages import DetectPeople, ImageScores, score_inputs
 from handdiff.metrics.summary import score_set
 from pipelines import score
 from pipelines.job import RayConfig, TrackingConfig, init_ray
@@ -56,7 +56,7 @@ def plain_loop(cfg: score.Config, directory: str) -> tuple[float, float]:
     torch.set_num_threads(THREADS)
     try:
         start = time.perf_counter()
-        stage = ScoreImages(**cfg.models.model_dump())
+        stages = [DetectPeople(), ImageScores(**cfg.models.model_dump())]
         _, index = write_index(score.score_entries(cfg), f"{directory}/loop_index", set(), BATCH)
         from handdiff.data.parts import read_index_files
 
@@ -64,7 +64,9 @@ def plain_loop(cfg: score.Config, directory: str) -> tuple[float, float]:
         for file in index:
             batch = score_inputs(read_index_files(pa.table({"file": [file]})), "bench")
             began = time.perf_counter()
-            rows += stage(batch).to_pylist()
+            for stage in stages:
+                batch = stage(batch)
+            rows += batch.to_pylist()
             scoring += time.perf_counter() - began
         score_set(rows, f"{directory}/loop_figures")
         return IMAGES / scoring, IMAGES / (time.perf_counter() - start)
@@ -83,7 +85,8 @@ def run() -> list[Figure]:
             tracking=TrackingConfig(run_name="bench", tracking_uri=f"sqlite:///{tmp}/mlflow.db"), generated=f"{tmp}/generated",
             conditions=f"{tmp}/conditions", output=f"{tmp}/scores",
             models={"clip": zoo["clip"], "sam": zoo["sam"], "sam_arch": "tiny", "inception": zoo["inception"]},
-            resources={"actors": 1, "batch_size": BATCH, "num_cpus": THREADS, "num_gpus": 0},
+            detection={"actors": 1, "batch_size": BATCH, "num_cpus": 1, "num_gpus": 0},
+            resources={"actors": 1, "batch_size": BATCH, "num_cpus": 1, "num_gpus": 0},
             tasks={"batch_size": BATCH, "num_cpus": 0.5, "concurrency": 2}, bootstrap=0, index_rows_per_file=BATCH,
         )  # fmt: skip
         steady, loop_e2e = plain_loop(cfg, tmp)

@@ -64,6 +64,7 @@ class Config(JobConfig):
     ablation: AblationSection | None = None
     scoring: score.ScoringModels
     generation: Resources = Resources(actors=1, batch_size=16, num_gpus=1)
+    detection: Resources = Resources(actors=2, batch_size=16, num_cpus=1, num_gpus=0)
     scoring_resources: Resources = Resources(actors=1, batch_size=16, num_cpus=2, num_gpus=1)
     tasks: TaskResources = TaskResources()
     dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
@@ -98,6 +99,7 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None, runs_prefi
         scoring={"clip": storage.join(zoo, "clip"), "sam": storage.join(zoo, "sam", "sam_tiny.pth"), "sam_arch": "tiny",
                  "inception": storage.join(zoo, "inception", "pt_inception-2015-12-05-6726825d.pth")},  # fmt: skip
         generation={"actors": 1, "batch_size": 4, "num_cpus": 1, "num_gpus": 0},
+        detection={"actors": 1, "batch_size": 4, "num_cpus": 0.5, "num_gpus": 0},
         scoring_resources={"actors": 1, "batch_size": 4, "num_cpus": 1, "num_gpus": 0},
         tasks={"batch_size": 4, "num_cpus": 0.5, "concurrency": 2},
         bootstrap=10, index_rows_per_file=4,
@@ -135,7 +137,7 @@ def generate_and_score(cfg: Config, name: str, section: dict, count: int | None)
     generate.run(gen)
     scoring = score.Config(
         tracking=TrackingConfig(run_name=prefix, tracking_uri=cfg.tracking.tracking_uri), generated=generated, conditions=cfg.conditions,
-        output=scored, models=cfg.scoring, resources=cfg.scoring_resources, tasks=cfg.tasks, bootstrap=cfg.bootstrap, kid_subset=cfg.kid_subset,
+        output=scored, models=cfg.scoring, detection=cfg.detection, resources=cfg.scoring_resources, tasks=cfg.tasks, bootstrap=cfg.bootstrap, kid_subset=cfg.kid_subset,
         index_rows_per_file=cfg.index_rows_per_file,
     )  # fmt: skip
     score.run(scoring)

@@ -1,6 +1,6 @@
 """Score a ``generate`` output against its benchmark conditions (SPEC 7) on Ray Data: per image,
-Mediapipe Holistic keypoints, the CLIP score and the Inception features of the real and
-generated foregrounds (SAM person masks); then the paper's Table I figures with bootstrap 95 %
+Mediapipe Holistic keypoints (CPU actors), the CLIP score and the Inception features of the real
+and generated foregrounds (SAM person masks; GPU actors); then the paper's Table I figures with bootstrap 95 %
 intervals and a per-gesture breakdown (beyond the paper).
 
 DAP (xtcocotools OKS AP; whole body with COCO-WholeBody sigmas, hands with the hand sigmas),
@@ -30,7 +30,7 @@ from handdiff.config import StrictModel
 from handdiff.data.parts import check_conservation, part_uris, read_part, read_parts, write_index, written_ids
 from handdiff.data.work_rows import OUTPUTS
 from handdiff.inference.generate_stages import GENERATION_SCHEMA
-from handdiff.metrics.score_stages import SCORE_SCHEMA, ScoreImages, score_inputs, write_scores
+from handdiff.metrics.score_stages import SCORE_SCHEMA, DetectPeople, ImageScores, score_inputs, write_scores
 from handdiff.metrics.summary import METRICS, bootstrap_intervals, score_by, score_set
 from handdiff.provenance import code_version
 from handdiff.tracking import tracked_run
@@ -59,7 +59,10 @@ class Config(JobConfig):
     """The benchmark set the images were generated from (``build-benchmark-set`` output)."""
     output: str
     models: ScoringModels
+    detection: Resources = Resources(actors=2, batch_size=16, num_cpus=1, num_gpus=0)
+    """Mediapipe Holistic's CPU actors."""
     resources: Resources = Resources(actors=1, batch_size=16, num_cpus=2, num_gpus=1)
+    """The GPU actors of SAM, CLIP and Inception."""
     tasks: TaskResources = TaskResources()
     bootstrap: int = Field(100, ge=0)
     """Bootstrap resamples for the 95 % intervals (0: none)."""
@@ -80,6 +83,7 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
         output=storage.join(workdir, "benchmark", "scores", "handdiff"),
         models={"clip": storage.join(zoo, "clip"), "sam": storage.join(zoo, "sam", "sam_tiny.pth"), "sam_arch": "tiny",
                 "inception": storage.join(zoo, "inception", "pt_inception-2015-12-05-6726825d.pth")},  # fmt: skip
+        detection={"actors": 1, "batch_size": 4, "num_cpus": 0.5, "num_gpus": 0},
         resources={"actors": 1, "batch_size": 4, "num_cpus": 1, "num_gpus": 0},
         tasks={"batch_size": 4, "num_cpus": 0.5, "concurrency": 2},
         bootstrap=20,
@@ -118,7 +122,8 @@ def run(cfg: Config) -> int:
         total, index = write_index(entries, f"{cfg.output}/_index", done, cfg.index_rows_per_file)
         if index:
             ds = map_tasks(index_dataset(index, cfg.tasks), score_inputs, cfg.tasks, code_version=code_version())
-            ds = map_actors(ds, ScoreImages, cfg.resources, **cfg.models.model_dump(), device=device, min_detection_confidence=cfg.min_detection_confidence)
+            ds = map_actors(ds, DetectPeople, cfg.detection, min_detection_confidence=cfg.min_detection_confidence)
+            ds = map_actors(ds, ImageScores, cfg.resources, **cfg.models.model_dump(), device=device)
             run_to_parts(map_tasks(ds, write_scores, cfg.tasks, output=cfg.output), "score", log)
         counts = check_conservation(cfg.output, OUTPUTS, total)
         result = figures(cfg)

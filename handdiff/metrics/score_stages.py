@@ -1,8 +1,9 @@
 """The stages of the ``score`` job, Ray-free: generated images joined with their conditions
-(tasks), then per image (actors) the detected whole-body keypoints (Mediapipe Holistic, as in
-annotation), the CLIP score against the caption, and the 192-d Inception features of the real
-and generated foregrounds (the generated person masked by SAM prompted with the conditioning
-body box; the real one by its annotated person mask). The figures are computed from these
+(tasks), then per image the detected whole-body keypoints (Mediapipe Holistic, as in
+annotation; CPU actors, ``DetectPeople``) and the CLIP score against the caption and the 192-d
+Inception features of the real and generated foregrounds (the generated person masked by SAM
+prompted with the conditioning body box; the real one by its annotated person mask; GPU
+actors, ``ImageScores``). The figures are computed from these
 rows afterwards (``handdiff.metrics.summary``).
 """
 
@@ -72,17 +73,39 @@ def score_inputs(batch: pa.Table, code_version: str) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=SCORE_WORK_SCHEMA)
 
 
-class ScoreImages:
-    """Ray Data actor stage: detection, CLIP score, foreground Inception features per image."""
+class DetectPeople:
+    """Ray Data actor stage (CPU): whole-body keypoints of each generated image by Mediapipe
+    Holistic, mapped to the 133 points as in annotation; ``detected`` stays null when no
+    person is found."""
 
-    def __init__(self, clip: str, sam: str, sam_arch: str, inception: str, device: str = "cpu", min_detection_confidence: float = 0.5,
-                 box_margin: float = 0.1):  # fmt: skip
-        from handdiff.annotation.masks import SamMasker
+    def __init__(self, min_detection_confidence: float = 0.5):
         from handdiff.annotation.wholebody import HolisticKeypoints
+
+        self.holistic = HolisticKeypoints(min_detection_confidence=min_detection_confidence)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        def detect(rows: list[dict]) -> None:
+            for row in rows:
+                try:
+                    keypoints = self.holistic(decode_image(row["image_bytes"]))
+                except ImageError as err:
+                    fail(row, "decode", str(err))
+                    continue
+                row["detected"] = keypoints.reshape(-1).tolist() if keypoints[:, 2].max() > 0 else None
+
+        return for_ok_rows(batch, detect, SCORE_WORK_SCHEMA)
+
+
+class ImageScores:
+    """Ray Data actor stage (GPU): per image, the CLIP score against its caption, SAM's mask of
+    the generated person (prompted with the conditioning body box), and the Inception features
+    of the real and generated foregrounds."""
+
+    def __init__(self, clip: str, sam: str, sam_arch: str, inception: str, device: str = "cpu", box_margin: float = 0.1):
+        from handdiff.annotation.masks import SamMasker
         from handdiff.metrics.images import ClipScorer, InceptionFeatures
         from handdiff.models.loading import inception_weights, load_sam
 
-        self.holistic = HolisticKeypoints(min_detection_confidence=min_detection_confidence)
         self.masker = SamMasker(load_sam(sam, sam_arch), device)
         self.clip = ClipScorer(clip, device)
         self.features = InceptionFeatures(inception_weights(inception), device)
@@ -113,9 +136,7 @@ class ScoreImages:
         clip = self.clip(images, [r["caption"] for r in ok])
         fake_features, real_features = self.features(fakes), self.features(real_fg)
         for i, row in enumerate(ok):
-            detected = self.holistic(images[i])
-            row.update(detected=detected.reshape(-1).tolist() if detected[:, 2].max() > 0 else None, clip_score=float(clip[i]),
-                       fake_features=fake_features[i].tolist(), real_features=real_features[i].tolist(),
+            row.update(clip_score=float(clip[i]), fake_features=fake_features[i].tolist(), real_features=real_features[i].tolist(),
                        person_mask=encode_rle(masks[i][0]) if masks[i] else None)  # fmt: skip
 
 
