@@ -52,7 +52,7 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys):
     assert (tmp_path / "demo" / "train_body" / "demo-train-body" / "final_model" / "controlnet").is_dir()
 
     # and a handful of people are generated with the two trained stages
-    (generate_run,) = client.search_runs([client.get_experiment_by_name("handdiff-generate").experiment_id])
+    (generate_run,) = client.search_runs([client.get_experiment_by_name("handdiff-generate").experiment_id], "attributes.run_name = 'demo-generate'")
     generated = list((tmp_path / "demo" / "generated" / "images").rglob("*.png"))
     assert generate_run.data.metrics["records"] == len(generated) > 0
     assert "generated under" in out
