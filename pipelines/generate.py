@@ -175,14 +175,14 @@ def load_conditions(c: ConditionsSection) -> tuple[list[dict], list[dict]]:
     return conditions, errors
 
 
-def contact_sheet(cfg: Config) -> np.ndarray | None:
+def contact_sheet(cfg: Config, conditions: list[dict]) -> np.ndarray | None:
     """Per image: the condition's skeleton, the canvas (ours: the stage-1 hands), the output."""
     from handdiff.data.images import decode_image
     from handdiff.data.skeleton import draw_skeleton
     from handdiff.viz import contact_sheet as sheet
 
     rows = read_parts(f"{cfg.output}/records", schema=GENERATION_SCHEMA).slice(0, cfg.contact_sheet_images).to_pylist()
-    conditions = {c["image_id"]: c for c in load_conditions(cfg.conditions)[0]}
+    conditions = {c["image_id"]: c for c in conditions}
     tiles = []
     for row in rows:
         image = decode_image(storage.read_bytes(row["image_uri"]))
@@ -229,7 +229,7 @@ def run(cfg: Config) -> int:
                    "images_per_second": pending / seconds if pending and seconds else 0.0,
                    **{f"seconds_per_image.{k}": v for k, v in stages.items()}}  # fmt: skip
         mlflow.log_metrics({k: float(v) for k, v in summary.items()})
-        sheet = contact_sheet(cfg)
+        sheet = contact_sheet(cfg, conditions)
         if sheet is not None:
             mlflow.log_image(sheet, "contact_sheets/generated.png")
         if cfg.registered_model and cfg.handdiff:
