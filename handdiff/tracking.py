@@ -8,10 +8,13 @@ else a local sqlite store under ``./mlruns`` (browse it with
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ import mlflow
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from handdiff.config import flatten
+from handdiff.config import ConfigError, flatten
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,53 @@ def config_params(config: Mapping[str, Any]) -> dict[str, str]:
     return {k: str(v)[:MAX_PARAM_LENGTH] for k, v in redact(flatten(config)).items()}
 
 
+class RunConflict(ConfigError):
+    """A run of this name exists with a different config: continuing it would mix two jobs."""
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, before any compute, when ``uri`` names an MLflow server that does not answer
+    (MLflow's own client would retry for minutes, then fail after the work is done)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # it answers: a proxy without /health, or an auth wall MLflow's client handles
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise ConfigError(f"tracking.tracking_uri: no MLflow server answers at {uri} ({reason}): "
+                          "start it, or set tracking.tracking_uri / MLFLOW_TRACKING_URI") from None  # fmt: skip
+
+
+def config_conflicts(logged: Mapping[str, str], params: Mapping[str, str], resume_safe: Iterable[str] = ()) -> list[str]:
+    """The keys whose value differs between a run's logged params and ``params`` (a key on one
+    side only counts), except those matching a ``resume_safe`` pattern (``fnmatch``, e.g. ``ray.*``)."""
+    patterns = tuple(resume_safe)
+    return sorted(k for k in set(logged) | set(params)
+                  if logged.get(k) != params.get(k) and not any(fnmatch.fnmatchcase(k, p) for p in patterns))  # fmt: skip
+
+
+def conflict_message(experiment: str, run_name: str, keys: list[str]) -> str:
+    shown = ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
+    return (f"MLflow run {run_name!r} of experiment {experiment!r} was started with a different config ({shown}): "
+            f"run it unchanged to resume it, or start another with tracking.run_name=<new name> or tracking.resume=false")  # fmt: skip
+
+
+def rerun_conflict(experiment: str, run_name: str, config: Mapping[str, Any], *, tracking_uri: str | None = None,
+                   resume_safe: Iterable[str] = ()) -> str | None:  # fmt: skip
+    """Why continuing ``run_name`` with ``config`` would not be a resume of the same job, or None;
+    creates nothing (a check to run before the job starts)."""
+    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    experiment_obj = client.get_experiment_by_name(experiment)
+    previous = find_run(client, experiment_obj.experiment_id, run_name) if experiment_obj else None
+    if previous is None:
+        return None
+    keys = config_conflicts(previous.data.params, config_params(config), resume_safe)
+    return conflict_message(experiment, run_name, keys) if keys else None
+
+
 def get_or_create_experiment(client: MlflowClient, name: str) -> str:
     """The experiment's id; a local sqlite store keeps its artifacts beside the database."""
     experiment = client.get_experiment_by_name(name)
@@ -100,13 +150,16 @@ def tracked_run(
     tracking_uri: str | None = None,
     resume: bool = True,
     tags: Mapping[str, str] | None = None,
+    resume_safe: Iterable[str] = (),
 ) -> Iterator[mlflow.ActiveRun]:
     """Start (or, with ``resume``, continue) the run ``run_name`` of ``experiment``.
 
     A restarted job with the same run name continues its earlier run instead of
-    opening a duplicate. Params already logged keep their first value; a changed
-    value is reported in the log (MLflow params are immutable). The run ends
-    FAILED if the body raises.
+    opening a duplicate, provided it is the same job: a ``config`` that differs from
+    the logged params in a key not matching ``resume_safe`` raises ``RunConflict``
+    before the run is touched. A resume-safe key that changed keeps its first value in
+    the params (MLflow params are immutable; the log says so). The run ends FAILED if
+    the body raises.
     """
     uri = resolve_tracking_uri(tracking_uri)
     mlflow.set_tracking_uri(uri)
@@ -116,6 +169,10 @@ def tracked_run(
     # job in the same process): continuing a run of this one must not trip over it
     mlflow.set_experiment(experiment_id=experiment_id)
     previous = find_run(client, experiment_id, run_name) if resume else None
+    params = config_params(config) if config is not None else {}
+    if previous is not None and config is not None:
+        if keys := config_conflicts(previous.data.params, params, resume_safe):
+            raise RunConflict(conflict_message(experiment, run_name, keys))
     if previous is not None:
         log.info("continuing MLflow run %s (%s) in experiment %r", run_name, previous.info.run_id, experiment)
         active = mlflow.start_run(run_id=previous.info.run_id)
@@ -127,10 +184,9 @@ def tracked_run(
         if tags:
             mlflow.set_tags(dict(tags))
         if config is not None:
-            params = config_params(config)
             changed = sorted(k for k, v in params.items() if k in logged and logged[k] != v)
             if changed:
-                log.warning("params changed since this run started, keeping the first values: %s", ", ".join(changed))
+                log.info("resume-safe settings changed since this run started (params keep the first values): %s", ", ".join(changed))
             new = {k: v for k, v in params.items() if k not in logged}
             # MLflow takes at most 100 params per call.
             items = list(new.items())

@@ -42,9 +42,8 @@ from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA
 from handdiff.data.work_rows import OUTPUTS
 from handdiff.provenance import code_version
-from handdiff.tracking import tracked_run
 from handdiff.viz import annotated_tile, contact_sheet
-from pipelines.job import JobConfig, TrackingConfig, run_job
+from pipelines.job import JobConfig, TrackingConfig, job_run, run_job
 from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
 from pipelines.sources import Source
 
@@ -224,8 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(cfg: Config) -> int:
     """Annotate every configured dataset inside one MLflow run; prints a summary."""
     summary = {}
-    with tracked_run(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=cfg.tracking.tracking_uri,
-                     resume=cfg.tracking.resume, tags={"code_version": code_version()}) as active:  # fmt: skip
+    with job_run(cfg) as active:
         for name, spec in cfg.datasets.items():
             summary[name] = result = annotate_dataset(cfg, name, spec)
             mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in result.items()})

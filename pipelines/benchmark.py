@@ -30,10 +30,8 @@ from handdiff.config import StrictModel
 from handdiff.data.parts import part_uris
 from handdiff.metrics.summary import METRICS
 from handdiff.metrics.tables import PAPER_NAMES, PAPER_TABLE_I, PAPER_TABLE_II, TABLE_II_METRICS, deltas, read_csv_rows, table_rows, to_csv, to_markdown
-from handdiff.provenance import code_version
-from handdiff.tracking import tracked_run
 from pipelines import generate, score
-from pipelines.job import JobConfig, TrackingConfig, run_job
+from pipelines.job import JobConfig, TrackingConfig, job_run, run_job
 from pipelines.ray_stages import Resources, TaskResources
 
 log = logging.getLogger("handdiff.benchmark")
@@ -158,8 +156,7 @@ def run(cfg: Config) -> int:
         files["table1_deltas.md"] = "\n".join(["| method | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
                                               + [f"| {d['name']} | " + " | ".join("-" if d[m] is None else f"{d[m]:+.3f}" for m in METRICS) + " |"
                                                  for d in changes]) + "\n"  # fmt: skip
-    with tracked_run(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=cfg.tracking.tracking_uri,
-                     resume=cfg.tracking.resume, tags={"code_version": code_version()}) as active:  # fmt: skip
+    with job_run(cfg) as active:
         for filename, text in files.items():
             storage.write_text(storage.join(cfg.output, filename), text)
             mlflow.log_text(text, f"tables/{filename}")

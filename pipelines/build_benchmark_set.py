@@ -29,10 +29,8 @@ from handdiff.data.parts import read_parts
 from handdiff.data.rle import decode_rle
 from handdiff.data.set_stages import benchmark_records, write_benchmark
 from handdiff.data.skeleton import draw_skeleton
-from handdiff.provenance import code_version
-from handdiff.tracking import tracked_run
 from handdiff.viz import contact_sheet, overlay_mask
-from pipelines.job import TrackingConfig, run_job
+from pipelines.job import TrackingConfig, job_run, run_job
 from pipelines.set_jobs import SetJobConfig, build_set, print_selection
 
 log = logging.getLogger("handdiff.build_benchmark_set")
@@ -71,8 +69,7 @@ def benchmark_sheet(output: str, n: int) -> np.ndarray | None:
 
 
 def run(cfg: Config) -> int:
-    with tracked_run(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=cfg.tracking.tracking_uri,
-                     resume=cfg.tracking.resume, tags={"code_version": code_version()}) as active:  # fmt: skip
+    with job_run(cfg) as active:
         built = build_set(cfg, benchmark_records, None, write_benchmark, "benchmark set", log, required=("person_box", "no body keypoints"),
                           size=cfg.size, margin=cfg.margin, seed=cfg.seed)  # fmt: skip
         sheet = benchmark_sheet(cfg.output, cfg.contact_sheet_rows)

@@ -29,10 +29,8 @@ from handdiff.data.images import decode_image
 from handdiff.data.parts import read_parts
 from handdiff.data.set_stages import crop_records, write_crops
 from handdiff.models.encoders import EncodeCrops
-from handdiff.provenance import code_version
-from handdiff.tracking import tracked_run
 from handdiff.viz import contact_sheet
-from pipelines.job import TrackingConfig, run_job
+from pipelines.job import TrackingConfig, job_run, run_job
 from pipelines.set_jobs import SetJobConfig, build_set, print_selection
 
 log = logging.getLogger("handdiff.build_hand_crops")
@@ -78,8 +76,7 @@ def crop_sheet(output: str, n: int) -> np.ndarray | None:
 
 
 def run(cfg: Config) -> int:
-    with tracked_run(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=cfg.tracking.tracking_uri,
-                     resume=cfg.tracking.resume, tags={"code_version": code_version()}) as active:  # fmt: skip
+    with job_run(cfg) as active:
         built = build_set(cfg, crop_records, EncodeCrops, write_crops, "hand crops", log, size=cfg.size, margin=cfg.margin)
         crops = sum(len(c) for c in read_parts(f"{cfg.output}/records", ["crops"], HAND_CROP_SCHEMA).column("crops").to_pylist())
         mlflow.log_metric("crops", crops)

@@ -30,10 +30,8 @@ from handdiff.data.parts import read_parts
 from handdiff.data.rle import decode_rle
 from handdiff.data.set_stages import outpaint_records, write_outpaint
 from handdiff.models.encoders import EncodeOutpaint
-from handdiff.provenance import code_version
-from handdiff.tracking import tracked_run
 from handdiff.viz import contact_sheet, overlay_mask
-from pipelines.job import TrackingConfig, run_job
+from pipelines.job import TrackingConfig, job_run, run_job
 from pipelines.set_jobs import SetJobConfig, build_set, print_selection
 
 log = logging.getLogger("handdiff.build_outpaint_set")
@@ -73,8 +71,7 @@ def outpaint_sheet(output: str, n: int) -> np.ndarray | None:
 
 
 def run(cfg: Config) -> int:
-    with tracked_run(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=cfg.tracking.tracking_uri,
-                     resume=cfg.tracking.resume, tags={"code_version": code_version()}) as active:  # fmt: skip
+    with job_run(cfg) as active:
         built = build_set(cfg, outpaint_records, EncodeOutpaint, write_outpaint, "outpaint set", log, size=cfg.size, margin=cfg.margin, fill=cfg.fill)
         sheet = outpaint_sheet(cfg.output, cfg.contact_sheet_rows)
         if sheet is not None:

@@ -28,10 +28,11 @@ import mlflow
 from handdiff import storage
 from handdiff.assets.sample_data import build_sample_data, check_manifest, sample_sources
 from handdiff.assets.tiny_zoo import build_tiny_zoo
+from handdiff.config import ConfigError
 from handdiff.data.readers import open_reader, scan_dataset
-from handdiff.tracking import resolve_tracking_uri, tracked_run
+from handdiff.tracking import resolve_tracking_uri
 from pipelines import annotate, benchmark, build_benchmark_set, build_hand_crops, build_outpaint_set, generate, train_body, train_hand
-from pipelines.job import JobConfig, RayConfig, TrackingConfig, init_ray, parse_job_config, setup_logging
+from pipelines.job import JobConfig, RayConfig, TrackingConfig, init_ray, job_run, parse_job_config, setup_logging
 
 
 class Config(JobConfig):
@@ -52,8 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging()
     zoo_dir, data_dir = storage.join(cfg.workdir, "zoo"), storage.join(cfg.workdir, "sample-data")
 
-    with tracked_run(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=cfg.tracking.tracking_uri,
-                     resume=cfg.tracking.resume) as run:  # fmt: skip
+    with job_run(cfg) as run:
         zoo = build_tiny_zoo(zoo_dir, force=cfg.rebuild_zoo)
         start = time.perf_counter()
         manifest = build_sample_data(data_dir)
@@ -90,8 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = job.__name__.rsplit(".", 1)[1].replace("_", "-")
         tracking = cfg.tracking.model_copy(update={"run_name": f"{cfg.tracking.run_name}-{name}", "experiment": None})
         options = {"runs_prefix": cfg.tracking.run_name} if job in (generate, benchmark) else {}  # the models this demo trained
-        if job.run(job.demo_config(cfg.workdir, tracking, **options)) != 0:
-            return 1
+        try:
+            if job.run(job.demo_config(cfg.workdir, tracking, **options)) != 0:
+                return 1
+        except ConfigError as err:  # e.g. a run of this name that is another job's: one line, nothing computed
+            print(f"error: {name}: {err}", file=sys.stderr)
+            return 2
     print(f"\nSee everything in MLflow: mlflow ui --backend-store-uri {resolve_tracking_uri(cfg.tracking.tracking_uri)}")
     return 0
 

@@ -35,8 +35,8 @@ from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
 from handdiff.data.work_rows import OUTPUTS
 from handdiff.inference.generate_stages import GENERATION_SCHEMA, GenerateImages, conditions_to_rows, write_generated
 from handdiff.provenance import code_version
-from handdiff.tracking import log_pipeline_model, tracked_run
-from pipelines.job import JobConfig, TrackingConfig, run_job
+from handdiff.tracking import log_pipeline_model
+from pipelines.job import JobConfig, TrackingConfig, job_run, run_job
 from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
 
 log = logging.getLogger("handdiff.generate")
@@ -204,8 +204,7 @@ def register_two_stage(section: HandDiffSection, name: str) -> None:
 
 def run(cfg: Config) -> int:
     options = cfg.generator_options()
-    with tracked_run(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=cfg.tracking.tracking_uri,
-                     resume=cfg.tracking.resume, tags={"code_version": code_version()}) as active:  # fmt: skip
+    with job_run(cfg) as active:
         conditions, bad = load_conditions(cfg.conditions)
         done = set().union(*(written_ids(f"{cfg.output}/{t}") for t in OUTPUTS))
         if bad:

@@ -18,9 +18,10 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from pydantic import Field
 
@@ -37,6 +38,9 @@ class RayConfig(StrictModel):
     Otherwise ``auto``, ``host:port`` or ``ray://host:10001``."""
     num_cpus: int | None = None
     """CPUs of a new local instance (default: all)."""
+    object_store_memory: int | None = Field(None, ge=78_643_200)
+    """Bytes of object store of a new local instance (default: Ray's, 30% of memory); Ray spills
+    to disk beyond it. Ray's minimum is 75 MiB."""
     include_dashboard: bool = False
     """Start the dashboard with a new local instance."""
 
@@ -49,9 +53,11 @@ class TrackingConfig(StrictModel):
     experiment: str | None = None
     """``None``: ``handdiff-<job>``, one experiment per job kind."""
     run_name: str
-    """A rerun with the same name continues that run (and its checkpoints, for training jobs)."""
+    """A rerun with the same name continues that run (and its checkpoints, for training jobs), if
+    its config is the same but for the job's resume-safe keys; any other difference stops the job
+    before it starts."""
     resume: bool = True
-    """Continue an earlier run of the same name instead of opening a new one."""
+    """Continue an earlier run of the same name; false: open a new run (new checkpoints) under it."""
 
 
 class JobConfig(StrictModel):
@@ -60,6 +66,10 @@ class JobConfig(StrictModel):
     job: str
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig
+
+    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("tracking.*", "ray.*", "tasks.*", "*.resources.*")
+    """Keys (``fnmatch`` patterns) a resumed run may change: where and how fast it runs, never
+    what it computes. Subclasses extend it (training: ``train.steps``)."""
 
     @property
     def experiment(self) -> str:
@@ -108,6 +118,7 @@ def parse_job_config(config_cls: type[C], argv: Sequence[str] | None, *, job: st
         cfg = load_config(config_cls, args.config, args.overrides)
         if cfg.job == job and not args.print_config:
             cfg.preflight()
+            preflight_tracking(cfg)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -134,7 +145,37 @@ def run_job(config_cls: type[C], run: Callable[[C], int], argv: Sequence[str] | 
         return 0
     setup_logging()
     init_ray(cfg.ray)
-    return run(cfg)
+    try:
+        return run(cfg)
+    except ConfigError as err:  # e.g. a rerun conflict found once the run opens: one line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def preflight_tracking(cfg: JobConfig) -> None:
+    """Before Ray starts: the MLflow server answers, and a run of this name, if any, is this
+    same job (else ``ConfigError`` naming the differing keys and the ways out)."""
+    from handdiff.tracking import check_reachable, rerun_conflict, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(cfg.tracking.tracking_uri)
+    check_reachable(uri)
+    if cfg.tracking.resume:
+        problem = rerun_conflict(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=uri,
+                                 resume_safe=cfg.RESUME_SAFE)  # fmt: skip
+        if problem:
+            raise ConfigError(problem)
+
+
+@contextmanager
+def job_run(cfg: JobConfig, **tags: str) -> Iterator:
+    """The job's MLflow run (``handdiff.tracking.tracked_run``): continued when its name exists and
+    the config matches but for ``RESUME_SAFE`` keys; tagged with the code version."""
+    from handdiff.provenance import code_version
+    from handdiff.tracking import tracked_run
+
+    with tracked_run(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=cfg.tracking.tracking_uri,
+                     resume=cfg.tracking.resume, tags={"code_version": code_version(), **tags}, resume_safe=cfg.RESUME_SAFE) as active:  # fmt: skip
+        yield active
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -156,4 +197,7 @@ def init_ray(cfg: RayConfig) -> None:
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=cfg.num_cpus, include_dashboard=cfg.include_dashboard, logging_level=logging.WARNING)
+        # "local": always a new instance; a bare ray.init() would join whatever cluster this machine
+        # advertises (a running `ray start --head`, or the stale file a killed head leaves behind)
+        ray.init(address="local", num_cpus=cfg.num_cpus, object_store_memory=cfg.object_store_memory,
+                 include_dashboard=cfg.include_dashboard, logging_level=logging.WARNING)  # fmt: skip

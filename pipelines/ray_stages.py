@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -32,9 +32,14 @@ class Resources(StrictModel):
     batch_size: int = Field(8, ge=1)
     num_cpus: float = Field(1.0, ge=0)
     num_gpus: float = Field(0.0, ge=0)
+    on_device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the model runs: ``auto`` is CUDA when the actor holds GPUs. ``cpu`` with ``num_gpus``
+    set schedules on GPU nodes but computes on CPU (a cluster whose GPUs are logical, as in tests)."""
 
     @property
     def device(self) -> str:
+        if self.on_device != "auto":
+            return self.on_device
         return "cuda" if self.num_gpus > 0 else "cpu"
 
 

@@ -33,8 +33,7 @@ from handdiff.inference.generate_stages import GENERATION_SCHEMA
 from handdiff.metrics.score_stages import SCORE_SCHEMA, DetectPeople, ImageScores, score_inputs, write_scores
 from handdiff.metrics.summary import METRICS, bootstrap_intervals, score_by, score_set
 from handdiff.provenance import code_version
-from handdiff.tracking import tracked_run
-from pipelines.job import JobConfig, TrackingConfig, run_job
+from pipelines.job import JobConfig, TrackingConfig, job_run, run_job
 from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
 
 log = logging.getLogger("handdiff.score")
@@ -115,8 +114,7 @@ def figures(cfg: Config) -> dict:
 
 def run(cfg: Config) -> int:
     device = "cuda" if cfg.resources.num_gpus > 0 else "cpu"
-    with tracked_run(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=cfg.tracking.tracking_uri,
-                     resume=cfg.tracking.resume, tags={"code_version": code_version()}) as active:  # fmt: skip
+    with job_run(cfg) as active:
         entries = score_entries(cfg)
         done = set().union(*(written_ids(f"{cfg.output}/{t}") for t in OUTPUTS))
         total, index = write_index(entries, f"{cfg.output}/_index", done, cfg.index_rows_per_file)

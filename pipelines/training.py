@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import posixpath
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,9 +30,7 @@ from pydantic import Field, model_validator
 
 from handdiff import storage
 from handdiff.config import StrictModel
-from handdiff.provenance import code_version
-from handdiff.tracking import tracked_run
-from pipelines.job import JobConfig
+from pipelines.job import JobConfig, job_run
 from pipelines.ray_stages import TaskResources
 
 log = logging.getLogger("handdiff.training")
@@ -102,6 +101,10 @@ class TrainJobConfig(JobConfig):
     logging: LoggingSection = LoggingSection()
     registered_model: str | None = None
     """Register the final model under this name in MLflow (None: log it only)."""
+
+    RESUME_SAFE = (*JobConfig.RESUME_SAFE, "train.steps", "checkpoint.max_failures", "checkpoint.num_to_keep", "logging.*", "data.tasks.*")
+    """A resume may train further (``train.steps``; a schedule tied to the total steps then bends
+    where it resumes), keep other checkpoints, log differently or read faster."""
 
     @model_validator(mode="after")
     def _batch_divides(self) -> TrainJobConfig:
@@ -278,23 +281,23 @@ def fit(cfg: TrainJobConfig, train_loop: Callable[[dict], None], loop_config: di
         export: Callable[[Any, str], None], log_model: Callable[[str], None]) -> tuple[Any, str, str]:  # fmt: skip
     """Run ``train_loop`` on a ``TorchTrainer`` in the job's MLflow run (continued when its name
     exists), then ``export(checkpoint, local_dir)`` the final model, ``log_model(local_dir)`` it
-    and copy it to ``<storage_path>/<run_name>/final_model``. Returns (result, run id, final URI)."""
+    and copy it to ``<checkpoint folder>/final_model`` (``checkpoint_folder``). Returns (result, run id, final URI)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     fs, path = storage.arrow_filesystem(cfg.checkpoint.storage_path)
     if storage.is_local(cfg.checkpoint.storage_path):
         Path(path).mkdir(parents=True, exist_ok=True)
-    final = storage.join(cfg.checkpoint.storage_path, cfg.tracking.run_name, "final_model")
-    with tracked_run(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=cfg.tracking.tracking_uri,
-                     resume=cfg.tracking.resume, tags={"code_version": code_version()}) as active:  # fmt: skip
+    with job_run(cfg) as active:
+        checkpoints = checkpoint_folder(cfg, active.info.run_id)
+        final = storage.join(checkpoints, "final_model")
         s = cfg.scaling
         trainer = TorchTrainer(
             train_loop,
             train_loop_config={"cfg": cfg.model_dump(mode="json"), "run_id": active.info.run_id, "tracking_uri": mlflow.get_tracking_uri(), **loop_config},
             scaling_config=ScalingConfig(num_workers=s.workers, use_gpu=s.use_gpu, resources_per_worker={"CPU": s.cpus_per_worker, **({"GPU": 1} if s.use_gpu else {})}),
             run_config=RunConfig(
-                name=cfg.tracking.run_name, storage_path=path, storage_filesystem=fs,
+                name=posixpath.basename(checkpoints), storage_path=path, storage_filesystem=fs,
                 checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.num_to_keep),
                 failure_config=FailureConfig(max_failures=cfg.checkpoint.max_failures),
             ),
@@ -313,6 +316,20 @@ def fit(cfg: TrainJobConfig, train_loop: Callable[[dict], None], loop_config: di
     return result, active.info.run_id, final
 
 
+def checkpoint_folder(cfg: TrainJobConfig, run_id: str) -> str:
+    """Where this MLflow run keeps its Ray Train checkpoints (its ``checkpoints`` tag, set on the
+    run's first start): ``<storage_path>/<run_name>``, or ``<run_name>-<run id>`` when that folder
+    belongs to another run (``tracking.resume=false`` under a used name) so nothing resumes from it."""
+    tags = mlflow.get_run(run_id).data.tags
+    if "checkpoints" in tags:
+        return tags["checkpoints"]
+    folder = storage.join(cfg.checkpoint.storage_path, cfg.tracking.run_name)
+    if storage.exists(folder):
+        folder = f"{folder}-{run_id[:8]}"
+    mlflow.set_tag("checkpoints", folder)
+    return folder
+
+
 def final_weights(checkpoint, model_class: type):
     """The trained model of a checkpoint: its EMA weights when EMA was on, else its weights."""
     with checkpoint.as_directory() as saved:
@@ -321,5 +338,5 @@ def final_weights(checkpoint, model_class: type):
 
 def print_result(what: str, result, run_id: str, cfg: TrainJobConfig, final: str) -> None:
     print(f"\n{what} trained to step {result.metrics.get('step')} (MLflow run {run_id}, experiment {cfg.experiment!r})")
-    print(f"  loss {result.metrics.get('loss', float('nan')):.4f}; checkpoints under {storage.join(cfg.checkpoint.storage_path, cfg.tracking.run_name)}")
+    print(f"  loss {result.metrics.get('loss', float('nan')):.4f}; checkpoints under {posixpath.dirname(final)}")
     print(f"  final model {final}" + (f", registered as {cfg.registered_model!r}" if cfg.registered_model else ""))

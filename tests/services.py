@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -60,6 +61,14 @@ def _tail(log: Path | None, lines: int = 40) -> str:
 def http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as r:
         return r.status == 200
+
+
+def http_answers(url: str) -> bool:
+    """The server answers HTTP at ``url`` (a 401 of a token-auth Ray dashboard counts)."""
+    try:
+        return http_ok(url)
+    except urllib.error.HTTPError as err:
+        return err.code == 401
 
 
 def port_open(port: int) -> bool:
@@ -187,8 +196,9 @@ class RayHead:
 def start_ray_head(workdir: Path, env: Mapping[str, str], num_cpus: int = 8) -> RayHead:
     """``ray start --head --block`` on free ports; ``env`` reaches every Ray worker.
 
-    Token auth is disabled on this loopback-only test cluster (Ray 2.60 enables it
-    by default), so that drivers and ``ray job submit`` need no token.
+    Token auth is disabled on this loopback-only test cluster unless ``env`` says
+    ``RAY_AUTH_MODE=token`` (Ray 2.60 turns it on where ``~/.ray/auth_token`` exists),
+    so that drivers and ``ray job submit`` need no token.
     """
     gcs, dashboard, client, node_manager, object_manager, metrics, agent_grpc, agent_http, runtime_env_agent = free_ports(9)
     temp_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"hd-ray-{gcs}"
@@ -208,7 +218,7 @@ def start_ray_head(workdir: Path, env: Mapping[str, str], num_cpus: int = 8) -> 
     service = Service.start("ray", cmd, workdir, env=env, stop_signal=signal.SIGINT)
     dashboard_url = f"http://127.0.0.1:{dashboard}"
     try:
-        wait_until(lambda: http_ok(f"{dashboard_url}/api/version"), 120, "Ray head", service.proc, service.log)
+        wait_until(lambda: http_answers(f"{dashboard_url}/api/version"), 120, "Ray head", service.proc, service.log)
     except BaseException:
         service.stop()
         raise

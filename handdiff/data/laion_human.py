@@ -6,8 +6,9 @@
 ``width``, ``height``, ...); poses are ``pose/<shard>/<key>.npz`` whose ``arr_0`` is a
 list of per-person dicts with 17 x 3 COCO body ``keypoints``.
 
-The npz files hold pickled Python objects (that is how HumanSD wrote them), so
-they are loaded with ``allow_pickle``: only read releases you trust. The prompts
+The npz files hold pickled Python objects (that is how HumanSD wrote them): they are
+read by ``handdiff.data.safe_npz``, whose unpickler rebuilds only numpy arrays and plain
+values, so a pose file that tries to run code is an error row, never run. The prompts
 and poses are provenance only: the annotation job replaces them (LLaVA captions,
 Mediapipe keypoints).
 """
@@ -15,6 +16,7 @@ Mediapipe keypoints).
 from __future__ import annotations
 
 import io
+import pickle
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +25,7 @@ import pyarrow.parquet as pq
 
 from handdiff import storage
 from handdiff.data import keypoints as kp
+from handdiff.data.safe_npz import load_npz
 from handdiff.data.reading import DatasetNotFound, EntryError, Reader, file_error, finite_array, load_json
 from handdiff.data.records import error_row, source_row
 
@@ -108,7 +111,7 @@ def _load_people(pose_uri: str | None) -> list[tuple[float, np.ndarray]]:
     except FileNotFoundError:
         raise EntryError(f"pose file not found: {pose_uri}") from None
     try:
-        people = np.load(io.BytesIO(data), allow_pickle=True)["arr_0"]
-    except (OSError, ValueError, KeyError) as err:
+        people = load_npz(data)["arr_0"]
+    except (pickle.UnpicklingError, ValueError, KeyError, EOFError) as err:
         raise EntryError(f"cannot read pose file {pose_uri}: {err}") from None
     return [(person_score(person), finite_array(person["keypoints"], (17, 3), "keypoints").astype(np.float32)) for person in people]

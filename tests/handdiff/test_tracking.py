@@ -76,8 +76,22 @@ def test_a_restarted_job_continues_its_run(mlflow_server):
     client = MlflowClient(uri)
     assert client.get_run(first.info.run_id).info.status == "FAILED"
 
-    changed = {**CONFIG, "train": {"lr": 1e-5, "steps": 6}}
-    with tracking.tracked_run("handdiff-resume", "job-a", changed, tracking_uri=uri) as second:
+    # another job under the same name: refused before the run is touched, naming the keys and the ways out
+    other_job = {**CONFIG, "train": {"lr": 1e-4, "steps": 3}, "extra": {"flag": True}}
+    with pytest.raises(tracking.RunConflict, match=r"\(extra\.flag, train\.lr\).*tracking\.run_name=.*tracking\.resume=false") as err:
+        with tracking.tracked_run("handdiff-resume", "job-a", other_job, tracking_uri=uri, resume_safe=("train.steps",)):
+            raise AssertionError("the body must not run")
+    assert "\n" not in str(err.value)
+    assert tracking.rerun_conflict("handdiff-resume", "job-a", other_job, tracking_uri=uri) == str(err.value)
+    assert client.get_run(first.info.run_id).info.status == "FAILED"  # untouched
+
+    # more steps is a resume (when the job says so); the secret's value is not compared (it is redacted)
+    more_steps = {**CONFIG, "train": {"lr": 1e-5, "steps": 6}, "storage": {**CONFIG["storage"], "aws_secret_access_key": "rotated"}}
+    with pytest.raises(tracking.RunConflict, match=r"\(train\.steps\)"):
+        with tracking.tracked_run("handdiff-resume", "job-a", more_steps, tracking_uri=uri):
+            pass
+    assert tracking.rerun_conflict("handdiff-resume", "job-a", more_steps, tracking_uri=uri, resume_safe=("train.*",)) is None
+    with tracking.tracked_run("handdiff-resume", "job-a", more_steps, tracking_uri=uri, resume_safe=("train.steps",)) as second:
         mlflow.log_metric("step_done", 2, step=2)
     assert second.info.run_id == first.info.run_id
     run = client.get_run(first.info.run_id)
@@ -87,9 +101,10 @@ def test_a_restarted_job_continues_its_run(mlflow_server):
 
     experiment = client.get_experiment_by_name("handdiff-resume")
     assert len(client.search_runs([experiment.experiment_id])) == 1
-    with tracking.tracked_run("handdiff-resume", "job-a", CONFIG, tracking_uri=uri, resume=False) as fresh:
+    with tracking.tracked_run("handdiff-resume", "job-a", other_job, tracking_uri=uri, resume=False) as fresh:
         pass
     assert fresh.info.run_id != first.info.run_id
+    assert client.get_run(fresh.info.run_id).data.params["train.lr"] == "0.0001"
     with tracking.tracked_run("handdiff-resume", "job-b", CONFIG, tracking_uri=uri) as other:
         pass
     assert other.info.run_id not in (first.info.run_id, fresh.info.run_id)
@@ -102,3 +117,13 @@ def test_a_run_continues_whatever_experiment_the_process_set_before(tmp_path):
     mlflow.set_experiment("someone-elses")  # e.g. a notebook, or an earlier job in this process
     with tracking.tracked_run("handdiff-a", "job", tracking_uri=uri) as again:
         assert again.info.run_id == first.info.run_id
+
+
+def test_an_mlflow_server_that_does_not_answer_fails_fast(mlflow_server):
+    from tests.services import free_port
+
+    tracking.check_reachable(mlflow_server.uri)  # a live server passes
+    tracking.check_reachable("sqlite:///nowhere/db.sqlite")  # stores without a server: nothing to check
+    dead = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(tracking.ConfigError, match=rf"^tracking.tracking_uri: no MLflow server answers at {dead} \(.*refused"):
+        tracking.check_reachable(dead)

@@ -74,3 +74,13 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys):
     assert crops_again.data.metrics["resumed_from"] == crops_run.data.metrics["rows_in"]
     (train_again,) = client.search_runs([client.get_experiment_by_name("handdiff-train-hand").experiment_id])
     assert [m.step for m in client.get_metric_history(train_again.info.run_id, "loss")] == list(range(1, 9))  # already done
+
+    # the same run names for a demo elsewhere is another job: one line before anything runs, no new runs
+    elsewhere = tmp_path / "elsewhere"
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main([f"workdir={elsewhere}", f"tracking.tracking_uri={uri}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "MLflow run 'demo' of experiment 'handdiff-demo'" in err and "(workdir)" in err
+    assert "tracking.run_name=" in err and "tracking.resume=false" in err
+    assert not elsewhere.exists() and len(client.search_runs([experiment.experiment_id])) == 1

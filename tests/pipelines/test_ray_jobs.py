@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,9 @@ REPO = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).parent / "ray")
 
 
-def submit(cluster, *entrypoint: str) -> subprocess.CompletedProcess:
+def submit(cluster, *entrypoint: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     cmd = [RAY, "job", "submit", "--address", cluster.dashboard_url, "--working-dir", str(REPO), "--", *entrypoint]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, **cluster.env})
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env or {**os.environ, **cluster.env})
 
 
 @pytest.mark.services
@@ -36,3 +37,33 @@ def test_failing_job_shows_its_error_to_the_submitter(ray_cluster):
     text = out.stdout + out.stderr
     assert "tracking.run_nam = 'x' (override): unknown key" in text
     assert "failed" in text.lower()
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_a_token_cluster_runs_only_jobs_submitted_with_its_token(tmp_path, s3_server):
+    """The README's commands: a token in ~/.ray/auth_token, RAY_AUTH_MODE=token for the head and
+    for every client. Without the token (or with another) the dashboard refuses the job."""
+    from tests.services import start_ray_head
+
+    home, stranger = tmp_path / "home", tmp_path / "stranger"
+    home.mkdir(), stranger.mkdir()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    user = {**clean, "HOME": str(home)}
+    subprocess.run([RAY, "get-auth-token", "--generate"], env=user, check=True, capture_output=True, timeout=60)
+    token = (home / ".ray" / "auth_token").read_text().strip()
+    assert len(token) >= 32
+    head = start_ray_head(tmp_path, env={**s3_server.env, "HOME": str(home), "RAY_AUTH_MODE": "token"})
+    try:
+        for refused_env in ({**clean, "HOME": str(stranger)},  # no token, auth mode unset
+                            {**clean, "HOME": str(stranger), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "not-the-token"}):  # fmt: skip
+            out = submit(head, "python", "tests/pipelines/fixtures/ray_hello.py", env=refused_env)
+            assert out.returncode != 0
+            text = out.stdout + out.stderr
+            assert "squares: " not in text and re.search(r"\b401\b|Unauthorized|Forbidden|AuthenticationError", text), text[-2000:]
+
+        out = submit(head, "python", "tests/pipelines/fixtures/ray_hello.py", env={**user, "RAY_AUTH_MODE": "token"})
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "squares: 285" in out.stdout and "succeeded" in out.stdout
+    finally:
+        head.service.stop()
