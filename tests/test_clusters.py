@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import shlex
 from pathlib import Path
 
@@ -14,6 +16,91 @@ from pipelines.cli import JOBS
 
 CLUSTERS = Path(__file__).resolve().parents[1] / "clusters"
 REPO = CLUSTERS.parent
+
+def kuberay_crds() -> Path:
+    """KubeRay v1.7.0's CRDs, shipped beside the checkout in ``shared/reference/kuberay-crds``
+    (``HANDDIFF_KUBERAY_CRDS`` points elsewhere)."""
+    if env := os.environ.get("HANDDIFF_KUBERAY_CRDS"):
+        return Path(env)
+    candidates = [parent / "shared" / "reference" / "kuberay-crds" for parent in REPO.parents]
+    found = next((c for c in candidates if c.is_dir()), None)
+    assert found, f"no shared/reference/kuberay-crds above {REPO}: set HANDDIFF_KUBERAY_CRDS to the folder of KubeRay's CRDs"
+    return found
+
+MANIFESTS = sorted((CLUSTERS / "kuberay").glob("*.yaml"))
+
+
+def strict(schema):
+    """``schema`` rejecting unknown fields as ``kubectl apply --validate=strict`` does: every
+    object that lists its properties gets ``additionalProperties: false``, unless the schema
+    preserves unknown fields there (``x-kubernetes-preserve-unknown-fields``) or maps keys itself."""
+    if isinstance(schema, list):
+        return [strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict(v) for k, v in schema.items()}
+    if "properties" in out and "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    return out
+
+
+@functools.cache
+def crd_validators() -> dict[str, object]:
+    """kind -> a jsonschema validator of KubeRay v1.7.0's ``ray.io/v1`` OpenAPI schema for it."""
+    import jsonschema
+
+    validators = {}
+    for path in sorted(kuberay_crds().glob("ray.io_*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+        validators[crd["spec"]["names"]["kind"]] = jsonschema.Draft7Validator(strict(version["schema"]["openAPIV3Schema"]))
+    return validators
+
+
+def crd_errors(manifest: dict, validators: dict) -> list[str]:
+    validator = validators[manifest["kind"]]
+    return [f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in validator.iter_errors(manifest)]
+
+
+def test_the_kuberay_crds_are_there_to_validate_against():
+    assert {"RayCluster", "RayJob"} <= set(crd_validators())
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_every_kuberay_manifest_passes_the_crd_schema_strictly(path):
+    manifest = yaml.safe_load(path.read_text())
+    assert manifest["apiVersion"] == "ray.io/v1"
+    assert crd_errors(manifest, crd_validators()) == []
+
+
+def test_strict_validation_rejects_unknown_and_misplaced_fields():
+    validators = crd_validators()
+    cluster = yaml.safe_load((CLUSTERS / "kuberay" / "raycluster.yaml").read_text())
+    container = cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    container["envFrm"] = container.pop("envFrom")  # a typo kubectl --validate=strict refuses
+    cluster["spec"]["headGroupSpec"]["authOptions"] = {"mode": "token"}  # authOptions belongs to spec
+    cluster["spec"]["authOptions"] = {"mode": "tokens"}  # not one of the modes
+    errors = crd_errors(cluster, validators)
+    assert len(errors) == 3, errors
+    assert any("envFrm" in e for e in errors) and any("headGroupSpec" in e and "authOptions" in e for e in errors)
+    assert any(e.startswith("spec.authOptions.mode") for e in errors)
+
+
+def test_the_kuberay_cluster_requires_the_token():
+    cluster = yaml.safe_load((CLUSTERS / "kuberay" / "raycluster.yaml").read_text())
+    assert cluster["spec"]["authOptions"] == {"mode": "token"}
+    # the dashboard listens beyond the pod only because the token guards it
+    assert cluster["spec"]["headGroupSpec"]["rayStartParams"]["dashboard-host"] == "0.0.0.0"
+    text = (CLUSTERS / "kuberay" / "raycluster.yaml").read_text()
+    assert "RAY_AUTH_MODE=token RAY_AUTH_TOKEN=$(kubectl get secret handdiff" in text  # how a user submits
+
+
+def test_ray_up_starts_every_node_with_the_token():
+    config = yaml.safe_load((CLUSTERS / "ray-up.yaml").read_text())
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        (start,) = [c for c in config[key] if "ray start" in c]
+        assert start.startswith("RAY_AUTH_MODE=token ray start"), key
+    assert config["file_mounts"]["/home/ray/.ray/auth_token"] == "~/.ray/auth_token"
 
 
 def test_ray_up_config_passes_rays_schema():
