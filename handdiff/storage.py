@@ -8,6 +8,11 @@ configs, logs or MLflow params:
 - ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``: a non-AWS endpoint (MinIO, SeaweedFS, ...)
 - ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``
 - ``AWS_REGION`` or ``AWS_DEFAULT_REGION``
+
+Requests to S3 ride out a restarting or briefly unreachable server: both clients use
+the AWS SDK's "standard" retry mode with ``S3_MAX_ATTEMPTS`` attempts (exponential
+backoff with jitter, up to 20 s apart: about a minute of outage in all) for
+connection errors, timeouts, throttling and 5xx answers.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from urllib.parse import urlparse
 
 import fsspec
 import pyarrow.fs as pafs
+
+S3_MAX_ATTEMPTS = 10
 
 
 def is_s3(uri: str) -> bool:
@@ -55,7 +62,10 @@ def _s3fs_options() -> dict:
     if region := _s3_region():
         client_kwargs["region_name"] = region
     # s3fs reads keys and tokens from the environment itself (botocore's chain).
-    return {"client_kwargs": client_kwargs} if client_kwargs else {}
+    # No listings cache: parts are written by many processes, and a listing this process cached
+    # earlier (say, before the job's workers wrote) would hide their parts from its conservation check.
+    return {"client_kwargs": client_kwargs, "use_listings_cache": False,
+            "config_kwargs": {"retries": {"mode": "standard", "max_attempts": S3_MAX_ATTEMPTS}, "connect_timeout": 10}}  # fmt: skip
 
 
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -84,7 +94,7 @@ def arrow_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
         if region := _s3_region():
             kwargs["region"] = region
         # Keys come from pyarrow's own AWS credential chain (the same environment variables).
-        fs = pafs.S3FileSystem(**kwargs)
+        fs = pafs.S3FileSystem(**kwargs, retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=S3_MAX_ATTEMPTS))
         parsed = urlparse(uri)
         return fs, f"{parsed.netloc}{parsed.path}".rstrip("/")
     if is_local(uri):

@@ -87,15 +87,29 @@ class Service:
     env: dict[str, str] = field(default_factory=dict)
     stop_signal: signal.Signals = signal.SIGTERM
     """Sent to the leader first, so that it shuts its children down itself."""
+    cmd: list[str] = field(default_factory=list)
+    workdir: Path | None = None
 
     @classmethod
     def start(cls, name: str, cmd: list[str], workdir: Path, env: Mapping[str, str] | None = None,
               stop_signal: signal.Signals = signal.SIGTERM) -> Service:  # fmt: skip
         log = workdir / f"{name}.log"
         full_env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", **(env or {})}
-        with open(log, "wb") as out:
+        with open(log, "ab") as out:
             proc = subprocess.Popen(cmd, cwd=workdir, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        return cls(name, proc, log, dict(env or {}), stop_signal)
+        return cls(name, proc, log, dict(env or {}), stop_signal, list(cmd), workdir)
+
+    def start_again(self) -> None:
+        """Start the same command again (same ports, same data) after ``stop()`` or a kill."""
+        self.proc = Service.start(self.name, self.cmd, self.workdir, self.env, self.stop_signal).proc
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once, as a lost machine or an OOM kill does."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
 
     def stop(self, timeout: float = 20) -> None:
         """Stop the leader gracefully, then end whatever is left of its process group."""
@@ -117,6 +131,21 @@ class S3Server:
     endpoint: str
     bucket: str
     env: dict[str, str]
+
+    def ready(self) -> bool:
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                              aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        client.head_bucket(Bucket=self.bucket)
+        return True
+
+    def restart(self, down_seconds: float) -> None:
+        """Stop the server, leave it down ``down_seconds``, start it again on the same ports and data."""
+        self.service.stop()
+        time.sleep(down_seconds)
+        self.service.start_again()
+        wait_until(self.ready, 60, "S3 server (weed mini) after a restart", self.service.proc, self.service.log)
 
 
 def start_s3(workdir: Path, bucket: str = "handdiff-test") -> S3Server:
@@ -141,21 +170,13 @@ def start_s3(workdir: Path, bucket: str = "handdiff-test") -> S3Server:
         f"-bucket={bucket}",
     ]  # fmt: skip
     service = Service.start("s3", cmd, workdir, env={k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
-
-    def bucket_ready() -> bool:
-        import boto3
-
-        client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                              aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
-        client.head_bucket(Bucket=bucket)
-        return True
-
+    server = S3Server(service, env["AWS_ENDPOINT_URL"], bucket, env)
     try:
-        wait_until(bucket_ready, 60, "S3 server (weed mini)", service.proc, service.log)
+        wait_until(server.ready, 60, "S3 server (weed mini)", service.proc, service.log)
     except BaseException:
         service.stop()
         raise
-    return S3Server(service, env["AWS_ENDPOINT_URL"], bucket, env)
+    return server
 
 
 @dataclass

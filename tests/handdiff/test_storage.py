@@ -48,6 +48,28 @@ def test_fsspec_and_pyarrow_round_trip_on_s3(s3_prefix):
 
 
 @pytest.mark.services
+def test_a_listing_sees_what_other_processes_wrote_since(s3_prefix, s3_server):
+    """No listings cache: a conservation check after a job must see the parts its workers wrote."""
+    import boto3
+
+    storage.write_bytes(storage.join(s3_prefix, "parts", "part-a.parquet"), b"a")
+    assert storage.listdir(storage.join(s3_prefix, "parts")) == [("part-a.parquet", False)]
+    other = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")  # another writer, as a Ray worker is
+    bucket, key = s3_prefix.removeprefix("s3://").split("/", 1)
+    other.put_object(Bucket=bucket, Key=f"{key}/parts/part-b.parquet", Body=b"b")
+    assert storage.listdir(storage.join(s3_prefix, "parts")) == [("part-a.parquet", False), ("part-b.parquet", False)]
+    assert storage.exists(storage.join(s3_prefix, "parts", "part-b.parquet"))
+
+
+def test_s3_clients_retry_with_the_standard_mode(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    fs, _ = storage.filesystem("s3://bucket/x")
+    client_config = fs.config_kwargs
+    assert client_config["retries"] == {"mode": "standard", "max_attempts": storage.S3_MAX_ATTEMPTS} and storage.S3_MAX_ATTEMPTS >= 5
+    assert fs.dircache.use_listings_cache is False
+
+
+@pytest.mark.services
 def test_ray_data_parquet_round_trip_on_s3(ray_session, s3_prefix):
     import ray
 
