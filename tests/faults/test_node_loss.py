@@ -1,0 +1,150 @@
+"""A node lost mid-job, on a simulated multi-node cluster on this machine: a head and two
+worker nodes (``ray start --address ...``, one logical GPU each), the jobs submitted as they
+are on a real cluster (their own driver process, ``ray.address=<head>``). One worker node is
+SIGKILLed (raylet and workers at once, as a reclaimed spot instance goes) and a replacement
+joins, as an autoscaler brings one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from handdiff import storage
+from handdiff.config import to_yaml
+from pipelines import train_hand
+from pipelines.job import TrackingConfig
+from tests import ray_train
+from tests.faults.conservation import assert_each_input_once, hagrid_annotate, parts_written
+from tests.services import RayHead, Service, free_ports, start_ray_head, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.services]
+REPO = Path(__file__).resolve().parents[2]
+WORKER_CPUS = 3
+
+
+class MultiNodeCluster:
+    """A head (2 CPUs, no GPU) and worker nodes (3 CPUs, 1 logical GPU each) on 127.0.0.1."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]):
+        self.workdir, self.env = workdir, {**env, "RAY_AUTH_MODE": "disabled"}
+        self.head: RayHead = start_ray_head(workdir, env=self.env, num_cpus=2)
+        self.workers: list[Service] = []
+
+    def add_worker(self) -> Service:
+        node_manager, object_manager, metrics, agent_grpc, agent_http, runtime_env_agent = free_ports(6)
+        low = 30000 + 1000 * len(self.workers)
+        cmd = [
+            str(Path(sys.executable).parent / "ray"), "start", f"--address={self.head.address}", "--block",
+            "--node-ip-address=127.0.0.1", f"--num-cpus={WORKER_CPUS}", "--num-gpus=1",
+            f"--node-manager-port={node_manager}", f"--object-manager-port={object_manager}",
+            f"--metrics-export-port={metrics}", f"--dashboard-agent-grpc-port={agent_grpc}",
+            f"--dashboard-agent-listen-port={agent_http}", f"--runtime-env-agent-port={runtime_env_agent}",
+            f"--min-worker-port={low}", f"--max-worker-port={low + 999}", "--object-store-memory=300000000",
+        ]  # fmt: skip
+        worker = Service.start(f"ray-worker-{len(self.workers)}", cmd, self.workdir, env=self.env)
+        self.workers.append(worker)
+        count = len(self.workers) - sum(w.proc.poll() is not None for w in self.workers)
+        wait_until(lambda: self.alive_gpu_nodes() >= count, 120, "Ray worker node", worker.proc, worker.log)
+        return worker
+
+    def alive_gpu_nodes(self) -> int:
+        out = subprocess.run([str(Path(sys.executable).parent / "ray"), "list", "nodes", "--format=json", f"--address={self.head.dashboard_url}"],
+                             capture_output=True, text=True, timeout=60, env={**os.environ, **self.env})  # fmt: skip
+        nodes = json.loads(out.stdout or "[]")
+        return sum(1 for n in nodes if n["state"] == "ALIVE" and n.get("resources_total", {}).get("GPU"))
+
+    def lose_a_node_then_replace_it(self) -> None:
+        self.workers[0].kill()
+        time.sleep(2)
+        self.add_worker()
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.head.service.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, s3_server):
+    cluster = MultiNodeCluster(tmp_path_factory.mktemp("multinode"), s3_server.env)
+    try:
+        cluster.add_worker()
+        cluster.add_worker()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def submit(cluster: MultiNodeCluster, module: str, cfg, workdir: Path) -> subprocess.Popen:
+    """The job's own driver process on the head's cluster, as ``ray job submit`` starts one."""
+    config_file = workdir / f"{cfg.job}.yaml"
+    config_file.write_text(to_yaml(cfg))
+    log = open(workdir / f"{cfg.job}.log", "w")
+    env = {**os.environ, **cluster.env, "PYTHONPATH": str(REPO)}
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.Popen([sys.executable, "-m", module, "--config", str(config_file), f"ray.address={cluster.head.address}"],
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def finish(job: subprocess.Popen, workdir: Path, name: str, timeout: float = 480) -> None:
+    job.wait(timeout)
+    assert job.returncode == 0, (workdir / f"{name}.log").read_text()[-5000:]
+
+
+def wait_while_running(job: subprocess.Popen, check, what: str, workdir: Path, name: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert job.poll() is None, f"the job ended before {what}:\n" + (workdir / f"{name}.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, f"no {what} in {timeout:.0f}s"
+        time.sleep(0.3)
+
+
+def test_annotate_loses_a_gpu_node_and_writes_every_id_once(cluster, demo_workdir, tmp_path):
+    """The SAM actors (one logical GPU each) are spread over both worker nodes; one node dies
+    mid-job: its actor and tasks are lost, Ray restarts the actor on the replacement and retries
+    the tasks; the parts' names keep a retried batch from adding rows."""
+    cpu_on_gpu_nodes = {"actors": 2, "batch_size": 2, "num_cpus": 1, "num_gpus": 1, "on_device": "cpu"}
+    cfg = hagrid_annotate(demo_workdir, str(tmp_path / "annotated"), f"sqlite:///{tmp_path}/db.sqlite", "node-loss",
+                          masks={"resources": cpu_on_gpu_nodes}, ray={"address": None})  # fmt: skip
+    job = submit(cluster, "pipelines.annotate", cfg, tmp_path)
+    wait_while_running(job, lambda: parts_written(cfg) >= 2, "the second part", tmp_path, "annotate")
+    at_loss = parts_written(cfg)
+    cluster.lose_a_node_then_replace_it()
+    finish(job, tmp_path, "annotate")
+    assert parts_written(cfg) > at_loss
+    assert_each_input_once(cfg)
+
+
+def test_train_hand_loses_a_worker_node_and_resumes_from_the_committed_checkpoint(cluster, hand_crops, demo_workdir, tmp_path):
+    """Two DDP workers, one per worker node (each takes a whole node's CPUs); one node dies after
+    a checkpoint is committed: Ray Train restarts the worker group once the replacement joins,
+    from that checkpoint, and the run finishes at its configured step in one MLflow run."""
+    uri, steps = f"sqlite:///{tmp_path}/db.sqlite", 24
+    cfg = train_hand.Config(
+        tracking=TrackingConfig(run_name="node-loss", tracking_uri=uri),
+        data={"path": hand_crops.output, "validation_rows": 2, "shuffle_buffer": 8, "tasks": {"batch_size": 8, "num_cpus": 0.5, "concurrency": 1}},
+        model={"base": f"{demo_workdir}/zoo/sd15"},
+        train={"steps": steps, "batch_size": 4, "warmup_steps": 0, "mixed_precision": "no", "gradient_checkpointing": False, "lr": 1e-4},
+        scaling={"workers": 2, "cpus_per_worker": WORKER_CPUS},
+        checkpoint={"storage_path": str(tmp_path / "runs"), "every_steps": 2, "num_to_keep": 2, "max_failures": 3},
+        logging={"every_steps": 1, "sample_every_steps": 1000, "sample_inference_steps": 2},
+        registered_model=None,
+    )  # fmt: skip
+    fs, root = storage.filesystem(str(tmp_path / "runs" / "node-loss"))
+    job = submit(cluster, "pipelines.train_hand", cfg, tmp_path)
+    wait_while_running(job, lambda: ray_train.committed_step(fs, root) >= 2, "a committed checkpoint", tmp_path, "train-hand")
+    committed = ray_train.committed_step(fs, root)
+    cluster.lose_a_node_then_replace_it()
+    finish(job, tmp_path, "train-hand")
+    assert committed < steps  # the node went while training
+    loss_steps = [s for s, _ in ray_train.history(uri, "handdiff-train-hand", "node-loss", "loss")]
+    assert set(loss_steps) == set(range(1, steps + 1))
+    resumed = ray_train.history(uri, "handdiff-train-hand", "node-loss", "resumed_from_step")
+    assert resumed and resumed[0][1] >= committed  # from the committed checkpoint, not from scratch
+    assert ray_train.checkpoint_names(fs, root)[-1] == f"step_{steps:08d}"
