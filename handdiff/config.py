@@ -9,14 +9,58 @@ errors into one line per problem that names the key, the value and the source:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import fsspec
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class _Input:
+    """Marks a config field whose value is data the job reads: it must exist before the job starts."""
+
+
+InputPath = Annotated[str, _Input()]
+"""A path or URI of input data (``str``); ``missing_inputs`` checks that it exists."""
+
+
+def _is_input(annotation: Any, metadata: Sequence[Any] = ()) -> bool:
+    if any(isinstance(m, _Input) for m in metadata):
+        return True
+    if get_origin(annotation) is Annotated:
+        return any(isinstance(m, _Input) for m in annotation.__metadata__)
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_is_input(arg) for arg in get_args(annotation))
+    return False
+
+
+def input_paths(cfg: BaseModel, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """``(dotted key, value)`` of every set ``InputPath`` field of ``cfg``, nested sections,
+    dicts and lists of sections included."""
+    for name, field in type(cfg).model_fields.items():
+        value, key = getattr(cfg, name), f"{prefix}{name}"
+        if isinstance(value, str) and _is_input(field.annotation, field.metadata):
+            yield key, value
+        for child_key, child in _sections(value, key):
+            yield from input_paths(child, f"{child_key}.")
+
+
+def _sections(value: Any, key: str) -> Iterator[tuple[str, BaseModel]]:
+    if isinstance(value, BaseModel):
+        yield key, value
+    elif isinstance(value, Mapping):
+        yield from ((f"{key}.{k}", v) for k, v in value.items() if isinstance(v, BaseModel))
+    elif isinstance(value, list | tuple):
+        yield from ((f"{key}.{i}", v) for i, v in enumerate(value) if isinstance(v, BaseModel))
+
+
+def missing_inputs(cfg: BaseModel, exists: Callable[[str], bool]) -> list[str]:
+    """One line per ``InputPath`` of ``cfg`` that ``exists`` does not find: ``key: no such path: uri``."""
+    return [f"{key}: no such path: {value}" for key, value in input_paths(cfg) if not exists(value)]
 
 
 class ConfigError(ValueError):

@@ -36,7 +36,7 @@ from handdiff.annotation.stages import (
 )  # fmt: skip
 from handdiff.assets.sample_data import sample_sources
 from handdiff.assets.tiny_zoo import SAM_ARCH, model_locations
-from handdiff.config import StrictModel
+from handdiff.config import InputPath, StrictModel
 from handdiff.data.parts import check_conservation, index_rows, read_parts, write_index, written_ids
 from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA
@@ -93,7 +93,7 @@ class DatasetSpec(StrictModel):
     source: Source
     keypoints: Literal["mediapipe", "dataset"] | None = None
     captions: Literal["llava", "table"] | None = None
-    caption_table: str | None = None
+    caption_table: InputPath | None = None
     """CSV (sequence,caption) or JSON {sequence: caption}, for captions: table."""
     filter: bool | None = None
 

@@ -26,7 +26,7 @@ import mlflow
 from pydantic import Field
 
 from handdiff import storage
-from handdiff.config import StrictModel
+from handdiff.config import InputPath, StrictModel
 from handdiff.data.parts import part_uris
 from handdiff.metrics.summary import METRICS
 from handdiff.metrics.tables import PAPER_NAMES, PAPER_TABLE_I, PAPER_TABLE_II, TABLE_II_METRICS, deltas, read_csv_rows, table_rows, to_csv, to_markdown
@@ -54,7 +54,7 @@ class AblationSection(StrictModel):
 class Config(JobConfig):
     job: Literal["benchmark"] = "benchmark"
     tracking: TrackingConfig = TrackingConfig(run_name="benchmark")
-    conditions: str
+    conditions: InputPath
     """The benchmark set (``build-benchmark-set`` output)."""
     output: str
     methods: dict[str, MethodSection]

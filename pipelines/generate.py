@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from handdiff import storage
-from handdiff.config import StrictModel
+from handdiff.config import InputPath, StrictModel
 from handdiff.data.conditions import CONDITION_SCHEMA, condition_from_record
 from handdiff.data.parts import check_conservation, index_rows, read_parts, write_index, write_part, written_ids
 from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
@@ -43,7 +43,7 @@ log = logging.getLogger("handdiff.generate")
 
 
 class ConditionsSection(StrictModel):
-    path: str
+    path: InputPath
     """A condition set or an annotated dataset: the folder holding its ``records/``."""
     count: int | None = Field(None, ge=1)
     """The first ``count`` conditions (all by default)."""

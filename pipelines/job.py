@@ -25,7 +25,8 @@ from typing import ClassVar, TypeVar
 
 from pydantic import Field
 
-from handdiff.config import ConfigError, StrictModel, load_config, to_yaml
+from handdiff import storage
+from handdiff.config import ConfigError, StrictModel, load_config, missing_inputs, to_yaml
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -117,6 +118,8 @@ def parse_job_config(config_cls: type[C], argv: Sequence[str] | None, *, job: st
     try:
         cfg = load_config(config_cls, args.config, args.overrides)
         if cfg.job == job and not args.print_config:
+            if missing := missing_inputs(cfg, storage.exists):
+                raise ConfigError("\n".join(missing))
             cfg.preflight()
             preflight_tracking(cfg)
     except ConfigError as err:

@@ -26,7 +26,7 @@ import mlflow
 from pydantic import Field
 
 from handdiff import storage
-from handdiff.config import StrictModel
+from handdiff.config import InputPath, StrictModel
 from handdiff.data.parts import check_conservation, part_uris, read_part, read_parts, write_index, written_ids
 from handdiff.data.work_rows import OUTPUTS
 from handdiff.inference.generate_stages import GENERATION_SCHEMA
@@ -52,9 +52,9 @@ class ScoringModels(StrictModel):
 class Config(JobConfig):
     job: Literal["score"] = "score"
     tracking: TrackingConfig = TrackingConfig(run_name="score")
-    generated: str
+    generated: InputPath
     """A ``generate`` output folder (its ``records/`` metadata and images)."""
-    conditions: str
+    conditions: InputPath
     """The benchmark set the images were generated from (``build-benchmark-set`` output)."""
     output: str
     models: ScoringModels

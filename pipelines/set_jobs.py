@@ -19,7 +19,7 @@ import mlflow
 from pydantic import Field
 
 from handdiff import storage
-from handdiff.config import StrictModel
+from handdiff.config import InputPath, StrictModel
 from handdiff.data.parts import check_conservation, index_rows, write_index, write_part, written_ids
 from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
 from handdiff.data.selection import SourceSelection, select_entries
@@ -30,7 +30,7 @@ from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_ac
 
 
 class SetSource(StrictModel):
-    path: str
+    path: InputPath
     """An annotated dataset: the folder holding its records/ (``<annotate output>/<name>``)."""
     count: int | None = Field(None, ge=1)
     """How many of its images to use (all by default, or when it has fewer)."""

@@ -10,15 +10,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from handdiff.config import StrictModel
+from handdiff.config import InputPath, StrictModel
 from handdiff.data.reinterhand import RELEASE_TEST_CAPTURES
 
 
 class HagridSource(StrictModel):
     dataset: Literal["hagrid"] = "hagrid"
-    images: str
+    images: InputPath
     """Folder with one subfolder of images per gesture."""
-    annotations: str
+    annotations: InputPath
     """v2: folder of split folders of ``<gesture>.json``; v1: folder of ``<gesture>.json``."""
     layout: Literal["v1", "v2"] = "v2"
     splits: list[str] | None = None
@@ -27,14 +27,14 @@ class HagridSource(StrictModel):
 
 class InterHandSource(StrictModel):
     dataset: Literal["interhand26m"] = "interhand26m"
-    root: str
+    root: InputPath
     """Folder holding ``annotations/`` and ``images/``."""
     splits: list[str] | None = None
 
 
 class ReInterHandSource(StrictModel):
     dataset: Literal["reinterhand"] = "reinterhand"
-    root: str
+    root: InputPath
     """Folder of capture folders."""
     splits: list[str] | None = None
     test_captures: list[str] = list(RELEASE_TEST_CAPTURES)
@@ -43,7 +43,7 @@ class ReInterHandSource(StrictModel):
 
 class LaionHumanSource(StrictModel):
     dataset: Literal["laion_human"] = "laion_human"
-    root: str
+    root: InputPath
     mapping: str = "mapping_file_training.json"
     split: str = "train"
     min_person_score: float = Field(0.3, ge=0, le=1)

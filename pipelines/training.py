@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from handdiff import storage
-from handdiff.config import StrictModel
+from handdiff.config import InputPath, StrictModel
 from pipelines.job import JobConfig, job_run
 from pipelines.ray_stages import TaskResources
 
@@ -37,7 +37,7 @@ log = logging.getLogger("handdiff.training")
 
 
 class DataSection(StrictModel):
-    path: str
+    path: InputPath
     """The training set: the output folder of its build job."""
     validation_rows: int = Field(4, ge=1)
     """Rows of the set (the first ones) whose conditions are drawn in the sample grids."""

@@ -60,3 +60,46 @@ def test_a_config_for_another_job_is_refused(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["demo", "--config", str(other)])
     assert exit_info.value.code == 2
+
+
+def test_a_missing_data_path_is_one_line_naming_the_key_before_anything_starts(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "train-hand", "--config", str(cli_config("train_hand_demo.yaml")),
+                          f"data.path={tmp_path / 'no-crops'}", f"tracking.tracking_uri=sqlite:///{tmp_path}/db.sqlite"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"error: data.path: no such path: {tmp_path / 'no-crops'}"
+    assert not (tmp_path / "db.sqlite").exists()  # stopped before MLflow (and Ray)
+
+    # every missing input of a job, one line each, from a folder where the demo's data is not
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "annotate", "--config", str(cli_config("annotate_demo.yaml"))],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert lines[0] == "error: datasets.hagrid.source.images: no such path: runs/demo/sample-data/hagrid/hagrid_dataset"
+    assert "datasets.interhand26m.caption_table: no such path: runs/demo/sample-data/interhand26m/captions.csv" in lines
+    assert len(lines) == 7  # hagrid images and annotations, three roots, two caption tables
+
+
+def cli_config(name: str):
+    from pipelines.job import CONFIG_DIR
+
+    return CONFIG_DIR / name
+
+
+def test_input_paths_are_found_in_nested_sections_dicts_and_optionals():
+    from handdiff.config import InputPath, StrictModel, input_paths, missing_inputs
+
+    class Inner(StrictModel):
+        path: InputPath
+        other: str = "not an input"
+
+    class Outer(StrictModel):
+        table: InputPath | None = None
+        unset: InputPath | None = None
+        one: Inner
+        many: dict[str, Inner] = {}
+        listed: list[Inner] = []
+
+    cfg = Outer(table="/t", one={"path": "/a"}, many={"x": {"path": "/b"}}, listed=[{"path": "/c"}])
+    assert list(input_paths(cfg)) == [("table", "/t"), ("one.path", "/a"), ("many.x.path", "/b"), ("listed.0.path", "/c")]
+    assert missing_inputs(cfg, lambda uri: uri in ("/t", "/b")) == ["one.path: no such path: /a", "listed.0.path: no such path: /c"]
