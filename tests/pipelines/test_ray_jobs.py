@@ -67,3 +67,25 @@ def test_a_token_cluster_runs_only_jobs_submitted_with_its_token(tmp_path, s3_se
         assert "squares: 285" in out.stdout and "succeeded" in out.stdout
     finally:
         head.service.stop()
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_no_address_starts_a_new_local_instance_even_where_a_cluster_is_advertised(ray_cluster):
+    """``ray.address: null`` means a new local instance: not the running head this machine
+    advertises in ``ray_current_cluster`` (a bare ``ray.init()`` would join it, and then refuse
+    ``num_cpus``), nor a stale address a killed head left there."""
+    import tempfile
+
+    script = ("import ray; from pipelines.job import RayConfig, init_ray; init_ray(RayConfig(num_cpus=1)); "
+              "print('cpus', int(ray.cluster_resources()['CPU']), ray.get_runtime_context().gcs_address)")  # fmt: skip
+    for advertised in (ray_cluster.address, "127.0.0.1:1"):  # the running head; a dead one
+        ray_tmp = Path(tempfile.mkdtemp(prefix="hd-ray-", dir="/tmp"))  # short: Ray's socket paths live under it
+        (ray_tmp / "ray").mkdir()
+        (ray_tmp / "ray" / "ray_current_cluster").write_text(advertised)
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        env.update(RAY_TMPDIR=str(ray_tmp), RAY_AUTH_MODE="disabled", PYTHONPATH=str(REPO))
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, env=env, cwd=REPO)
+        assert out.returncode == 0, out.stderr[-3000:]
+        cpus, gcs = out.stdout.split()[-2:]
+        assert cpus == "1" and gcs != advertised
