@@ -41,4 +41,4 @@ lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf runs mlruns .handdiff .pytest_cache
+	rm -rf runs mlruns logs .handdiff .pytest_cache

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import fsspec
 import yaml
@@ -134,11 +134,11 @@ def load_config(model: type[M], path: str | None = None, overrides: Sequence[str
 def _describe(err: ValidationError, model: type[BaseModel], source: str, overridden: set[str]) -> str:
     lines = []
     for e in err.errors():
-        # pydantic puts union member names and list indices in the location; keep the keys.
-        key = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and "[" in p))
+        parts, section = _follow(model, e["loc"])
+        key = ".".join(parts)
         origin = " (override)" if key in overridden else ""
         if e["type"] == "extra_forbidden":
-            known = _known_keys(model, key.split(".")[:-1])
+            known = sorted(section.model_fields) if section is not None else []
             what = "unknown key" + (f"; known keys: {', '.join(known)}" if known else "")
         elif e["type"] == "missing":
             lines.append(f"{source}: {key}: required key is missing")
@@ -149,15 +149,58 @@ def _describe(err: ValidationError, model: type[BaseModel], source: str, overrid
     return "\n".join(lines)
 
 
-def _known_keys(model: type[BaseModel], parents: Sequence[str]) -> list[str]:
-    """Field names of the section at ``parents`` (empty if it cannot be followed)."""
-    for part in parents:
-        field = model.model_fields.get(part)
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return sorted(model.model_fields)
+def _follow(model: type[BaseModel], loc: Sequence[Any]) -> tuple[list[str], type[BaseModel] | None]:
+    """The config keys of a pydantic error location (without the union tags and member names
+    pydantic adds) and the section model holding its last key (None if it cannot be followed)."""
+    parts: list[str] = []
+    annotation: Any = model
+    section: type[BaseModel] | None = model
+    for part in loc:
+        annotation = _unwrap(annotation)
+        members = _union_members(annotation)
+        if members is not None:  # pydantic names the member (its tag, or its type) before its keys
+            chosen = next((m for m in members if _tag_matches(m, part)), None)
+            if chosen is not None:
+                annotation = chosen
+                continue
+        if isinstance(part, str) and "[" in part:  # e.g. "list[str]": a type name, not a key
+            continue
+        parts.append(str(part))
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            section = annotation
+            field = annotation.model_fields.get(str(part))
+            annotation = field.annotation if field is not None else None
+        elif get_origin(annotation) in (dict, Mapping) and get_args(annotation):
+            section, annotation = None, get_args(annotation)[1]
+        elif get_origin(annotation) in (list, tuple) and get_args(annotation):
+            section, annotation = None, get_args(annotation)[0]
+        else:
+            section, annotation = None, None
+    return parts, section
+
+
+def _unwrap(annotation: Any) -> Any:
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation
+
+
+def _union_members(annotation: Any) -> list[Any] | None:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return [_unwrap(a) for a in get_args(annotation) if a is not type(None)]
+    return None
+
+
+def _tag_matches(member: Any, part: Any) -> bool:
+    """``part`` names this union member: its discriminator value or its type name."""
+    if not (isinstance(member, type) and issubclass(member, BaseModel)):
+        return part == getattr(member, "__name__", None)
+    if part == member.__name__:
+        return True
+    for field in member.model_fields.values():
+        if get_origin(field.annotation) is Literal and part in get_args(field.annotation):
+            return True
+    return False
 
 
 def to_yaml(cfg: BaseModel) -> str:

@@ -26,7 +26,7 @@ from typing import Literal
 
 import mlflow
 import numpy as np
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from handdiff import storage
 from handdiff.annotation.captions import DEFAULT_INSTRUCTION
@@ -37,13 +37,14 @@ from handdiff.annotation.stages import (
 from handdiff.assets.sample_data import sample_sources
 from handdiff.assets.tiny_zoo import SAM_ARCH, model_locations
 from handdiff.config import InputPath, StrictModel
+from handdiff.models.sam import SamArch
 from handdiff.data.parts import check_conservation, index_rows, read_parts, write_index, written_ids
 from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA
 from handdiff.data.work_rows import OUTPUTS
 from handdiff.provenance import code_version
 from handdiff.viz import annotated_tile, contact_sheet
-from pipelines.job import JobConfig, TrackingConfig, job_run, run_job
+from pipelines.job import JobConfig, TrackingConfig, check_error_share, job_run, run_job
 from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
 from pipelines.sources import Source
 
@@ -63,7 +64,7 @@ class KeypointsStage(StrictModel):
 class MasksStage(StrictModel):
     sam: str
     """SAM checkpoint: a path, s3:// key or hf://<repo>/<file> (e.g. sam_vit_h_4b8939.pth)."""
-    arch: str = "vit_h"
+    arch: SamArch = "vit_h"
     dilation: int = 5
     box_margin: float = 0.1
     """Prompt boxes grow by this fraction of their longer side."""
@@ -122,6 +123,9 @@ class Config(JobConfig):
     masks: MasksStage
     captions: CaptionsStage
     filter: FilterStage = FilterStage()
+    max_error_share: float = Field(0.5, ge=0, le=1)
+    """Fail (after writing everything, errors tables included) when more than this share of a
+    dataset's rows are errors: that is a wrong path or layout far more often than bad data."""
     index_rows_per_file: int = 64
     """Entries per index file: one block, the unit that streams through the stages and is
     spread over the actors. About the model stages' batch size keeps every actor busy."""
@@ -149,6 +153,7 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
         masks={"sam": models["sam"], "arch": SAM_ARCH, "resources": cpu},
         captions={"captioner": models["captioner"], "dtype": "float32", "max_new_tokens": 12, "resources": cpu},
         index_rows_per_file=4,
+        max_error_share=0.75,  # the sample data is half deliberate bad entries (LAION-Human's: 56 % errors)
     )
 
 
@@ -210,7 +215,7 @@ def annotate_dataset(cfg: Config, name: str, spec: DatasetSpec) -> dict:
     log.info("%s: %d images, %d already written, %d to annotate", name, total, len(done), pending)
     start = time.perf_counter()
     if index:
-        run_to_parts(build_pipeline(cfg, spec, index, out, annotators(cfg, spec)), name, log)
+        run_to_parts(build_pipeline(cfg, spec, index, out, annotators(cfg, spec)), name, log, total=pending)
     seconds = time.perf_counter() - start
     counts = check_conservation(out, OUTPUTS, total)
     return {"rows_in": total, "resumed_from": len(done), **counts, "seconds": seconds, "images_per_second": pending / seconds if seconds else 0.0}
@@ -232,6 +237,8 @@ def run(cfg: Config) -> int:
             if sheet is not None:
                 mlflow.log_image(sheet, f"contact_sheets/{name}.png")
         mlflow.log_dict(summary, "summary.json")
+        for name, counts in summary.items():
+            check_error_share(name, storage.join(cfg.output, name), counts["errors"], counts["rows_in"], cfg.max_error_share)
     print(f"\nannotated under {cfg.output} (MLflow run {active.info.run_id}, experiment {cfg.experiment!r})")
     print(f"  {'dataset':<14}{'rows in':>8}{'records':>9}{'errors':>8}{'filtered':>9}{'images/s':>10}")
     for name, s in summary.items():

@@ -31,7 +31,7 @@ from handdiff.data.parts import part_uris
 from handdiff.metrics.summary import METRICS
 from handdiff.metrics.tables import PAPER_NAMES, PAPER_TABLE_I, PAPER_TABLE_II, TABLE_II_METRICS, deltas, read_csv_rows, table_rows, to_csv, to_markdown
 from pipelines import generate, score
-from pipelines.job import JobConfig, TrackingConfig, job_run, run_job
+from pipelines.job import JobConfig, TrackingConfig, job_run, quiet, run_job
 from pipelines.ray_stages import Resources, TaskResources
 
 log = logging.getLogger("handdiff.benchmark")
@@ -71,6 +71,12 @@ class Config(JobConfig):
     index_rows_per_file: int = Field(64, ge=1)
     compare_to: str | None = None
     """An earlier benchmark output: write the deltas of Table I against its ``table1.csv``."""
+
+    RESUME_SAFE = (*JobConfig.RESUME_SAFE, "methods.*", "ablation", "ablation.*", "compare_to", "bootstrap", "kid_subset",
+                   "generation.*", "detection.*", "scoring_resources.*")  # fmt: skip
+    """A benchmark is rerun to add or change methods: each method's work is keyed by its settings
+    (its own generate and score runs), so such a rerun continues this job; the run's params keep
+    the first values, its tables and ``runs.json`` show the current ones."""
 
 
 def demo_config(workdir: str, tracking: TrackingConfig | None = None, runs_prefix: str = "demo") -> Config:
@@ -132,13 +138,15 @@ def generate_and_score(cfg: Config, name: str, section: dict, count: int | None)
         tracking=TrackingConfig(run_name=prefix, tracking_uri=cfg.tracking.tracking_uri), conditions={"path": cfg.conditions, "count": count},
         output=generated, dtype=cfg.dtype, resources=cfg.generation, tasks=cfg.tasks, index_rows_per_file=cfg.index_rows_per_file, **section,
     )  # fmt: skip
-    generate.run(gen)
+    with quiet():  # the benchmark prints the tables; each run's own report goes to the log file
+        generate.run(gen)
     scoring = score.Config(
         tracking=TrackingConfig(run_name=prefix, tracking_uri=cfg.tracking.tracking_uri), generated=generated, conditions=cfg.conditions,
         output=scored, models=cfg.scoring, detection=cfg.detection, resources=cfg.scoring_resources, tasks=cfg.tasks, bootstrap=cfg.bootstrap, kid_subset=cfg.kid_subset,
         index_rows_per_file=cfg.index_rows_per_file,
     )  # fmt: skip
-    score.run(scoring)
+    with quiet():
+        score.run(scoring)
     return {**json.loads(storage.read_text(f"{scored}/summary.json")), "method": section["method"], "key": key}
 
 

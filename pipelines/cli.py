@@ -6,8 +6,11 @@ Each job is also ``python -m pipelines.<job_with_underscores>``, which is what
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 
 # name -> (module, one line for --help). Only jobs that work end to end are listed.
@@ -51,8 +54,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in JOBS:
         print(f"handdiff: unknown job {name!r}; jobs: {', '.join(JOBS)}", file=sys.stderr)
         return 2
+    if any(arg in ("-h", "--help") for arg in rest) and name != "assets":
+        # instant: the help comes from the module's docstring and the default config's YAML,
+        # without importing the job (torch, Ray, diffusers)
+        from pipelines.job import job_parser
+
+        job_parser(name, module_docstring(JOBS[name][0])).parse_args(rest)
     module = importlib.import_module(JOBS[name][0])
     return module.main(rest)
+
+
+def module_docstring(module: str) -> str | None:
+    """A module's docstring, read from its source without importing it."""
+    spec = importlib.util.find_spec(module)
+    return ast.get_docstring(ast.parse(Path(spec.origin).read_text()))
 
 
 if __name__ == "__main__":

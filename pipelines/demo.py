@@ -32,7 +32,7 @@ from handdiff.config import ConfigError
 from handdiff.data.readers import open_reader, scan_dataset
 from handdiff.tracking import resolve_tracking_uri
 from pipelines import annotate, benchmark, build_benchmark_set, build_hand_crops, build_outpaint_set, generate, train_body, train_hand
-from pipelines.job import JobConfig, RayConfig, TrackingConfig, init_ray, job_run, parse_job_config, setup_logging
+from pipelines.job import JobConfig, JobFailed, RayConfig, TrackingConfig, init_ray, job_run, parse_job_config, setup_logging, wants_verbose
 
 
 class Config(JobConfig):
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_job_config(Config, argv, job="demo", doc=__doc__)
     if cfg is None:
         return 0
-    setup_logging()
+    setup_logging("demo", wants_verbose(argv))
     zoo_dir, data_dir = storage.join(cfg.workdir, "zoo"), storage.join(cfg.workdir, "sample-data")
 
     with job_run(cfg) as run:
@@ -96,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as err:  # e.g. a run of this name that is another job's: one line, nothing computed
             print(f"error: {name}: {err}", file=sys.stderr)
             return 2
+        except JobFailed as err:
+            print(f"error: {name}: {err}", file=sys.stderr)
+            return 1
     print(f"\nSee everything in MLflow: mlflow ui --backend-store-uri {resolve_tracking_uri(cfg.tracking.tracking_uri)}")
     return 0
 

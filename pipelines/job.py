@@ -13,10 +13,13 @@ the Ray and logging set-up. Each Ray job ``pipelines/<job>.py`` has the same sha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import logging
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +29,7 @@ from typing import ClassVar, TypeVar
 from pydantic import Field
 
 from handdiff import storage
-from handdiff.config import ConfigError, StrictModel, load_config, missing_inputs, to_yaml
+from handdiff.config import ConfigError, StrictModel, load_config, missing_inputs, read_yaml, to_yaml
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -84,6 +87,21 @@ class JobConfig(StrictModel):
 C = TypeVar("C", bound=JobConfig)
 
 
+class JobFailed(RuntimeError):
+    """The job ran and wrote its outputs, but they must not be used as they are (e.g. most rows
+    are errors); ``str()`` is the line to print."""
+
+
+def check_error_share(what: str, output: str, errors: int, rows_in: int, limit: float) -> None:
+    """Raise ``JobFailed`` when more than ``limit`` of ``rows_in`` are errors, naming the top reasons."""
+    from handdiff.data.parts import top_error_reasons
+
+    if rows_in and errors / rows_in > limit:
+        reasons = "; ".join(f"{reason} ({count})" for reason, count in top_error_reasons(output))
+        raise JobFailed(f"{what}: {errors} of {rows_in} rows are errors ({errors / rows_in:.0%}, above max_error_share "
+                        f"{limit:g}; the errors table is under {output}/errors): {reasons}")  # fmt: skip
+
+
 def config_class(job: str) -> type[JobConfig]:
     """The typed config of a job: the ``Config`` class of its module."""
     from pipelines.cli import JOBS
@@ -98,26 +116,42 @@ def default_config_path(job: str) -> Path:
     return plain if plain.exists() else CONFIG_DIR / f"{name}_demo.yaml"
 
 
+def job_parser(job: str, doc: str | None) -> argparse.ArgumentParser:
+    """The job's argument parser; its ``--help`` lists the default config's top-level keys (read
+    from the YAML, so that ``handdiff <job> --help`` needs neither torch nor Ray)."""
+    default = default_config_path(job)
+    try:
+        keys = ", ".join(read_yaml(str(default)))
+    except ConfigError:
+        keys = "(see --print-config)"
+    parser = argparse.ArgumentParser(
+        prog=f"handdiff {job}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"config keys (top level): {keys}\n--print-config shows every key with its resolved value.\n"
+               "Overrides are dotted keys, e.g. tracking.run_name=try2 ray.address=auto",
+    )  # fmt: skip
+    parser.add_argument("--config", default=str(default), help=f"YAML config (default: {_shown(default)})")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--verbose", action="store_true", help="show every library's log lines here too (they always go to the log file)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides of config keys")
+    return parser
+
+
 def parse_job_config(config_cls: type[C], argv: Sequence[str] | None, *, job: str, doc: str | None) -> C | None:
     """Parse ``[--config FILE] [--print-config] [key=value ...]`` into ``config_cls``.
 
     Prints the resolved config and returns None for ``--print-config``; prints one
     line per config problem and exits 2 on a bad file or override.
     """
-    default = default_config_path(job)
-    parser = argparse.ArgumentParser(
-        prog=f"handdiff {job}",
-        description=doc,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Overrides are dotted keys, e.g. tracking.run_name=try2 ray.address=auto",
-    )
-    parser.add_argument("--config", default=str(default), help=f"YAML config (default: {_shown(default)})")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides of config keys")
+    parser = job_parser(job, doc)
     args = parser.parse_args(argv)
     try:
+        if not args.verbose:  # MLflow's store set-up lines, from the checks below
+            logging.getLogger("mlflow").setLevel(logging.WARNING)
+        check_arguments(job, args.config, args.overrides)
         cfg = load_config(config_cls, args.config, args.overrides)
-        if cfg.job == job and not args.print_config:
+        if not args.print_config:
             if missing := missing_inputs(cfg, storage.exists):
                 raise ConfigError("\n".join(missing))
             cfg.preflight()
@@ -125,13 +159,30 @@ def parse_job_config(config_cls: type[C], argv: Sequence[str] | None, *, job: st
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    if cfg.job != job:
-        print(f"error: {args.config}: job = {cfg.job!r}: this is a config for 'handdiff {cfg.job}', not {job}", file=sys.stderr)
-        raise SystemExit(2)
     if args.print_config:
         print(to_yaml(cfg), end="")
         return None
     return cfg
+
+
+def check_arguments(job: str, config: str, overrides: Sequence[str]) -> None:
+    """The mistakes a first try makes, each as one line before pydantic sees the config: a config
+    file that is not there (the shipped ones are listed), a file given without ``--config``, a
+    config for another job."""
+    for text in overrides:
+        if "=" not in text and (text.endswith((".yaml", ".yml")) or Path(text).is_file()):
+            raise ConfigError(f"{text}: a config file is given with --config: handdiff {job} --config {text}")
+    if not storage.exists(config):
+        shipped = ", ".join(_shown(p) for p in shipped_configs(job)) or "none"
+        raise ConfigError(f"{config}: config file not found; shipped configs for {job}: {shipped}")
+    declared = read_yaml(config).get("job")
+    if declared is not None and declared != job:
+        raise ConfigError(f"{config}: job = {declared!r}: this is a config for 'handdiff {declared}', not {job}")
+
+
+def shipped_configs(job: str) -> list[Path]:
+    """The configs in ``pipelines/configs`` whose ``job`` is ``job``."""
+    return [p for p in sorted(CONFIG_DIR.glob("*.yaml")) if read_yaml(str(p)).get("job") == job]
 
 
 def _shown(path: Path) -> str:
@@ -146,13 +197,16 @@ def run_job(config_cls: type[C], run: Callable[[C], int], argv: Sequence[str] | 
     cfg = parse_job_config(config_cls, argv, job=job, doc=doc)
     if cfg is None:
         return 0
-    setup_logging()
+    setup_logging(job, wants_verbose(argv))
     init_ray(cfg.ray)
     try:
         return run(cfg)
     except ConfigError as err:  # e.g. a rerun conflict found once the run opens: one line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except JobFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
 
 def preflight_tracking(cfg: JobConfig) -> None:
@@ -181,26 +235,116 @@ def job_run(cfg: JobConfig, **tags: str) -> Iterator:
         yield active
 
 
-def setup_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    # Keep our own INFO lines; the libraries' chatter only from WARNING.
-    for noisy in ("mlflow", "alembic", "urllib3", "botocore", "s3fs", "fsspec", "filelock", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+LIBRARY_LOGGERS = ("mlflow", "alembic", "urllib3", "botocore", "s3fs", "fsspec", "filelock", "httpx", "matplotlib", "py.warnings")
+
+
+def setup_logging(job: str, verbose: bool = False) -> Path:
+    """The console shows handdiff's own lines (and anyone's errors); every library's lines go to
+    a log file, ``$HANDDIFF_LOG_DIR`` (default ``./logs``) ``/<job>-<time>.log``, whose path is
+    printed. ``verbose``: the console shows everything too. Returns the log file."""
+    log_dir = Path(os.environ.get("HANDDIFF_LOG_DIR", "logs"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / f"{job}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    to_file = logging.FileHandler(path)
+    to_file.setFormatter(formatter)
+    to_console = logging.StreamHandler()
+    to_console.setFormatter(formatter)
+    if not verbose:
+        to_console.addFilter(lambda record: (record.name.startswith("handdiff") and not _QUIET) or record.levelno >= logging.ERROR)
+        # progress bars of libraries (model loading and saving, MLflow's downloads) stay out of a log
+        # that is not a terminal; tqdm reads its defaults from TQDM_* variables, Ray workers included
+        if not sys.stderr.isatty():
+            os.environ.setdefault("TQDM_DISABLE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_handdiff", False)]:
+        root.removeHandler(handler)
+    for handler in (to_file, to_console):
+        handler._handdiff = True
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
     # Ray Data warns whenever a stage gets fewer blocks than its task limit: noise on small inputs
     warnings.filterwarnings("ignore", message="The maximum number of concurrent tasks", category=UserWarning)
+    global _VERBOSE
+    _VERBOSE = verbose
+    print(f"{job}: full log in {path}" + ("" if verbose else " (--verbose shows it here too)"))
+    return path
+
+
+_VERBOSE = False
+_QUIET = 0
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Inside, handdiff's own lines and prints go to the log file only (a job run as part of
+    another, whose report is the outer job's); errors still reach the console."""
+    global _QUIET
+    out = _LogWriter(logging.getLogger("jobs.output"))
+    _QUIET += 1
+    try:
+        with contextlib.redirect_stdout(out):
+            yield
+    finally:
+        _QUIET -= 1
+
+
+class _LogWriter(io.TextIOBase):
+    """A text stream whose lines become INFO records of ``logger``."""
+
+    def __init__(self, logger: logging.Logger):
+        self.logger, self.pending = logger, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.logger.info(line)
+        return len(text)
+
+
+def route_ray_logs() -> None:
+    """Ray's loggers print to the console themselves (their own handlers, no propagation): send
+    them to the job's log file instead, unless ``--verbose``. Call after importing a Ray library."""
+    if _VERBOSE:
+        return
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if getattr(h, "_handdiff", False) and isinstance(h, logging.FileHandler)]
+    for name in list(logging.Logger.manager.loggerDict):
+        if name != "ray" and not name.startswith("ray."):
+            continue
+        logger = logging.getLogger(name)
+        consoles = [h for h in logger.handlers if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+        for handler in consoles:
+            logger.removeHandler(handler)
+        if consoles and not logger.propagate:
+            for handler in ours:
+                logger.addHandler(handler)
+
+
+def wants_verbose(argv: Sequence[str] | None) -> bool:
+    return "--verbose" in (sys.argv[1:] if argv is None else argv)
 
 
 def init_ray(cfg: RayConfig) -> None:
     """Connect to the configured cluster, or start a local instance; reuse one already up."""
     import ray
+    import ray.data  # noqa: F401 - its loggers, to route
 
     if ray.is_initialized():
+        route_ray_logs()
         return
     address = cfg.address or os.environ.get("RAY_ADDRESS")
+    # workers' own output (Mediapipe's, TF Lite's) stays in Ray's session logs unless --verbose
     if address:
-        ray.init(address=address, logging_level=logging.WARNING)
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=_VERBOSE)
     else:
         # "local": always a new instance; a bare ray.init() would join whatever cluster this machine
         # advertises (a running `ray start --head`, or the stale file a killed head leaves behind)
         ray.init(address="local", num_cpus=cfg.num_cpus, object_store_memory=cfg.object_store_memory,
-                 include_dashboard=cfg.include_dashboard, logging_level=logging.WARNING)  # fmt: skip
+                 include_dashboard=cfg.include_dashboard, logging_level=logging.WARNING, log_to_driver=_VERBOSE)  # fmt: skip
+    route_ray_logs()

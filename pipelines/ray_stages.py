@@ -4,6 +4,7 @@ pools for model stages, bounded task pools for stateless ones, one block per ind
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from typing import Any, Literal
 
@@ -73,11 +74,19 @@ def map_actors(ds, cls, resources: Resources, **kwargs: Any):
     )  # fmt: skip
 
 
-def run_to_parts(ds, name: str, log: logging.Logger) -> Counter:
-    """Execute a pipeline that ends in a part writer (streaming); returns what this run wrote."""
+def run_to_parts(ds, name: str, log: logging.Logger, total: int | None = None, every_s: float = 30.0) -> Counter:
+    """Execute a pipeline that ends in a part writer (streaming); returns what this run wrote.
+    Logs a progress line every ``every_s`` seconds (``total``: the rows to expect), and Ray
+    Data's per-stage statistics to the log file."""
     written: Counter = Counter()
+    last = time.monotonic()
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
         written.update({k: sum(batch.column(k).to_pylist()) for k in (OK, ERROR, FILTERED)})
+        if time.monotonic() - last >= every_s:
+            last = time.monotonic()
+            done = sum(written.values())
+            log.info("%s: %d%s rows written (%d records, %d errors, %d filtered)", name, done, f" of {total}" if total else "",
+                     written[OK], written[ERROR], written[FILTERED])  # fmt: skip
     log.info("%s: this run wrote %d records, %d errors, %d filtered", name, written[OK], written[ERROR], written[FILTERED])
-    log.info("%s: Ray Data stages\n%s", name, ds.stats())
+    logging.getLogger("raydata.stats").info("%s: Ray Data stages\n%s", name, ds.stats())
     return written

@@ -27,6 +27,7 @@ from pydantic import Field
 
 from handdiff import storage
 from handdiff.config import InputPath, StrictModel
+from handdiff.models.sam import SamArch
 from handdiff.data.parts import check_conservation, part_uris, read_part, read_parts, write_index, written_ids
 from handdiff.data.work_rows import OUTPUTS
 from handdiff.inference.generate_stages import GENERATION_SCHEMA
@@ -44,7 +45,7 @@ class ScoringModels(StrictModel):
     """CLIP for CLIPSIM: a path, s3:// prefix or hub id (openai/clip-vit-large-patch14)."""
     sam: str
     """SAM checkpoint for the generated people's masks (sam_vit_h_4b8939.pth)."""
-    sam_arch: Literal["vit_h", "vit_l", "vit_b", "tiny"] = "vit_h"
+    sam_arch: SamArch = "vit_h"
     inception: str
     """torch-fidelity's Inception-v3 weights file (pt_inception-2015-12-05-6726825d.pth)."""
 

@@ -25,7 +25,7 @@ from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
 from handdiff.data.selection import SourceSelection, select_entries
 from handdiff.data.work_rows import OUTPUTS
 from handdiff.provenance import code_version
-from pipelines.job import JobConfig
+from pipelines.job import JobConfig, check_error_share
 from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
 
 
@@ -60,6 +60,9 @@ class SetJobConfig(JobConfig):
     precompute: Precompute | None = None
     """Precompute VAE latents and text embeddings on GPU actors (beyond the paper: faster training)."""
     index_rows_per_file: int = Field(64, ge=1)
+    max_error_share: float = Field(0.5, ge=0, le=1)
+    """Fail (after writing everything, errors table included) when more than this share of the
+    rows are errors: that is a wrong path or setting far more often than bad data."""
 
 
 @dataclass
@@ -97,13 +100,14 @@ def build_set(cfg: SetJobConfig, make_rows: Callable, encoder: type | None, writ
         if cfg.precompute is not None:
             p = cfg.precompute
             ds = map_actors(ds, encoder, p.resources, base=p.base, device=p.resources.device, dtype=p.dtype)
-        run_to_parts(map_tasks(ds, write_rows, cfg.tasks, output=cfg.output), what, log)
+        run_to_parts(map_tasks(ds, write_rows, cfg.tasks, output=cfg.output), what, log, total=pending)
     seconds = time.perf_counter() - start
     counts = check_conservation(cfg.output, OUTPUTS, total)
     built = BuiltSet(total, counts, report, pending / seconds if seconds else 0.0)
     storage.write_text(f"{cfg.output}/selection.json", json.dumps(report, indent=1))
     mlflow.log_metrics({"rows_in": total, **counts, "resumed_from": len(done), "seconds": seconds, "images_per_second": built.images_per_second})
     mlflow.log_dict(report, "selection.json")
+    check_error_share(what, cfg.output, counts["errors"], total, cfg.max_error_share)
     return built
 
 

@@ -30,7 +30,7 @@ from pydantic import Field, model_validator
 
 from handdiff import storage
 from handdiff.config import InputPath, StrictModel
-from pipelines.job import JobConfig, job_run
+from pipelines.job import JobConfig, job_run, route_ray_logs
 from pipelines.ray_stages import TaskResources
 
 log = logging.getLogger("handdiff.training")
@@ -303,6 +303,7 @@ def fit(cfg: TrainJobConfig, train_loop: Callable[[dict], None], loop_config: di
             ),
             datasets={"train": dataset},
         )  # fmt: skip
+        route_ray_logs()  # Ray Train's loggers exist now
         result = trainer.fit()
         if result.checkpoint is None:
             raise RuntimeError("training ended without a checkpoint")

@@ -26,6 +26,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def job_logs(tmp_path_factory) -> Path:
+    """The jobs' log files (``setup_logging``) go to a session folder, not the checkout."""
+    folder = tmp_path_factory.mktemp("job-logs")
+    with patched_environ({"HANDDIFF_LOG_DIR": str(folder)}):
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def services_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("services")

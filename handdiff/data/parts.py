@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -125,6 +126,18 @@ def read_index_files(batch: pa.Table) -> pa.Table:
 
 def index_rows(files: list[str]) -> int:
     return sum(pq.read_metadata(io.BytesIO(storage.read_bytes(f))).num_rows for f in files)
+
+
+def top_error_reasons(output: str, n: int = 3) -> list[tuple[str, int]]:
+    """The ``n`` commonest reasons of the errors table under ``output``, with counts; paths and
+    URIs inside a reason are replaced by ``<path>`` so that one cause counts once."""
+    if not part_uris(f"{output}/errors"):
+        return []
+    reasons = read_parts(f"{output}/errors", ["reason"]).column("reason").to_pylist()
+    return Counter(_PATH.sub("<path>", r or "") for r in reasons).most_common(n)
+
+
+_PATH = re.compile(r"(?:[a-z][a-z0-9+.-]*://|/)[^\s,;]+")
 
 
 def check_conservation(output: str, tables: Iterable[str], rows_in: int) -> dict[str, int]:

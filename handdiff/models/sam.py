@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import Literal
 
 import torch
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
@@ -36,6 +37,10 @@ SAM_ARCHITECTURES = {
                             decoder_num_heads=2, iou_head_hidden_dim=32),  # fmt: skip
 }
 PATCH_SIZE = 16
+
+
+SamArch = Literal["vit_h", "vit_l", "vit_b", "tiny"]
+"""The names of ``SAM_ARCHITECTURES``, for typed configs."""
 
 
 def build_sam(arch: str = "vit_h", checkpoint: str | None = None) -> Sam:

@@ -60,7 +60,8 @@ class MultiNodeCluster:
         return sum(1 for n in nodes if n["state"] == "ALIVE" and n.get("resources_total", {}).get("GPU"))
 
     def lose_a_node_then_replace_it(self) -> None:
-        self.workers[0].kill()
+        """SIGKILL the oldest live worker node, then start a new one (the module's tests share the cluster)."""
+        next(w for w in self.workers if w.proc.poll() is None).kill()
         time.sleep(2)
         self.add_worker()
 
@@ -70,8 +71,9 @@ class MultiNodeCluster:
         self.head.service.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def cluster(tmp_path_factory, s3_server):
+    """A fresh cluster per test: a node lost in one test must not be the state the next starts from."""
     cluster = MultiNodeCluster(tmp_path_factory.mktemp("multinode"), s3_server.env)
     try:
         cluster.add_worker()

@@ -43,3 +43,31 @@ def test_each_condition_holds_its_real_side_and_a_stable_seed(benchmark_conditio
 def test_generate_reads_it_as_a_condition_set(benchmark_conditions):
     conditions, errors = generate.load_conditions(generate.ConditionsSection(path=benchmark_conditions.output))
     assert errors == [] and conditions and set(conditions[0]) == set(CONDITION_SCHEMA.names)
+
+
+def test_too_many_error_rows_fail_the_job_after_writing_them_with_the_top_reasons(benchmark_conditions, tmp_path, capsys):
+    from handdiff.config import to_yaml
+    from pipelines import build_benchmark_set
+
+    errors = len(read_parts(f"{benchmark_conditions.output}/errors", schema=ERROR_SCHEMA))
+    assert errors > 0
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(to_yaml(benchmark_conditions))
+    out = tmp_path / "strict"
+    code = build_benchmark_set.main(["--config", str(config_file), f"output={out}", "max_error_share=0", "tracking.run_name=strict"])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert f"of {errors + 6} rows are errors" in err and "above max_error_share 0" in err and f"no body keypoints ({errors})" in err
+    assert len(read_parts(f"{out}/errors", schema=ERROR_SCHEMA)) == errors  # written before failing
+
+
+def test_top_error_reasons_count_one_cause_once_whatever_the_path(tmp_path):
+    from handdiff.data.parts import top_error_reasons, write_part
+    from handdiff.data.records import error_row, to_table
+
+    rows = [error_row(f"d/{i}", "d", "read", f"image file not found: /data/x/{i}.jpg") for i in range(3)]
+    rows += [error_row("d/9", "d", "decode", "cannot decode s3://b/k/9.jpg: truncated")]
+    write_part(to_table(rows, ERROR_SCHEMA), str(tmp_path / "errors"))
+    assert top_error_reasons(str(tmp_path)) == [("image file not found: <path>", 3), ("cannot decode <path>: truncated", 1)]
+    assert top_error_reasons(str(tmp_path / "nothing")) == []

@@ -103,3 +103,54 @@ def test_input_paths_are_found_in_nested_sections_dicts_and_optionals():
     cfg = Outer(table="/t", one={"path": "/a"}, many={"x": {"path": "/b"}}, listed=[{"path": "/c"}])
     assert list(input_paths(cfg)) == [("table", "/t"), ("one.path", "/a"), ("many.x.path", "/b"), ("listed.0.path", "/c")]
     assert missing_inputs(cfg, lambda uri: uri in ("/t", "/b")) == ["one.path: no such path: /a", "listed.0.path: no such path: /c"]
+
+
+def test_job_help_loads_neither_torch_nor_ray_and_lists_the_config_keys():
+    script = """
+import sys
+from pipelines import cli
+for name in cli.JOBS:
+    if name == "assets":
+        continue
+    try:
+        cli.main([name, "--help"])
+    except SystemExit as exit_:
+        assert exit_.code == 0, name
+heavy = sorted(m for m in ("torch", "ray", "diffusers", "transformers", "mlflow", "mediapipe") if m in sys.modules)
+print("heavy:", heavy)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "heavy: []" in out.stdout
+    assert "config keys (top level): job, ray, tracking, output, datasets, tasks, keypoints, masks, captions" in out.stdout
+    assert out.stdout.count("--print-config shows every key") == len(cli.JOBS) - 1
+
+
+def test_first_try_mistakes_are_one_line_each(tmp_path):
+    out = run("train-hand", "--config", "pipelines/configs/annotate_demo.yaml")
+    assert out.returncode == 2
+    assert out.stderr.strip() == ("error: pipelines/configs/annotate_demo.yaml: job = 'annotate': "
+                                  "this is a config for 'handdiff annotate', not train-hand")  # fmt: skip
+    out = run("train-hand", "--config", str(tmp_path / "nope.yaml"))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "nope.yaml: config file not found; shipped configs for train-hand: " in out.stderr
+    assert "pipelines/configs/train_hand.yaml" in out.stderr and "pipelines/configs/train_hand_demo.yaml" in out.stderr
+    out = run("train-hand", "pipelines/configs/train_hand_demo.yaml")
+    assert out.returncode == 2 and out.stderr.strip() == ("error: pipelines/configs/train_hand_demo.yaml: a config file is given with "
+                                                          "--config: handdiff train-hand --config pipelines/configs/train_hand_demo.yaml")  # fmt: skip
+
+
+def test_typos_inside_named_sections_and_bad_enums_name_the_key_once():
+    from handdiff.config import ConfigError, load_config
+    from pipelines import annotate
+    from pipelines.job import CONFIG_DIR
+
+    with pytest.raises(ConfigError) as err:
+        load_config(annotate.Config, str(CONFIG_DIR / "annotate_demo.yaml"),
+                    ["datasets.hagrid.source.imagse=x", "datasets.hagrid.captionz=1", "masks.arch=vit_x"])  # fmt: skip
+    lines = str(err.value).splitlines()
+    assert len(lines) == 3
+    assert lines[0].endswith("datasets.hagrid.source.imagse = 'x' (override): unknown key; "
+                             "known keys: annotations, dataset, gestures, images, layout, splits")  # fmt: skip
+    assert lines[1].endswith("datasets.hagrid.captionz = 1 (override): unknown key; known keys: caption_table, captions, filter, keypoints, source")
+    assert lines[2].endswith("masks.arch = 'vit_x' (override): Input should be 'vit_h', 'vit_l', 'vit_b' or 'tiny'")
