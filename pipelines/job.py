@@ -314,6 +314,8 @@ def route_ray_logs() -> None:
         return
     root = logging.getLogger()
     ours = [h for h in root.handlers if getattr(h, "_handdiff", False) and isinstance(h, logging.FileHandler)]
+    if not ours:  # no job log file (a library use, a benchmark): leave Ray's logging as it is
+        return
     for name in list(logging.Logger.manager.loggerDict):
         if name != "ray" and not name.startswith("ray."):
             continue
