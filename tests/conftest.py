@@ -66,7 +66,8 @@ def ray_session(ray_cluster):
 
     os.environ["RAY_AUTH_MODE"] = "disabled"
     if not ray.is_initialized():
-        ray.init(address=ray_cluster.address, logging_level="WARNING")
+        # as a job's own driver does (pipelines.job.init_ray): workers' output stays in Ray's logs
+        ray.init(address=ray_cluster.address, logging_level="WARNING", log_to_driver=False)
     return ray_cluster
 
 

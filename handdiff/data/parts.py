@@ -137,7 +137,7 @@ def top_error_reasons(output: str, n: int = 3) -> list[tuple[str, int]]:
     return Counter(_PATH.sub("<path>", r or "") for r in reasons).most_common(n)
 
 
-_PATH = re.compile(r"(?:[a-z][a-z0-9+.-]*://|/)[^\s,;]+")
+_PATH = re.compile(r"(?:[a-z][a-z0-9+.-]*://|/)[^\s,;:]+")
 
 
 def check_conservation(output: str, tables: Iterable[str], rows_in: int) -> dict[str, int]:

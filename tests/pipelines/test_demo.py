@@ -19,9 +19,13 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys, 
     assert "bad entries of the sample data accounted for: 29/29" in out
     # a quiet console: handdiff's own story; the libraries' lines (Ray Data's stage statistics
     # among them) are in the log file the demo names first
-    assert len(out.splitlines()) + len(captured.err.splitlines()) < 150
+    # (measured with `handdiff demo` itself: 115 lines of stdout and stderr; here the session's shared
+    # driver forwards its workers' output, which a job's own driver does not)
+    assert len(out.splitlines()) < 150
     log_file = job_logs / out.split("full log in ", 1)[1].split()[0].rsplit("/", 1)[1]
-    assert "Ray Data stages" in log_file.read_text() and "Ray Data stages" not in out + captured.err
+    assert "Ray Data stages" in log_file.read_text()
+    for chatter in ("Ray Data stages", "Running Dataset", "Tasks per node", "Execution plan of Dataset"):
+        assert chatter not in out + captured.err
     assert (tmp_path / "demo" / "zoo" / "zoo.json").exists()
     assert (tmp_path / "demo" / "sample-data" / "manifest.json").exists()
 
