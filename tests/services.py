@@ -118,11 +118,7 @@ class Service:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # what ignored the signal or outlived the leader
-        except ProcessLookupError:
-            pass
-        self.proc.wait(5)
+        self.kill()  # what ignored the signal or outlived the leader
 
 
 @dataclass
