@@ -14,7 +14,7 @@ from pathlib import Path
 
 from benchmarks.report import print_table
 
-SUITES = ("readers", "annotate", "train_hand", "train_body", "generate", "score")
+SUITES = ("readers", "annotate", "train_hand", "train_body", "generate", "score", "capacity")
 
 
 def summary(suite: str) -> str:

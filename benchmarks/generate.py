@@ -101,7 +101,7 @@ def run() -> list[Figure]:
             conditions={"path": f"{tmp}/conditions"}, output=f"{tmp}/generated",
             handdiff={**models, "crop_size": SIZE, **STEPS},
             resources={"actors": 1, "batch_size": BATCH, "num_cpus": THREADS, "num_gpus": 0},
-            tasks={"batch_size": BATCH, "num_cpus": 0.5, "concurrency": 2}, index_rows_per_file=BATCH, keep_canvas=False,
+            tasks={"num_cpus": 0.5, "concurrency": 2}, index_rows_per_file=BATCH, keep_canvas=False,
         )  # fmt: skip
         if ray.is_initialized():
             ray.shutdown()

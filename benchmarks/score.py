@@ -87,7 +87,7 @@ def run() -> list[Figure]:
             models={"clip": zoo["clip"], "sam": zoo["sam"], "sam_arch": "tiny", "inception": zoo["inception"]},
             detection={"actors": 1, "batch_size": BATCH, "num_cpus": 1, "num_gpus": 0},
             resources={"actors": 1, "batch_size": BATCH, "num_cpus": 1, "num_gpus": 0},
-            tasks={"batch_size": BATCH, "num_cpus": 0.5, "concurrency": 2}, bootstrap=0, index_rows_per_file=BATCH,
+            tasks={"num_cpus": 0.5, "concurrency": 2}, bootstrap=0, index_rows_per_file=BATCH,
         )  # fmt: skip
         steady, loop_e2e = plain_loop(cfg, tmp)
         if ray.is_initialized():

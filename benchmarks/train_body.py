@@ -47,7 +47,7 @@ def run() -> list[Figure]:
         zoo = model_locations(f"{tmp}/zoo")
         cfg = train_body.Config(
             tracking=TrackingConfig(run_name="bench", tracking_uri=f"sqlite:///{tmp}/mlflow.db"),
-            data={"path": f"{tmp}/outpaint", "validation_rows": 1, "shuffle_buffer": 0, "tasks": {"batch_size": 8, "num_cpus": 0.5, "concurrency": 2}},
+            data={"path": f"{tmp}/outpaint", "validation_rows": 1, "shuffle_buffer": 0, "tasks": {"num_cpus": 0.5, "concurrency": 2}},
             model={"base": zoo["sd15"], "controlnet": zoo["controlnet"]},
             train={"steps": STEPS, "batch_size": BATCH, "warmup_steps": 0, "mixed_precision": "no", "gradient_checkpointing": False},
             scaling={"workers": 2}, checkpoint={"storage_path": f"{tmp}/runs", "every_steps": STEPS},

@@ -47,7 +47,7 @@ def run() -> list[Figure]:
         synthetic_crop_set(f"{tmp}/crops")
         cfg = train_hand.Config(
             tracking=TrackingConfig(run_name="bench", tracking_uri=f"sqlite:///{tmp}/mlflow.db"),
-            data={"path": f"{tmp}/crops", "validation_rows": 1, "shuffle_buffer": 0, "tasks": {"batch_size": 8, "num_cpus": 0.5, "concurrency": 2}},
+            data={"path": f"{tmp}/crops", "validation_rows": 1, "shuffle_buffer": 0, "tasks": {"num_cpus": 0.5, "concurrency": 2}},
             model={"base": model_locations(f"{tmp}/zoo")["sd15"]},
             train={"steps": STEPS, "batch_size": BATCH, "warmup_steps": 0, "mixed_precision": "no", "gradient_checkpointing": False},
             scaling={"workers": 2}, checkpoint={"storage_path": f"{tmp}/runs", "every_steps": STEPS},

@@ -105,7 +105,7 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None, runs_prefi
         generation={"actors": 1, "batch_size": 4, "num_cpus": 1, "num_gpus": 0},
         detection={"actors": 1, "batch_size": 4, "num_cpus": 0.5, "num_gpus": 0},
         scoring_resources={"actors": 1, "batch_size": 4, "num_cpus": 1, "num_gpus": 0},
-        tasks={"batch_size": 4, "num_cpus": 0.5, "concurrency": 2},
+        tasks={"num_cpus": 0.5, "concurrency": 2},
         bootstrap=10, index_rows_per_file=4,
     )
 

@@ -53,7 +53,7 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
         sources={"hagrid": {"path": storage.join(workdir, "annotated", "hagrid"), "count": 8, "stratify_by": "gesture", "splits": ["test"]}},
         output=storage.join(workdir, "benchmark", "conditions"),
         size=64,
-        tasks={"batch_size": 8, "num_cpus": 0.5, "concurrency": 2},
+        tasks={"num_cpus": 0.5, "concurrency": 2},
         index_rows_per_file=8,
     )
 

@@ -55,7 +55,7 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
                  "hagrid": {"path": storage.join(annotated, "hagrid"), "count": 12, "stratify_by": "gesture"}},  # fmt: skip
         output=storage.join(workdir, "hand_crops"),
         size=128,
-        tasks={"batch_size": 8, "num_cpus": 0.5, "concurrency": 2},
+        tasks={"num_cpus": 0.5, "concurrency": 2},
         index_rows_per_file=8,
     )
 

@@ -56,7 +56,7 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
         sources={"laion_human": {"path": storage.join(annotated, "laion_human")}, "hagrid": {"path": storage.join(annotated, "hagrid")}},
         output=storage.join(workdir, "outpaint"),
         size=128,
-        tasks={"batch_size": 8, "num_cpus": 0.5, "concurrency": 2},
+        tasks={"num_cpus": 0.5, "concurrency": 2},
         index_rows_per_file=8,
     )
 

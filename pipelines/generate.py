@@ -152,7 +152,7 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None, runs_prefi
                   "body_model": storage.join(workdir, "train_body", f"{runs_prefix}-train-body", "final_model"),
                   "crop_size": 128, "hand_steps": 4, "body_steps": 6},  # fmt: skip
         resources={"actors": 1, "batch_size": 4, "num_cpus": 1, "num_gpus": 0},
-        tasks={"batch_size": 4, "num_cpus": 0.5, "concurrency": 2},
+        tasks={"num_cpus": 0.5, "concurrency": 2},
         index_rows_per_file=4,
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
@@ -16,9 +17,10 @@ from handdiff.data.work_rows import ERROR, FILTERED, OK
 
 
 class TaskResources(StrictModel):
-    """How the stateless stages (read, decode, crop, filter, write) run: Ray tasks."""
+    """How the stateless stages (read, decode, crop, filter, write) run: Ray tasks, one block
+    (one index or part file) per call, so that blocks stream through the stages at the size
+    the job's files give them."""
 
-    batch_size: int = Field(16, ge=1)
     num_cpus: float = Field(1.0, gt=0)
     concurrency: int = Field(8, ge=1)
     """At most this many tasks of each stateless stage at once: bounds worker processes
@@ -59,9 +61,12 @@ def files_dataset(files: list[str], tasks: TaskResources, reader=read_files):
 
 
 def map_tasks(ds, fn, tasks: TaskResources, batch_size: int | None = None, **kwargs: Any):
+    """``fn`` over whole blocks (``batch_size=None``). A row count here would make Ray bundle that
+    many *input* rows into one task of the fused read: with index files as input rows, a batch
+    of 8 merged 8 files into one block and the stages downstream stopped overlapping."""
     import ray
 
-    return ds.map_batches(fn, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=batch_size or tasks.batch_size,
+    return ds.map_batches(fn, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=batch_size,
                           num_cpus=tasks.num_cpus, compute=ray.data.TaskPoolStrategy(size=tasks.concurrency))  # fmt: skip
 
 
@@ -74,19 +79,46 @@ def map_actors(ds, cls, resources: Resources, **kwargs: Any):
     )  # fmt: skip
 
 
-def run_to_parts(ds, name: str, log: logging.Logger, total: int | None = None, every_s: float = 30.0) -> Counter:
-    """Execute a pipeline that ends in a part writer (streaming); returns what this run wrote.
-    Logs a progress line every ``every_s`` seconds (``total``: the rows to expect), and Ray
-    Data's per-stage statistics to the log file."""
-    written: Counter = Counter()
+@dataclass
+class Written:
+    """What a streaming run wrote and when. Start-up is the time to the first written batch
+    (Ray and actor start, model loads, the pipeline filling); the steady rate counts the rows
+    written after that batch over the time after it."""
+
+    counts: Counter
+    seconds: float
+    first_output_s: float | None = None
+    first_rows: int = 0
+
+    @property
+    def rows(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def steady_rows_per_second(self) -> float:
+        if self.first_output_s is None or self.seconds <= self.first_output_s:
+            return 0.0
+        return (self.rows - self.first_rows) / (self.seconds - self.first_output_s)
+
+
+def run_to_parts(ds, name: str, log: logging.Logger, total: int | None = None, every_s: float = 30.0, started: float | None = None) -> Written:
+    """Execute a pipeline that ends in a part writer (streaming); returns what this run wrote,
+    its times counted from ``started`` (``time.monotonic()``; default: now). Logs a progress line
+    every ``every_s`` seconds (``total``: the rows to expect), and Ray Data's per-stage statistics
+    to the log file."""
+    written = Written(Counter(), 0.0)
+    start = started if started is not None else time.monotonic()
     last = time.monotonic()
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        written.update({k: sum(batch.column(k).to_pylist()) for k in (OK, ERROR, FILTERED)})
+        written.counts.update({k: sum(batch.column(k).to_pylist()) for k in (OK, ERROR, FILTERED)})
+        if written.first_output_s is None:
+            written.first_output_s, written.first_rows = time.monotonic() - start, written.rows
         if time.monotonic() - last >= every_s:
             last = time.monotonic()
-            done = sum(written.values())
-            log.info("%s: %d%s rows written (%d records, %d errors, %d filtered)", name, done, f" of {total}" if total else "",
-                     written[OK], written[ERROR], written[FILTERED])  # fmt: skip
-    log.info("%s: this run wrote %d records, %d errors, %d filtered", name, written[OK], written[ERROR], written[FILTERED])
+            log.info("%s: %d%s rows written (%d records, %d errors, %d filtered)", name, written.rows, f" of {total}" if total else "",
+                     written.counts[OK], written.counts[ERROR], written.counts[FILTERED])  # fmt: skip
+    written.seconds = time.monotonic() - start
+    c = written.counts
+    log.info("%s: this run wrote %d records, %d errors, %d filtered", name, c[OK], c[ERROR], c[FILTERED])
     logging.getLogger("raydata.stats").info("%s: Ray Data stages\n%s", name, ds.stats())
     return written

@@ -85,7 +85,7 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
                 "inception": storage.join(zoo, "inception", "pt_inception-2015-12-05-6726825d.pth")},  # fmt: skip
         detection={"actors": 1, "batch_size": 4, "num_cpus": 0.5, "num_gpus": 0},
         resources={"actors": 1, "batch_size": 4, "num_cpus": 1, "num_gpus": 0},
-        tasks={"batch_size": 4, "num_cpus": 0.5, "concurrency": 2},
+        tasks={"num_cpus": 0.5, "concurrency": 2},
         bootstrap=20,
         index_rows_per_file=4,
     )

@@ -69,7 +69,7 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
         ray={"num_cpus": 8},
         tracking=tracking or TrackingConfig(run_name="train-body-demo"),
         data={"path": storage.join(workdir, "outpaint"), "validation_rows": 2, "shuffle_buffer": 16,
-              "tasks": {"batch_size": 8, "num_cpus": 0.5, "concurrency": 2}},  # fmt: skip
+              "tasks": {"num_cpus": 0.5, "concurrency": 2}},  # fmt: skip
         model={"base": storage.join(workdir, "zoo", "sd15"), "controlnet": storage.join(workdir, "zoo", "controlnet-openpose")},
         train={"steps": 6, "batch_size": 4, "lr": 1e-4, "warmup_steps": 2, "mixed_precision": "no", "gradient_checkpointing": False},
         scaling={"workers": 2},

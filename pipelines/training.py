@@ -42,7 +42,7 @@ class DataSection(StrictModel):
     validation_rows: int = Field(4, ge=1)
     """Rows of the set (the first ones) whose conditions are drawn in the sample grids."""
     shuffle_buffer: int = Field(256, ge=0)
-    tasks: TaskResources = TaskResources(batch_size=32, num_cpus=1, concurrency=4)
+    tasks: TaskResources = TaskResources(num_cpus=1, concurrency=4)
 
 
 class TrainSection(StrictModel):

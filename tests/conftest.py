@@ -139,7 +139,7 @@ def hand_crops(annotated, tmp_path_factory):
     sources["hagrid"] = {"path": f"{annotated.output}/hagrid", "count": 12, "stratify_by": "gesture"}
     cfg = build_hand_crops.Config(
         tracking=TrackingConfig(run_name="crops-test", tracking_uri=annotated.tracking.tracking_uri),
-        sources=sources, output=str(out / "set"), size=64, tasks={"batch_size": 8, "num_cpus": 0.5, "concurrency": 2},
+        sources=sources, output=str(out / "set"), size=64, tasks={"num_cpus": 0.5, "concurrency": 2},
         index_rows_per_file=8,
     )  # fmt: skip
     assert build_hand_crops.run(cfg) == 0
@@ -156,7 +156,7 @@ def outpaint_set(annotated, tmp_path_factory):
     cfg = build_outpaint_set.Config(
         tracking=TrackingConfig(run_name="outpaint-test", tracking_uri=annotated.tracking.tracking_uri),
         sources={name: {"path": f"{annotated.output}/{name}"} for name in ("laion_human", "hagrid")},
-        output=str(out / "set"), size=64, tasks={"batch_size": 8, "num_cpus": 0.5, "concurrency": 2}, index_rows_per_file=8,
+        output=str(out / "set"), size=64, tasks={"num_cpus": 0.5, "concurrency": 2}, index_rows_per_file=8,
     )  # fmt: skip
     assert build_outpaint_set.run(cfg) == 0
     return cfg
@@ -191,7 +191,7 @@ def benchmark_conditions(annotated, tmp_path_factory):
         tracking=TrackingConfig(run_name="benchmark-test", tracking_uri=annotated.tracking.tracking_uri),
         sources={"hagrid": {"path": f"{annotated.output}/hagrid", "count": 6, "stratify_by": "gesture", "splits": ["test"]}},
         output=str(tmp_path_factory.mktemp("benchmark") / "conditions"), size=64, seed=3,
-        tasks={"batch_size": 8, "num_cpus": 0.5, "concurrency": 2}, index_rows_per_file=4,
+        tasks={"num_cpus": 0.5, "concurrency": 2}, index_rows_per_file=4,
     )  # fmt: skip
     assert build_benchmark_set.run(cfg) == 0
     return cfg

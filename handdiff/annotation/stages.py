@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from handdiff.annotation.masks import SamMasker, dilate, expand_box, hand_prompt, person_prompt
+from handdiff.annotation.masks import dilate, expand_box, hand_prompt, person_prompt
 from handdiff.data import keypoints as kp
 from handdiff.data.images import ImageError, decode_image, read_image_bytes
 from handdiff.data.readers import open_reader
@@ -152,6 +152,7 @@ class HandMasks:
 
     def __init__(self, sam_location: str, arch: str = "vit_h", device: str = "cpu", dilation: int = 5, box_margin: float = 0.1,
                  person_masks: bool = True, use_release_masks: bool = True):  # fmt: skip
+        from handdiff.annotation.sam_masker import SamMasker
         from handdiff.models.loading import load_sam
 
         self.masker = SamMasker(load_sam(sam_location, arch), device)

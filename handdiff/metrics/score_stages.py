@@ -102,7 +102,7 @@ class ImageScores:
     of the real and generated foregrounds."""
 
     def __init__(self, clip: str, sam: str, sam_arch: str, inception: str, device: str = "cpu", box_margin: float = 0.1):
-        from handdiff.annotation.masks import SamMasker
+        from handdiff.annotation.sam_masker import SamMasker
         from handdiff.metrics.images import ClipScorer, InceptionFeatures
         from handdiff.models.loading import inception_weights, load_sam
 

@@ -19,7 +19,6 @@ def hagrid_annotate(workdir: str, output: str, tracking_uri: str, run_name: str,
     of 2 images: many parts, so that a fault lands mid-job."""
     cfg = annotate.demo_config(workdir, TrackingConfig(run_name=run_name, tracking_uri=tracking_uri)).model_dump()
     cfg.update(datasets={"hagrid": cfg["datasets"]["hagrid"]}, output=output, index_rows_per_file=2)
-    cfg["tasks"]["batch_size"] = 2
     for stage in ("keypoints", "masks", "captions"):
         cfg[stage]["resources"]["batch_size"] = 2
     for key, value in changes.items():

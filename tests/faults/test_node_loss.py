@@ -15,7 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from handdiff import storage
 from handdiff.config import to_yaml
+from pipelines import train_hand
+from pipelines.job import TrackingConfig
+from tests import ray_train
 from tests.faults.conservation import assert_each_input_once, hagrid_annotate, parts_written
 from tests.services import RayHead, Service, free_ports, start_ray_head, wait_until
 
@@ -80,18 +84,25 @@ def cluster(tmp_path_factory, s3_server):
 
 
 def submit(cluster: MultiNodeCluster, module: str, cfg, workdir: Path) -> subprocess.Popen:
-    """The job's own driver process on the head's cluster, as ``ray job submit`` starts one."""
+    """The job's own driver process on the head's cluster, as ``ray job submit`` starts one.
+    ``--verbose``: the workers' and Ray Train's controller's lines reach the job's log, so that a
+    failure below shows what the cluster did."""
     config_file = workdir / f"{cfg.job}.yaml"
     config_file.write_text(to_yaml(cfg))
     log = open(workdir / f"{cfg.job}.log", "w")
     env = {**os.environ, **cluster.env, "PYTHONPATH": str(REPO)}
     env.pop("RAY_ADDRESS", None)
-    return subprocess.Popen([sys.executable, "-m", module, "--config", str(config_file), f"ray.address={cluster.head.address}"],
+    return subprocess.Popen([sys.executable, "-m", module, "--config", str(config_file), "--verbose", f"ray.address={cluster.head.address}"],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
 
 
 def finish(job: subprocess.Popen, workdir: Path, name: str, timeout: float = 480) -> None:
-    job.wait(timeout)
+    try:
+        job.wait(timeout)
+    except subprocess.TimeoutExpired:
+        job.kill()
+        job.wait(30)
+        raise AssertionError(f"{name} still running {timeout:.0f}s after the node loss:\n" + (workdir / f"{name}.log").read_text()[-8000:]) from None
     assert job.returncode == 0, (workdir / f"{name}.log").read_text()[-5000:]
 
 
@@ -117,3 +128,32 @@ def test_annotate_loses_a_gpu_node_and_writes_every_id_once(cluster, demo_workdi
     finish(job, tmp_path, "annotate")
     assert parts_written(cfg) > at_loss
     assert_each_input_once(cfg)
+
+
+def test_train_hand_loses_a_worker_node_and_resumes_from_the_committed_checkpoint(cluster, hand_crops, demo_workdir, tmp_path):
+    """Two DDP workers, one per worker node (each takes a whole node's CPUs); one node dies after
+    a checkpoint is committed: Ray Train restarts the worker group once the replacement joins,
+    from that checkpoint, and the run finishes at its configured step in one MLflow run."""
+    uri, steps = f"sqlite:///{tmp_path}/db.sqlite", 24
+    cfg = train_hand.Config(
+        tracking=TrackingConfig(run_name="node-loss", tracking_uri=uri),
+        data={"path": hand_crops.output, "validation_rows": 2, "shuffle_buffer": 8, "tasks": {"num_cpus": 0.5, "concurrency": 1}},
+        model={"base": f"{demo_workdir}/zoo/sd15"},
+        train={"steps": steps, "batch_size": 4, "warmup_steps": 0, "mixed_precision": "no", "gradient_checkpointing": False, "lr": 1e-4},
+        scaling={"workers": 2, "cpus_per_worker": WORKER_CPUS},
+        checkpoint={"storage_path": str(tmp_path / "runs"), "every_steps": 2, "num_to_keep": 2, "max_failures": 3},
+        logging={"every_steps": 1, "sample_every_steps": 1000, "sample_inference_steps": 2},
+        registered_model=None,
+    )  # fmt: skip
+    fs, root = storage.filesystem(str(tmp_path / "runs" / "node-loss"))
+    job = submit(cluster, "pipelines.train_hand", cfg, tmp_path)
+    wait_while_running(job, lambda: ray_train.committed_step(fs, root) >= 2, "a committed checkpoint", tmp_path, "train-hand")
+    committed = ray_train.committed_step(fs, root)
+    cluster.lose_a_node_then_replace_it()
+    finish(job, tmp_path, "train-hand")
+    assert committed < steps  # the node went while training
+    loss_steps = [s for s, _ in ray_train.history(uri, "handdiff-train-hand", "node-loss", "loss")]
+    assert set(loss_steps) == set(range(1, steps + 1))
+    resumed = ray_train.history(uri, "handdiff-train-hand", "node-loss", "resumed_from_step")
+    assert resumed and resumed[0][1] >= committed  # from the committed checkpoint, not from scratch
+    assert ray_train.checkpoint_names(fs, root)[-1] == f"step_{steps:08d}"

@@ -21,6 +21,7 @@ import pytest
 from handdiff.assets.sample_data import sample_sources
 from handdiff.config import to_yaml
 from tests.faults.conservation import assert_each_input_once, hagrid_annotate, input_ids
+from tests.processes import tree_pss
 
 pytestmark = [pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -57,30 +58,12 @@ def big_hagrid(sample_data: str, out: Path, copies: int) -> tuple[str, int]:
     return str(out), sum(p.stat().st_size for p in images.rglob("*.jpg"))
 
 
-def tree_pss(pid: int) -> int:
-    """Proportional set size of a process and all its descendants (shared pages counted once)."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for proc in procs:
-        try:
-            total += proc.memory_full_info().pss
-        except psutil.Error:
-            pass
-    return total
-
-
 def annotate_with_a_small_store(root: str, demo_workdir: str, workdir: Path):
     """``handdiff annotate`` on a new local Ray instance with a 75 MiB object store, as its own
     process; returns its config, its peak memory (bytes) and what the raylet spilled (MiB)."""
     cfg = hagrid_annotate(demo_workdir, str(workdir / "annotated"), f"sqlite:///{workdir}/db.sqlite", "small-store",
                           datasets={"hagrid": {"source": sample_sources(root)["hagrid"]}}, index_rows_per_file=8,
-                          tasks={"batch_size": 8, "concurrency": 3}, keypoints={"resources": {"batch_size": 8, "actors": 1}},
+                          tasks={"concurrency": 3}, keypoints={"resources": {"batch_size": 8, "actors": 1}},
                           ray={"address": None, "num_cpus": 4, "object_store_memory": STORE_BYTES})  # fmt: skip
     config_file = workdir / "annotate.yaml"
     config_file.write_text(to_yaml(cfg))

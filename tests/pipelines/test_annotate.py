@@ -136,6 +136,8 @@ def test_mlflow_holds_counts_annotators_and_contact_sheets(annotated):
         m = run.data.metrics
         assert m[f"{name}.rows_in"] == total == m[f"{name}.records"] + m[f"{name}.errors"] + m[f"{name}.filtered"]
         assert m[f"{name}.images_per_second"] > 0
+        assert 0 < m[f"{name}.startup_seconds"] < m[f"{name}.seconds"]  # the first written batch, then the rest
+    assert m["hagrid.steady_images_per_second"] > 0  # hagrid's 37 entries are 10 blocks: a rate after the first
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "contact_sheets")}
     assert artifacts == {f"contact_sheets/{name}.png" for name in annotated.datasets}
     annotators = json.loads(open(client.download_artifacts(run.info.run_id, "annotators/hagrid.json")).read())
@@ -175,7 +177,7 @@ def test_killed_half_way_then_rerun_gives_exactly_one_row_per_input(ray_cluster,
     write_hagrid(str(tmp_path / "hagrid"), per_gesture={"train": 25})
     cfg.datasets = {"hagrid": {"source": {"dataset": "hagrid", "images": str(tmp_path / "hagrid" / "hagrid_dataset"),
                                           "annotations": str(tmp_path / "hagrid" / "annotations")}}}  # fmt: skip
-    cfg.tasks.batch_size = cfg.index_rows_per_file = 2  # many small blocks and parts, so that the kill lands between them
+    cfg.index_rows_per_file = 2  # many small blocks and parts, so that the kill lands between them
     for stage in (cfg.keypoints, cfg.masks, cfg.captions):
         stage.resources.batch_size = 2
     config = tmp_path / "annotate.yaml"

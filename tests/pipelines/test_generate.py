@@ -31,7 +31,7 @@ def config(annotated, two_stage_models, output: str, uri: str, dataset: str = "h
         "tracking": TrackingConfig(run_name="generate-test", tracking_uri=uri), "conditions": {"path": f"{annotated.output}/{dataset}", "size": 64},
         "output": output, "handdiff": {**two_stage_models, "crop_size": 64, "hand_steps": 2, "body_steps": 4},
         "resources": {"actors": 1, "batch_size": 4, "num_cpus": 0.5, "num_gpus": 0},
-        "tasks": {"batch_size": 4, "num_cpus": 0.5, "concurrency": 2}, "index_rows_per_file": 4,
+        "tasks": {"num_cpus": 0.5, "concurrency": 2}, "index_rows_per_file": 4,
     }  # fmt: skip
     return generate.Config(**{**settings, **changes})
 
@@ -71,7 +71,6 @@ def test_a_killed_job_resumes_without_writing_an_image_twice(ray_session, annota
     uri = f"sqlite:///{tmp_path}/db.sqlite"
     cfg = config(annotated, two_stage_models, str(tmp_path / "out"), uri, dataset="laion_human", index_rows_per_file=1,
                  resources={"actors": 1, "batch_size": 1, "num_cpus": 0.5, "num_gpus": 0})  # fmt: skip
-    cfg.tasks.batch_size = 1
     config_file = tmp_path / "generate.yaml"
     config_file.write_text(to_yaml(cfg))
     env = {**os.environ, "RAY_ADDRESS": ray_session.address, "RAY_AUTH_MODE": "disabled"}

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 def test_the_oracle_scores_dap_near_one_where_the_person_is_found(ray_session, annotated, demo_workdir, tmp_path):
     uri = f"sqlite:///{tmp_path}/db.sqlite"
-    tasks = {"batch_size": 4, "num_cpus": 0.5, "concurrency": 2}
+    tasks = {"num_cpus": 0.5, "concurrency": 2}
     conditions = str(tmp_path / "conditions")
     bench = build_benchmark_set.Config(
         tracking=TrackingConfig(run_name="bench", tracking_uri=uri), output=conditions, size=256, tasks=tasks, index_rows_per_file=4,

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 def config(outpaint_set, demo_workdir, tracking_uri: str, run_name: str, storage_path: str, **train) -> train_body.Config:
     return train_body.Config(
         tracking=TrackingConfig(run_name=run_name, tracking_uri=tracking_uri),
-        data={"path": outpaint_set.output, "validation_rows": 2, "shuffle_buffer": 8, "tasks": {"batch_size": 8, "num_cpus": 0.5, "concurrency": 2}},
+        data={"path": outpaint_set.output, "validation_rows": 2, "shuffle_buffer": 8, "tasks": {"num_cpus": 0.5, "concurrency": 2}},
         model={"base": f"{demo_workdir}/zoo/sd15", "controlnet": f"{demo_workdir}/zoo/controlnet-openpose"},
         train={"batch_size": 4, "warmup_steps": 0, "mixed_precision": "no", "gradient_checkpointing": False, **train},
         scaling={"workers": 2},

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 def config(hand_crops, demo_workdir, tracking_uri: str, run_name: str, storage_path: str, **train) -> train_hand.Config:
     return train_hand.Config(
         tracking=TrackingConfig(run_name=run_name, tracking_uri=tracking_uri),
-        data={"path": hand_crops.output, "validation_rows": 2, "shuffle_buffer": 8, "tasks": {"batch_size": 8, "num_cpus": 0.5, "concurrency": 2}},
+        data={"path": hand_crops.output, "validation_rows": 2, "shuffle_buffer": 8, "tasks": {"num_cpus": 0.5, "concurrency": 2}},
         model={"base": f"{demo_workdir}/zoo/sd15"},
         train={"batch_size": 4, "warmup_steps": 0, "mixed_precision": "no", "gradient_checkpointing": False, **train},
         scaling={"workers": 2},
@@ -37,7 +37,7 @@ def history(uri: str, run_name: str, metric: str) -> list[tuple[int, float]]:
 def test_two_workers_lower_the_loss_on_a_tiny_set_and_log_everything(ray_session, annotated, demo_workdir, tmp_path):
     tiny = build_hand_crops.Config(tracking=TrackingConfig(run_name="tiny-set", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"),
                                    sources={"reinterhand": {"path": f"{annotated.output}/reinterhand", "count": 4}},
-                                   output=str(tmp_path / "tiny"), size=64, tasks={"batch_size": 4, "num_cpus": 0.5, "concurrency": 1})  # fmt: skip
+                                   output=str(tmp_path / "tiny"), size=64, tasks={"num_cpus": 0.5, "concurrency": 1})  # fmt: skip
     assert build_hand_crops.run(tiny) == 0
     uri = f"sqlite:///{tmp_path}/db.sqlite"
     cfg = config(tiny, demo_workdir, uri, "overfit", str(tmp_path / "runs"), steps=24, lr=2e-3)

@@ -5,7 +5,8 @@ import pytest
 from pycocotools import mask as mask_utils
 from segment_anything import SamPredictor
 
-from handdiff.annotation.masks import MaskPrompt, SamMasker, dilate, expand_box, hand_prompt, person_prompt
+from handdiff.annotation.masks import MaskPrompt, dilate, expand_box, hand_prompt, person_prompt
+from handdiff.annotation.sam_masker import SamMasker
 from handdiff.assets.tiny_zoo import SAM_ARCH, model_locations
 from handdiff.data import keypoints as kp
 from handdiff.data.rle import decode_rle, encode_rle, rle_area

@@ -1,0 +1,55 @@
+"""The capacity plan (``python -m benchmarks capacity``): its arithmetic, measured rates taking
+the place of the estimates, and the measuring code itself, run here on tiny models on CPU (the
+same functions take SD 1.5 shapes on a GPU machine)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from benchmarks import capacity
+
+
+def test_gpu_hours_and_wall_time_follow_from_the_rates():
+    stages = {s.name.split(":")[0]: s for s in capacity.plan({})}
+    train = stages["train-hand"]
+    assert train.items == 30_000 * 32 and train.source.startswith("estimate")
+    assert train.gpu_hours == pytest.approx(960_000 / capacity.ESTIMATES["unet_train"][0] / 3600)
+    # DDP: wall time falls with GPUs but less than in proportion; Ray Data pools in proportion
+    assert train.wall_hours(8) > train.wall_hours(32) > train.wall_hours(128)
+    assert (train.wall_hours(8) - train.fixed_s / 3600) * 8 * 0.9 == pytest.approx(train.gpu_hours)
+    hagrid = stages["annotate HaGRID v2 (SAM masks + LLaVA captions; Mediapipe on CPU actors)"]
+    assert (hagrid.wall_hours(32) - hagrid.fixed_s / 3600) * 32 == pytest.approx(hagrid.gpu_hours)
+    assert stages["annotate Re"].gpu_hours == 0 and math.isinf(stages["annotate Re"].per_gpu)
+
+
+def test_measured_rates_replace_the_estimates_and_are_named_in_the_table():
+    sam_rate = 20.0
+    stages = capacity.plan({"sam_vit_h": (sam_rate, "measured: a test GPU")})
+    interhand = next(s for s in stages if s.name.startswith("annotate InterHand"))
+    assert interhand.gpu_hours == pytest.approx(60_000 / sam_rate / 3600) and interhand.source == "measured: a test GPU"
+    assert not any("SAM paper" in s.source for s in stages)  # every stage that needs SAM took the measured rate
+    table = capacity.markdown(stages)
+    assert "measured: a test GPU" in table
+    assert table.count("\n| ") == len(stages) + 1  # a row per stage and the total
+
+
+def test_the_measuring_functions_run_on_tiny_models():
+    from diffusers import ControlNetModel
+
+    tiny = dict(sample_size=8, block_out_channels=(8, 16), layers_per_block=1, cross_attention_dim=16, attention_head_dim=4,
+                norm_num_groups=4, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))  # fmt: skip
+    unet = capacity.sd15_unet(in_channels=15, **tiny)
+    assert unet.config.in_channels == 15 and unet.config.cross_attention_dim == 16
+    before = [p.detach().clone() for p in unet.parameters()][:3]
+    assert capacity.unet_train_rate(unet, 2, "cpu", torch.float32, steps=2) > 0
+    frozen = capacity.sd15_unet(**tiny)
+    controlnet = ControlNetModel.from_unet(frozen, conditioning_embedding_out_channels=(4, 8, 8, 8))
+    frozen_before = next(frozen.parameters()).detach().clone()
+    assert capacity.unet_train_rate(frozen, 2, "cpu", torch.float32, steps=2, controlnet=controlnet) > 0
+    assert torch.equal(next(frozen.parameters()), frozen_before)  # only the ControlNet trains beside a frozen UNet
+    assert any(not torch.equal(a, b) for a, b in zip(before, list(unet.parameters())[:3], strict=True))
+    assert capacity.unet_eval_seconds(capacity.sd15_unet(**tiny), 1, "cpu", torch.float32, steps=2) > 0
+    assert capacity.sam_encoder_rate("tiny", 1, "cpu", torch.float32, steps=2) > 0
