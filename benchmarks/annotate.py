@@ -29,7 +29,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -94,7 +94,7 @@ def plain_loop(cfg: annotate.Config, out: str) -> Run:
         run.stage_seconds[stage] += time.perf_counter() - began
         return result
 
-    reader_options = spec.source.model_dump()
+    reader_options, plan = spec.source.model_dump(), replace(annotate.plan(cfg, "hagrid", spec), output=out)
     versions = annotate.annotators(cfg, spec)
     keypoints = timed("load keypoints", WholeBodyKeypoints)
     masks = timed("load masks", HandMasks, cfg.masks.sam, cfg.masks.arch)
@@ -104,11 +104,11 @@ def plain_loop(cfg: annotate.Config, out: str) -> Run:
     first_rows = 0
     for first in range(0, len(entries), BATCH):
         table = pa.Table.from_pylist(entries[first : first + BATCH], schema=INDEX_SCHEMA)
-        table = timed("read+decode", lambda t: load_images(to_records(t, reader_options, versions, "bench")), table)
+        table = timed("read+decode", lambda t: load_images(to_records(t, reader_options, versions, "bench", plan)), table)
         table = timed("keypoints", keypoints, table)
         table = timed("masks", masks, table)
         table = timed("captions", captions, table)
-        timed("write", write_parts, table, out)
+        timed("write", write_parts, table)
         run.rows += table.num_rows
         if not first_rows:
             run.first_output_s, first_rows = time.perf_counter() - start, run.rows
@@ -118,16 +118,17 @@ def plain_loop(cfg: annotate.Config, out: str) -> Run:
 
 
 def ray_pipeline(cfg: annotate.Config) -> tuple[Run, float, float]:
-    """The job's own ``annotate_dataset`` on a fresh local instance: (run, ray.init seconds, the
+    """The job's own ``annotate_datasets`` on a fresh local instance: (run, ray.init seconds, the
     wall-clock time the pipeline started, for the task events)."""
     import ray
 
     start = time.perf_counter()
     init_ray(RayConfig(num_cpus=8))
     init_s, pipeline_start = time.perf_counter() - start, time.time()
-    result = annotate.annotate_dataset(cfg, "hagrid", cfg.datasets["hagrid"])
-    run = Run(rows=result["records"] + result["errors"] + result["filtered"], seconds=time.perf_counter() - start,
-              first_output_s=init_s + result["startup_seconds"], steady=result["steady_images_per_second"])  # fmt: skip
+    summary, timing = annotate.annotate_datasets(cfg)
+    counts = summary["hagrid"]
+    run = Run(rows=counts["records"] + counts["errors"] + counts["filtered"], seconds=time.perf_counter() - start,
+              first_output_s=init_s + timing["startup_seconds"], steady=timing["steady_images_per_second"])  # fmt: skip
     return run, init_s, pipeline_start
 
 

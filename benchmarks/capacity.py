@@ -29,7 +29,8 @@ class Stage:
     unit: str
     per_gpu: float
     """items per second per GPU"""
-    source: str
+    sources: tuple[str, ...]
+    """where each rate behind ``per_gpu`` comes from (``measured: ...`` or ``estimate: ...``)"""
     kind: str = "data"
     """``data``: Ray Data actor pools; ``ddp``: Ray Train workers."""
     fixed_s: float = 300.0
@@ -49,7 +50,7 @@ ESTIMATES = {
     "sam_vit_h": (1 / 0.15, "estimate: SAM paper, ViT-H image encoder ~0.15 s/image on an A100"),
     "llava_7b": (8.0, "estimate: 7B decoding ~25 tokens/s per sequence (HF transformers, A100, bf16), batch 32, 60 new tokens + 576 image tokens prefill"),
     "unet_train": (12.0, "estimate: MosaicML SD 2 base at 512 px, ~16 images/s per A100, less ~25 % for the VAE encode of augmented crops"),
-    "controlnet_train": (10.0, "estimate: the UNet step above plus the ControlNet copy of its encoder (~+20 %), latents precomputed"),
+    "controlnet_train": (10.0, "estimate: the SD training rate of the hand generator's, with a ControlNet (a copy of the UNet's encoder) trained beside the frozen UNet (~+20 % per step), latents precomputed"),
     "unet_step": (0.025, "estimate: SD 1.5 at 512 px, CFG (2 x batch), ~40 UNet evaluations/s on an A100 in bf16 at batch 8"),
 }
 STEPS = 50  # DDIM steps per stage (the paper's setting for every method)
@@ -178,31 +179,34 @@ def plan(rates: dict[str, tuple[float, str]]) -> list[Stage]:
     unet_s = rate["unet_step"][0]
     per_method = {m: STEPS * calls * unet_s for m, calls in METHOD_UNET_CALLS.items()}
     two_stage_s = per_method["ours (two stages)"]
+    sam_llava = (sam[1], llava[1])
     return [
-        Stage("annotate HaGRID v2 (SAM masks + LLaVA captions; Mediapipe on CPU actors)", 1_086_158, "images", masks_and_captions, f"{sam[1]}; {llava[1]}", fixed_s=600),
-        Stage("annotate LAION-Human (as HaGRID)", 1_000_000, "images", masks_and_captions, "as above", fixed_s=600),
-        Stage("annotate InterHand2.6M: the mixture's 60,000 frames (SAM masks only; all 2.6M frames: 43x)", 60_000, "images", sam[0], sam[1]),
-        Stage("annotate Re:InterHand: the mixture's 56,500 (release masks, dataset keypoints, caption table)", 56_500, "images", math.inf, "no GPU stage"),
-        Stage("train-hand: 30,000 steps x batch 32", 30_000 * 32, "samples", stage1[0], stage1[1], kind="ddp", fixed_s=300),
-        Stage("train-body: 6,000 steps x batch 32", 6_000 * 32, "samples", stage2[0], stage2[1], kind="ddp", fixed_s=300),
+        Stage("annotate HaGRID v2 (SAM masks + LLaVA captions; Mediapipe on CPU actors)", 1_086_158, "images", masks_and_captions, sam_llava, fixed_s=600),
+        Stage("annotate LAION-Human (as HaGRID)", 1_000_000, "images", masks_and_captions, sam_llava, fixed_s=600),
+        Stage("annotate InterHand2.6M: the mixture's 60,000 frames (SAM masks only; all 2.6M frames: 43x)", 60_000, "images", sam[0], (sam[1],)),
+        Stage("annotate Re:InterHand: the mixture's 56,500 (release masks, dataset keypoints, caption table)", 56_500, "images", math.inf, ()),
+        Stage("train-hand: 30,000 steps x batch 32", 30_000 * 32, "samples", stage1[0], (stage1[1],), kind="ddp", fixed_s=300),
+        Stage("train-body: 6,000 steps x batch 32", 6_000 * 32, "samples", stage2[0], (stage2[1],), kind="ddp", fixed_s=300),
         Stage("benchmark: 12,000 conditions x 6 methods (50 DDIM steps, CFG)", 12_000 * len(per_method), "images",
-              len(per_method) / sum(per_method.values()), f"{rate['unet_step'][1]}; per method {', '.join(f'{m} {s:.1f} s' for m, s in per_method.items())}"),
-        Stage("blending ablation (Table II): 500 x 3 strategies", 1_500, "images", 1 / two_stage_s, "as the two-stage method above"),
-        Stage("score: 12,000 x 7 (6 methods + real) images", 12_000 * 7, "images", sam[0], f"SAM foreground masks dominate (CLIP, Inception ~5 ms); {sam[1]}"),
+              len(per_method) / sum(per_method.values()), (rate["unet_step"][1], "per image: " + ", ".join(f"{m} {s:.1f} s" for m, s in per_method.items()))),
+        Stage("blending ablation (Table II): 500 x 3 strategies", 1_500, "images", 1 / two_stage_s, (rate["unet_step"][1],)),
+        Stage("score: 12,000 x 7 (6 methods + real) images", 12_000 * 7, "images", sam[0], (sam[1], "SAM's foreground masks dominate: CLIP and Inception take ~5 ms")),
     ]  # fmt: skip
 
 
 def markdown(stages: list[Stage]) -> str:
+    """The plan as a Markdown table, each rate with the numbers of its sources below it."""
+    sources = list(dict.fromkeys(src for s in stages for src in s.sources))
     header = "| stage | items | per GPU | GPU-hours | " + " | ".join(f"wall at {g} GPUs" for g in GPUS) + " |"
     lines = [header, "|" + "---|" * (4 + len(GPUS))]
     for s in stages:
-        rate = "CPU only" if math.isinf(s.per_gpu) else f"{s.per_gpu:.2f} {s.unit}/s"
+        refs = "".join(f"[{sources.index(src) + 1}]" for src in s.sources)
+        rate = "CPU only" if math.isinf(s.per_gpu) else f"{s.per_gpu:.2f} {s.unit}/s {refs}"
         walls = " | ".join(f"{s.wall_hours(g):.1f} h" for g in GPUS)
         lines.append(f"| {s.name} | {s.items:,} | {rate} | {s.gpu_hours:.1f} | {walls} |")
     total = sum(s.gpu_hours for s in stages)
     lines.append(f"| **total** | | | **{total:.0f}** | " + " | ".join(f"{sum(s.wall_hours(g) for s in stages):.1f} h" for g in GPUS) + " |")
-    sources = sorted({s.source for s in stages if s.source not in ("as above", "no GPU stage")})
-    return "\n".join(lines + ["", "Rates: " + " ".join(f"[{i + 1}] {src}." for i, src in enumerate(sources))])
+    return "\n".join(lines + [""] + [f"[{i + 1}] {src}" + "  " for i, src in enumerate(sources)])
 
 
 def run() -> list[Figure]:

@@ -32,7 +32,7 @@ from handdiff import storage
 from handdiff.annotation.captions import DEFAULT_INSTRUCTION
 from handdiff.annotation.stages import (
     HandMasks, LlavaCaptions, WholeBodyKeypoints,
-    filter_people_and_hands, load_images, table_captions, to_records, write_parts,
+    Plan, filter_people_and_hands, load_images, table_captions, to_records, write_parts,
 )  # fmt: skip
 from handdiff.assets.sample_data import sample_sources
 from handdiff.assets.tiny_zoo import SAM_ARCH, model_locations
@@ -176,26 +176,40 @@ def annotators(cfg: Config, spec: DatasetSpec) -> dict:
     return out
 
 
-def build_pipeline(cfg: Config, spec: DatasetSpec, index_files: list[str], out: str, versions: dict):
-    """The dataset's Ray Data pipeline, from index entries to written parts (lazy)."""
-    ds = index_dataset(index_files, cfg.tasks)
-    ds = map_tasks(ds, to_records, cfg.tasks, reader_options=spec.source.model_dump(), annotators=versions, code_version=code_version())
-    ds = map_tasks(ds, load_images, cfg.tasks)
+def plan(cfg: Config, name: str, spec: DatasetSpec) -> Plan:
+    """What the stages do with the rows of dataset ``name`` (each row carries it)."""
+    return Plan(output=storage.join(cfg.output, name), keypoints=spec.keypoints, captions=spec.captions, caption_table=spec.caption_table,
+                person_mask=cfg.masks.person_masks and spec.source.dataset not in HAND_ONLY, filter=spec.filter)  # fmt: skip
+
+
+def build_pipeline(cfg: Config, work: dict[str, list[str]]):
+    """One Ray Data pipeline for every dataset with entries to annotate (``work``: name -> index
+    files), from index entries to written parts (lazy). Each dataset reads through its own
+    reader; from the keypoints on, the datasets share one actor pool per model, so a job with
+    four datasets starts three actor pools, not twelve."""
+    branches = []
+    for name, index in work.items():
+        spec = cfg.datasets[name]
+        ds = index_dataset(index, cfg.tasks)
+        ds = map_tasks(ds, to_records, cfg.tasks, reader_options=spec.source.model_dump(), annotators=annotators(cfg, spec),
+                       code_version=code_version(), plan=plan(cfg, name, spec))  # fmt: skip
+        branches.append(map_tasks(ds, load_images, cfg.tasks))
+    ds = branches[0].union(*branches[1:]) if len(branches) > 1 else branches[0]
+    specs = [cfg.datasets[name] for name in work]
     k = cfg.keypoints
-    ds = map_actors(ds, WholeBodyKeypoints, k.resources, source=spec.keypoints, dataset_hands=k.dataset_hands,
-                    min_hand_points=k.min_hand_points, min_detection_confidence=k.min_detection_confidence)  # fmt: skip
+    ds = map_actors(ds, WholeBodyKeypoints, k.resources, dataset_hands=k.dataset_hands, min_hand_points=k.min_hand_points,
+                    min_detection_confidence=k.min_detection_confidence, mediapipe=any(s.keypoints == "mediapipe" for s in specs))  # fmt: skip
     m = cfg.masks
-    ds = map_actors(ds, HandMasks, m.resources, sam_location=m.sam, arch=m.arch, device=m.resources.device, dilation=m.dilation,
-                    box_margin=m.box_margin, person_masks=m.person_masks and spec.source.dataset not in HAND_ONLY)  # fmt: skip
-    if spec.captions == "llava":
+    ds = map_actors(ds, HandMasks, m.resources, sam_location=m.sam, arch=m.arch, device=m.resources.device, dilation=m.dilation, box_margin=m.box_margin)
+    if any(s.captions == "llava" for s in specs):
         c = cfg.captions
         ds = map_actors(ds, LlavaCaptions, c.resources, location=c.captioner, instruction=c.instruction,
                         max_new_tokens=c.max_new_tokens, device=c.resources.device, dtype=c.dtype)  # fmt: skip
-    else:
-        ds = map_tasks(ds, table_captions, cfg.tasks, table_uri=spec.caption_table)
-    if spec.filter:
+    if any(s.captions == "table" for s in specs):
+        ds = map_tasks(ds, table_captions, cfg.tasks)
+    if any(s.filter for s in specs):
         ds = map_tasks(ds, filter_people_and_hands, cfg.tasks, **cfg.filter.model_dump())
-    return map_tasks(ds, write_parts, cfg.tasks, output=out)
+    return map_tasks(ds, write_parts, cfg.tasks)
 
 
 def sample_sheet(out: str, n: int) -> np.ndarray | None:
@@ -206,23 +220,31 @@ def sample_sheet(out: str, n: int) -> np.ndarray | None:
     return contact_sheet([annotated_tile(r) for r in records], columns=6, cell=192, labels=[r["image_id"].split("/")[-1] for r in records])
 
 
-def annotate_dataset(cfg: Config, name: str, spec: DatasetSpec) -> dict:
-    """Annotate one dataset (resuming what is written); returns its counts and throughput: the
-    rows to annotate per second of the whole dataset's time (index, pipeline, checks), the
-    start-up (time to the first written batch) and the steady rate after it."""
+def annotate_datasets(cfg: Config) -> tuple[dict[str, dict], dict[str, float]]:
+    """Annotate every configured dataset in one pipeline, resuming what is written. Returns per
+    dataset its counts (rows in, resumed, records, errors, filtered), and the job's timing: the
+    images to annotate per second of the whole time (indexes, pipeline, checks), the start-up
+    (time to the first written batch) and the steady rate after it."""
     started = time.monotonic()
-    out = storage.join(cfg.output, name)
-    done = set().union(*(written_ids(f"{out}/{t}") for t in OUTPUTS))
-    total, index = write_index(open_reader(**spec.source.model_dump()).entries(), f"{out}/_index", done, cfg.index_rows_per_file)
-    pending = index_rows(index)
-    log.info("%s: %d images, %d already written, %d to annotate", name, total, len(done), pending)
-    written = run_to_parts(build_pipeline(cfg, spec, index, out, annotators(cfg, spec)), name, log, total=pending, started=started) if index else None
-    counts = check_conservation(out, OUTPUTS, total)
+    summary, work, pending = {}, {}, 0
+    for name, spec in cfg.datasets.items():
+        out = storage.join(cfg.output, name)
+        done = set().union(*(written_ids(f"{out}/{t}") for t in OUTPUTS))
+        total, index = write_index(open_reader(**spec.source.model_dump()).entries(), f"{out}/_index", done, cfg.index_rows_per_file)
+        todo = index_rows(index)
+        log.info("%s: %d images, %d already written, %d to annotate", name, total, len(done), todo)
+        summary[name] = {"rows_in": total, "resumed_from": len(done)}
+        pending += todo
+        if index:
+            work[name] = index
+    written = run_to_parts(build_pipeline(cfg, work), "annotate", log, total=pending, started=started) if work else None
+    for name in cfg.datasets:
+        summary[name].update(check_conservation(storage.join(cfg.output, name), OUTPUTS, summary[name]["rows_in"]))
     seconds = time.monotonic() - started
     timing = {"seconds": seconds, "images_per_second": pending / seconds, "startup_seconds": 0.0, "steady_images_per_second": 0.0}
     if written and written.first_output_s is not None:
         timing.update(startup_seconds=written.first_output_s, steady_images_per_second=written.steady_rows_per_second)
-    return {"rows_in": total, "resumed_from": len(done), **counts, **timing}
+    return summary, timing
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -231,22 +253,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(cfg: Config) -> int:
     """Annotate every configured dataset inside one MLflow run; prints a summary."""
-    summary = {}
     with job_run(cfg) as active:
+        summary, timing = annotate_datasets(cfg)
+        mlflow.log_metrics(timing)
         for name, spec in cfg.datasets.items():
-            summary[name] = result = annotate_dataset(cfg, name, spec)
-            mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in result.items()})
+            mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in summary[name].items()})
             mlflow.log_dict(annotators(cfg, spec), f"annotators/{name}.json")
             sheet = sample_sheet(storage.join(cfg.output, name), cfg.contact_sheet_images)
             if sheet is not None:
                 mlflow.log_image(sheet, f"contact_sheets/{name}.png")
-        mlflow.log_dict(summary, "summary.json")
+        mlflow.log_dict({"datasets": summary, "timing": timing}, "summary.json")
         for name, counts in summary.items():
             check_error_share(name, storage.join(cfg.output, name), counts["errors"], counts["rows_in"], cfg.max_error_share)
     print(f"\nannotated under {cfg.output} (MLflow run {active.info.run_id}, experiment {cfg.experiment!r})")
-    print(f"  {'dataset':<14}{'rows in':>8}{'records':>9}{'errors':>8}{'filtered':>9}{'images/s':>10}{'start-up s':>12}")
+    print(f"  {'dataset':<14}{'rows in':>8}{'records':>9}{'errors':>8}{'filtered':>9}")
     for name, s in summary.items():
-        print(f"  {name:<14}{s['rows_in']:>8}{s['records']:>9}{s['errors']:>8}{s['filtered']:>9}{s['images_per_second']:>10.2f}{s['startup_seconds']:>12.1f}")
+        print(f"  {name:<14}{s['rows_in']:>8}{s['records']:>9}{s['errors']:>8}{s['filtered']:>9}")
+    print(f"  {timing['images_per_second']:.2f} images/s in {timing['seconds']:.0f} s: first part written after {timing['startup_seconds']:.0f} s, "
+          f"then {timing['steady_images_per_second']:.2f} images/s")  # fmt: skip
     return 0
 
 

@@ -257,6 +257,7 @@ def setup_logging(job: str, verbose: bool = False) -> Path:
         if not sys.stderr.isatty():
             os.environ.setdefault("TQDM_DISABLE", "1")
             os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # read per download, unlike tqdm's own
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "_handdiff", False)]:
         root.removeHandler(handler)

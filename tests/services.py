@@ -219,7 +219,9 @@ def start_ray_head(workdir: Path, env: Mapping[str, str], num_cpus: int = 8) -> 
     """
     gcs, dashboard, client, node_manager, object_manager, metrics, agent_grpc, agent_http, runtime_env_agent = free_ports(9)
     temp_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"hd-ray-{gcs}"
-    env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", **env}
+    # RAY_ADDRESS: Ray's own processes that look their cluster up without an address (Ray Train's
+    # placement-group cleaner) would otherwise find every test cluster on this machine and give up
+    env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": f"127.0.0.1:{gcs}", **env}
     cmd = [
         str(BIN / "ray"), "start", "--head", "--block", "--disable-usage-stats",
         "--node-ip-address=127.0.0.1", f"--port={gcs}", f"--num-cpus={num_cpus}", "--num-gpus=0",

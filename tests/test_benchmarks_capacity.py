@@ -15,7 +15,7 @@ from benchmarks import capacity
 def test_gpu_hours_and_wall_time_follow_from_the_rates():
     stages = {s.name.split(":")[0]: s for s in capacity.plan({})}
     train = stages["train-hand"]
-    assert train.items == 30_000 * 32 and train.source.startswith("estimate")
+    assert train.items == 30_000 * 32 and train.sources[0].startswith("estimate")
     assert train.gpu_hours == pytest.approx(960_000 / capacity.ESTIMATES["unet_train"][0] / 3600)
     # DDP: wall time falls with GPUs but less than in proportion; Ray Data pools in proportion
     assert train.wall_hours(8) > train.wall_hours(32) > train.wall_hours(128)
@@ -29,10 +29,10 @@ def test_measured_rates_replace_the_estimates_and_are_named_in_the_table():
     sam_rate = 20.0
     stages = capacity.plan({"sam_vit_h": (sam_rate, "measured: a test GPU")})
     interhand = next(s for s in stages if s.name.startswith("annotate InterHand"))
-    assert interhand.gpu_hours == pytest.approx(60_000 / sam_rate / 3600) and interhand.source == "measured: a test GPU"
-    assert not any("SAM paper" in s.source for s in stages)  # every stage that needs SAM took the measured rate
+    assert interhand.gpu_hours == pytest.approx(60_000 / sam_rate / 3600) and interhand.sources == ("measured: a test GPU",)
+    assert not any("SAM paper" in src for s in stages for src in s.sources)  # every stage that needs SAM took the measured rate
     table = capacity.markdown(stages)
-    assert "measured: a test GPU" in table
+    assert "[1] measured: a test GPU" in table  # the first stage's first source
     assert table.count("\n| ") == len(stages) + 1  # a row per stage and the total
 
 

@@ -5,8 +5,12 @@ no CPU between batches. None of them knows of Ray: the job sets their resources
 where it calls ``map_batches``.
 
 Every stage takes and returns ``WORK_SCHEMA`` tables: ``ANNOTATION_SCHEMA``'s fields
-plus the image bytes, the dataset's own keypoints and a status (``handdiff.data.work_rows``);
-``write_parts`` finally splits records, errors and filtered rows into their datasets.
+plus the image bytes, the dataset's own keypoints, the row's ``Plan`` and a status
+(``handdiff.data.work_rows``); ``write_parts`` finally splits records, errors and filtered
+rows into their datasets. What differs between datasets (own keypoints or Mediapipe, person
+masks, LLaVA or a caption table, the LAION-Human filter, where rows are written) is in the
+plan each row carries, so that one pipeline, with one actor pool per model, annotates every
+dataset of a job.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +30,7 @@ from handdiff.data.images import ImageError, decode_image, read_image_bytes
 from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA, KEYPOINTS_TYPE, is_error, keypoints_from_column, to_table
 from handdiff.data.rle import decode_rle, encode_rle, rle_area
-from handdiff.data.work_rows import FILTERED, fail, for_ok_rows, new_row, work_schema, write_outputs
+from handdiff.data.work_rows import COUNTS_SCHEMA, FILTERED, fail, for_ok_rows, new_row, work_schema, write_outputs
 
 WORK_SCHEMA = work_schema(
     ANNOTATION_SCHEMA,
@@ -34,8 +39,35 @@ WORK_SCHEMA = work_schema(
         pa.field("dataset_keypoints", KEYPOINTS_TYPE),
         pa.field("dataset_person_count", pa.int32()),
         pa.field("mask_uri", pa.string()),
+        pa.field("plan", pa.string()),
     ],
 )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the stages do with one dataset's rows; every work row carries its dataset's plan (JSON)."""
+
+    output: str
+    """Where ``write_parts`` writes the rows: ``<output>/{records,errors,filtered}/``."""
+    keypoints: Literal["mediapipe", "dataset"] = "mediapipe"
+    person_mask: bool = True
+    captions: Literal["llava", "table"] = "llava"
+    caption_table: str | None = None
+    filter: bool = False
+    """LAION-Human's people-and-hands filter."""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @staticmethod
+    def of(row: dict[str, Any]) -> Plan:
+        return _plan(row["plan"])
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(text: str) -> Plan:
+    return Plan(**json.loads(text))
 
 
 def _rows(batch: pa.Table) -> list[dict[str, Any]]:
@@ -50,14 +82,15 @@ def _for_ok_rows(batch: pa.Table, fn: Callable[[list[dict[str, Any]]], None]) ->
     return for_ok_rows(batch, fn, WORK_SCHEMA)
 
 
-def to_records(batch: pa.Table, reader_options: dict[str, Any], annotators: dict[str, Any], code_version: str) -> pa.Table:
-    """Index entries -> work rows, through the dataset's reader (stage ``read``)."""
+def to_records(batch: pa.Table, reader_options: dict[str, Any], annotators: dict[str, Any], code_version: str, plan: Plan) -> pa.Table:
+    """Index entries -> work rows carrying ``plan``, through the dataset's reader (stage ``read``)."""
     reader = open_reader(**reader_options)
-    annotators_json = json.dumps(annotators, sort_keys=True)
+    annotators_json, plan_json = json.dumps(annotators, sort_keys=True), plan.to_json()
     out = []
     for entry_row in _rows(batch):
         record = reader.record(json.loads(entry_row["entry"]))
-        row = new_row(WORK_SCHEMA, image_id=record["image_id"], dataset=record["dataset"], annotators=annotators_json, code_version=code_version)
+        row = new_row(WORK_SCHEMA, image_id=record["image_id"], dataset=record["dataset"], annotators=annotators_json, code_version=code_version,
+                      plan=plan_json)  # fmt: skip
         if is_error(record):
             fail(row, record["stage"], record["reason"])
             out.append(row)
@@ -98,32 +131,39 @@ def hands_present(keypoints: np.ndarray, min_points: int) -> list[str]:
 class WholeBodyKeypoints:
     """Whole-body keypoints, person count, hand boxes (stage ``keypoints``).
 
-    ``source="mediapipe"``: Mediapipe Holistic; a hand Holistic misses is taken from
-    the dataset's own keypoints when ``dataset_hands`` (HaGRID ships landmarks).
+    A row planned for ``mediapipe``: Mediapipe Holistic; a hand Holistic misses is taken
+    from the dataset's own keypoints when ``dataset_hands`` (HaGRID ships landmarks).
     The person count is the largest of: faces found, 1 if Holistic found a body,
-    the dataset's own count. ``source="dataset"``: the dataset's keypoints (InterHand2.6M,
+    the dataset's own count. Planned for ``dataset``: the dataset's keypoints (InterHand2.6M,
     Re:InterHand), no person count. An image without a person or without hands
-    is an error.
+    is an error. ``mediapipe=False``: no row is expected to need Holistic, which is then
+    not loaded (it would be at the first row that does).
     """
 
-    def __init__(self, source: str = "mediapipe", dataset_hands: bool = True, min_hand_points: int = 5, min_detection_confidence: float = 0.5):
-        self.source, self.dataset_hands, self.min_hand_points = source, dataset_hands, min_hand_points
-        if source == "mediapipe":
-            from handdiff.annotation.wholebody import FaceCounter, HolisticKeypoints
+    def __init__(self, dataset_hands: bool = True, min_hand_points: int = 5, min_detection_confidence: float = 0.5, mediapipe: bool = True):
+        self.dataset_hands, self.min_hand_points, self.min_confidence = dataset_hands, min_hand_points, min_detection_confidence
+        self.holistic = self.faces = None
+        if mediapipe:
+            self._load_mediapipe()
 
-            self.holistic = HolisticKeypoints(min_detection_confidence=min_detection_confidence)
-            self.faces = FaceCounter(min_detection_confidence)
+    def _load_mediapipe(self) -> None:
+        from handdiff.annotation.wholebody import FaceCounter, HolisticKeypoints
+
+        self.holistic = HolisticKeypoints(min_detection_confidence=self.min_confidence)
+        self.faces = FaceCounter(self.min_confidence)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return _for_ok_rows(batch, lambda rows: [self._annotate(r) for r in rows])
 
     def _annotate(self, row: dict[str, Any]) -> None:
         dataset_kps = keypoints_from_column(row["dataset_keypoints"])
-        if self.source == "dataset":
+        if Plan.of(row).keypoints == "dataset":
             if dataset_kps is None:
                 return fail(row, "keypoints", "the dataset has no keypoints for this image")
             keypoints, origin, people = dataset_kps, "dataset", None
         else:
+            if self.holistic is None:
+                self._load_mediapipe()
             image = decode_image(row["image_bytes"])
             keypoints, origin = self.holistic(image), "mediapipe"
             body_found = keypoints[kp.BODY, 2].max() > 0
@@ -147,17 +187,16 @@ class WholeBodyKeypoints:
 
 
 class HandMasks:
-    """Hand masks (and the person mask) from SAM, or the release's own masks where the
-    dataset has them (stage ``masks``)."""
+    """Hand masks (and the person mask, where the row's plan asks for one) from SAM, or the
+    release's own masks where the dataset has them (stage ``masks``)."""
 
     def __init__(self, sam_location: str, arch: str = "vit_h", device: str = "cpu", dilation: int = 5, box_margin: float = 0.1,
-                 person_masks: bool = True, use_release_masks: bool = True):  # fmt: skip
+                 use_release_masks: bool = True):  # fmt: skip
         from handdiff.annotation.sam_masker import SamMasker
         from handdiff.models.loading import load_sam
 
         self.masker = SamMasker(load_sam(sam_location, arch), device)
-        self.dilation, self.margin = dilation, box_margin
-        self.person_masks, self.use_release_masks = person_masks, use_release_masks
+        self.dilation, self.margin, self.use_release_masks = dilation, box_margin, use_release_masks
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return _for_ok_rows(batch, self._annotate)
@@ -169,7 +208,7 @@ class HandMasks:
             w, h = row["width"], row["height"]
             release.append(self.use_release_masks and row["mask_uri"] is not None)
             hands = [] if release[-1] else [hand_prompt(keypoints[kp.hand_slice(s)], w, h, self.margin) for s in row["hand_sides"]]
-            body = person_prompt(keypoints, w, h, self.margin) if self.person_masks else None
+            body = person_prompt(keypoints, w, h, self.margin) if Plan.of(row).person_mask else None
             person.append(body is not None)
             images.append(decode_image(row["image_bytes"]))
             prompts.append(hands + ([body] if body is not None else []))
@@ -200,7 +239,8 @@ class HandMasks:
 
 
 class LlavaCaptions:
-    """Captions from LLaVA with the configured instruction, batched (stage ``caption``)."""
+    """Captions from LLaVA with the configured instruction, batched, for the rows planned for
+    ``llava`` (stage ``caption``)."""
 
     def __init__(self, location: str, instruction: str, max_new_tokens: int = 60, device: str = "cpu", dtype: str = "float32"):
         import torch
@@ -213,6 +253,9 @@ class LlavaCaptions:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         def caption(rows):
+            rows = [r for r in rows if Plan.of(r).captions == "llava"]
+            if not rows:
+                return
             texts = self.captioner([decode_image(r["image_bytes"]) for r in rows])
             for row, text in zip(rows, texts, strict=True):
                 row.update(caption=text, caption_source="llava")
@@ -227,15 +270,18 @@ def _caption_table(uri: str):
     return CaptionTable(uri)
 
 
-def table_captions(batch: pa.Table, table_uri: str) -> pa.Table:
-    """Per-sequence captions from a user-supplied table (stage ``caption``)."""
-    table = _caption_table(table_uri)
+def table_captions(batch: pa.Table) -> pa.Table:
+    """Per-sequence captions from the user-supplied table the row's plan names, for the rows
+    planned for ``table`` (stage ``caption``)."""
 
     def caption(rows):
         for row in rows:
-            text = table(row["sequence"])
+            plan = Plan.of(row)
+            if plan.captions != "table":
+                continue
+            text = _caption_table(plan.caption_table)(row["sequence"])
             if text is None:
-                fail(row, "caption", f"no caption for sequence {row['sequence']!r} in {table_uri}")
+                fail(row, "caption", f"no caption for sequence {row['sequence']!r} in {plan.caption_table}")
             else:
                 row.update(caption=text, caption_source="table")
 
@@ -243,11 +289,13 @@ def table_captions(batch: pa.Table, table_uri: str) -> pa.Table:
 
 
 def filter_people_and_hands(batch: pa.Table, people: int = 1, min_hand_pixels: int = 2500) -> pa.Table:
-    """LAION-Human's filter: exactly ``people`` people and at least ``min_hand_pixels``
-    of hand mask; other rows become ``filtered`` with the reason."""
+    """LAION-Human's filter, on the rows whose plan asks for it: exactly ``people`` people and
+    at least ``min_hand_pixels`` of hand mask; other rows become ``filtered`` with the reason."""
 
     def keep(rows):
         for row in rows:
+            if not Plan.of(row).filter:
+                continue
             area = rle_area(row["hand_masks"])
             if row["person_count"] != people:
                 row.update(status=FILTERED, error_stage="filter", error_reason=f"{row['person_count']} people, not {people}")
@@ -257,9 +305,15 @@ def filter_people_and_hands(batch: pa.Table, people: int = 1, min_hand_pixels: i
     return _for_ok_rows(batch, keep)
 
 
-def write_parts(batch: pa.Table, output: str) -> pa.Table:
-    """Write the batch's annotated records, errors and filtered rows under ``output``; returns counts."""
-    return write_outputs(batch, output, ANNOTATION_SCHEMA)
+def write_parts(batch: pa.Table) -> pa.Table:
+    """Write the batch's annotated records, errors and filtered rows under their plan's output
+    (a batch may hold several datasets' rows); returns the counts, a row per output."""
+    plans = batch.column("plan").to_pylist()
+    counts = [COUNTS_SCHEMA.empty_table()]
+    for plan in dict.fromkeys(plans):
+        rows = batch.filter(pa.array([p == plan for p in plans]))
+        counts.append(write_outputs(rows, _plan(plan).output, ANNOTATION_SCHEMA))
+    return pa.concat_tables(counts)
 
 
 def decode_hand_masks(record: dict[str, Any]) -> np.ndarray:

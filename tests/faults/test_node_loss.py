@@ -34,6 +34,7 @@ class MultiNodeCluster:
     def __init__(self, workdir: Path, env: dict[str, str]):
         self.workdir, self.env = workdir, {**env, "RAY_AUTH_MODE": "disabled"}
         self.head: RayHead = start_ray_head(workdir, env=self.env, num_cpus=2)
+        self.env["RAY_ADDRESS"] = self.head.address  # the worker nodes' processes look up this cluster, not the session's
         self.workers: list[Service] = []
 
     def add_worker(self) -> Service:

@@ -10,6 +10,7 @@ import pytest
 
 from handdiff.annotation.stages import (
     WORK_SCHEMA,
+    Plan,
     WholeBodyKeypoints,
     filter_people_and_hands,
     load_images,
@@ -34,7 +35,7 @@ def index_batch(reader, limit: int | None = None) -> pa.Table:
 @pytest.fixture(scope="module")
 def laion_rows(sample_data):
     options = sample_sources(sample_data)["laion_human"]
-    return load_images(to_records(index_batch(open_reader(**options)), options, {"test": True}, "v0"))
+    return load_images(to_records(index_batch(open_reader(**options)), options, {"test": True}, "v0", Plan(output="unused", filter=True)))
 
 
 def test_reader_and_decode_errors_become_error_rows_and_nothing_is_dropped(sample_data, laion_rows):
@@ -50,6 +51,7 @@ def test_reader_and_decode_errors_become_error_rows_and_nothing_is_dropped(sampl
     good = [r for r in rows if r["status"] == OK]
     assert all(r["image_bytes"] and r["width"] > 0 for r in good)
     assert all(json.loads(r["annotators"]) == {"test": True} and r["code_version"] == "v0" for r in rows)
+    assert all(Plan.of(r) == Plan(output="unused", filter=True) for r in rows)  # error rows too: they are written by it
 
 
 def test_size_mismatch_between_annotation_and_image_is_an_error(laion_rows):
@@ -61,7 +63,10 @@ def test_size_mismatch_between_annotation_and_image_is_an_error(laion_rows):
 
 
 def test_keypoints_stage_flags_images_without_people_or_hands(laion_rows):
-    rows = WholeBodyKeypoints()(laion_rows).to_pylist()
+    stage = WholeBodyKeypoints(mediapipe=False)  # loads Holistic at the first row planned for it
+    assert stage.holistic is None
+    rows = stage(laion_rows).to_pylist()
+    assert stage.holistic is not None
     by_caption = {json.loads(r["source"])["text"]: r for r in rows if r["source"]}
     assert by_caption["an empty room"]["error_reason"] == "no person detected"
     two = by_caption["two friends waving"]
@@ -77,12 +82,25 @@ def test_keypoints_stage_flags_images_without_people_or_hands(laion_rows):
                 assert np.allclose([x, y], hand[:, :2].min(0), atol=1e-3) and np.allclose([x + w, y + h], hand[:, :2].max(0), atol=1e-3)
 
 
+def test_rows_planned_for_dataset_keypoints_take_the_datasets_own(laion_rows):
+    rows = laion_rows.to_pylist()
+    plan = Plan(output="unused", keypoints="dataset").to_json()
+    for r in rows:
+        r["plan"] = plan
+    stage = WholeBodyKeypoints(mediapipe=False)
+    out = [r for r in stage(pa.Table.from_pylist(rows, schema=WORK_SCHEMA)).to_pylist() if r["error_stage"] == "keypoints"]
+    assert stage.holistic is None  # no row asked for Mediapipe
+    # LAION-Human's own poses are 17 body points: "no hands", where Holistic found some
+    assert out and {r["error_reason"] for r in out} <= {"no hands detected", "the dataset has no keypoints for this image"}
+    assert "no hands detected" in {r["error_reason"] for r in out}
+
+
 def _row(**fields):
     row = {name: None for name in WORK_SCHEMA.names}
     row.update(image_id="laion_human/x.jpg", dataset="laion_human", split="train", image_uri="x.jpg", width=100, height=100,
                status=OK, hand_sides=["left"], hand_boxes=[[0, 0, 10, 10]], keypoints=np.zeros(399, np.float32),
                keypoints_source="mediapipe", hand_mask_source="sam", caption="c", caption_source="llava",
-               annotators="{}", code_version="v0")  # fmt: skip
+               annotators="{}", code_version="v0", plan=Plan(output="out", filter=True).to_json())  # fmt: skip
     row.update(fields)
     return row
 
@@ -96,8 +114,10 @@ def test_people_and_hands_filter():
         _row(image_id="b", person_count=2, hand_masks=[encode_rle(big)]),
         _row(image_id="c", person_count=1, hand_masks=[encode_rle(small), encode_rle(small)]),
         _row(image_id="d", status=ERROR, error_stage="decode", error_reason="broken"),
+        _row(image_id="e", person_count=2, hand_masks=[encode_rle(small)], plan=Plan(output="out").to_json()),  # not LAION-Human
     ]
     out = {r["image_id"]: r for r in filter_people_and_hands(pa.Table.from_pylist(rows, schema=WORK_SCHEMA)).to_pylist()}
+    assert out["e"]["status"] == OK
     assert out["a"]["status"] == OK
     assert out["b"]["status"] == FILTERED and out["b"]["error_reason"] == "2 people, not 1"
     assert out["c"]["status"] == FILTERED and out["c"]["error_reason"] == "hand mask of 100 px, under 2500"
@@ -107,21 +127,27 @@ def test_people_and_hands_filter():
 def test_caption_table_stage(tmp_path):
     table = tmp_path / "captions.csv"
     table.write_text("sequence,caption\nseq1,two hands\n")
-    rows = [_row(image_id="a", sequence="seq1", caption=None), _row(image_id="b", sequence="seq9", caption=None)]
-    out = {r["image_id"]: r for r in table_captions(pa.Table.from_pylist(rows, schema=WORK_SCHEMA), str(table)).to_pylist()}
+    plan = Plan(output="out", keypoints="dataset", captions="table", caption_table=str(table)).to_json()
+    rows = [_row(image_id="a", sequence="seq1", caption=None, plan=plan), _row(image_id="b", sequence="seq9", caption=None, plan=plan),
+            _row(image_id="c", sequence="seq1", caption=None)]  # planned for LLaVA: not this stage's  # fmt: skip
+    out = {r["image_id"]: r for r in table_captions(pa.Table.from_pylist(rows, schema=WORK_SCHEMA)).to_pylist()}
     assert out["a"]["caption"] == "two hands" and out["a"]["caption_source"] == "table"
+    assert out["c"]["caption"] is None and out["c"]["status"] == OK
     assert out["b"]["status"] == ERROR and "no caption for sequence 'seq9'" in out["b"]["error_reason"]
 
 
-def test_write_parts_splits_every_row_into_one_table(tmp_path):
+def test_write_parts_splits_every_row_into_one_table_of_its_dataset(tmp_path):
     mask = np.ones((100, 100), bool)
+    here, other = Plan(output=str(tmp_path)).to_json(), Plan(output=str(tmp_path / "other")).to_json()
     rows = [
-        _row(image_id="ok", person_count=1, hand_masks=[encode_rle(mask)], person_box=None, image_bytes=b"x"),
-        _row(image_id="bad", status=ERROR, error_stage="keypoints", error_reason="no hands detected"),
-        _row(image_id="out", status=FILTERED, error_stage="filter", error_reason="2 people, not 1"),
+        _row(image_id="ok", person_count=1, hand_masks=[encode_rle(mask)], person_box=None, image_bytes=b"x", plan=here),
+        _row(image_id="bad", status=ERROR, error_stage="keypoints", error_reason="no hands detected", plan=here),
+        _row(image_id="elsewhere", person_count=1, hand_masks=[encode_rle(mask)], plan=other),
+        _row(image_id="out", status=FILTERED, error_stage="filter", error_reason="2 people, not 1", plan=here),
     ]
-    counts = write_parts(pa.Table.from_pylist(rows, schema=WORK_SCHEMA), str(tmp_path)).to_pylist()
-    assert counts == [{OK: 1, ERROR: 1, FILTERED: 1}]
+    counts = write_parts(pa.Table.from_pylist(rows, schema=WORK_SCHEMA)).to_pylist()
+    assert counts == [{OK: 1, ERROR: 1, FILTERED: 1}, {OK: 1, ERROR: 0, FILTERED: 0}]
+    assert read_parts(str(tmp_path / "other" / "records")).column("image_id").to_pylist() == ["elsewhere"]
     records = read_parts(str(tmp_path / "records"))
     assert records.schema.names == ANNOTATION_SCHEMA.names  # work-only fields (image bytes, status) are not written
     assert records.column("image_id").to_pylist() == ["ok"]
