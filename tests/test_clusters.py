@@ -120,6 +120,24 @@ def test_runtime_env_is_valid_and_carries_no_secrets():
     assert not any(k.startswith("AWS_") or is_secret_key(k) for k in env.get("env_vars", {}))
 
 
+def test_runtime_env_ships_the_code_jobs_run_and_nothing_else(tmp_path):
+    """The zip ``ray job submit --runtime-env clusters/runtime_env.yaml`` uploads from a checkout
+    (Ray's own packaging, .gitignore honoured as Ray does by default)."""
+    import zipfile
+
+    from ray._private.runtime_env.packaging import create_package
+
+    env = yaml.safe_load((CLUSTERS / "runtime_env.yaml").read_text())
+    package = tmp_path / "working_dir.zip"
+    create_package(str(CLUSTERS.parent), package, include_gitignore=True, excludes=env["excludes"])
+    names = zipfile.ZipFile(package).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert {"handdiff", "pipelines", "pyproject.toml"} <= tops
+    assert "pipelines/configs/train_hand.yaml" in names
+    assert not tops & {"tests", "notebooks", "benchmarks", "clusters", ".venv", ".git", "runs", "logs"}
+    assert package.stat().st_size < 2 * 2**20
+
+
 def test_kuberay_cluster_matches_the_ray_version_and_takes_settings_from_secrets():
     cluster = yaml.safe_load((CLUSTERS / "kuberay" / "raycluster.yaml").read_text())
     assert cluster["kind"] == "RayCluster" and cluster["spec"]["rayVersion"] == ray.__version__
