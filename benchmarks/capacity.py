@@ -212,4 +212,4 @@ def markdown(stages: list[Stage]) -> str:
 def run() -> list[Figure]:
     stages = plan(measured_rates())
     print(markdown(stages))
-    return [Figure("capacity", s.name.split(":")[0], s.gpu_hours, "GPU-hours") for s in stages]
+    return [Figure("capacity", s.name.split(": ")[0], s.gpu_hours, "GPU-hours") for s in stages]

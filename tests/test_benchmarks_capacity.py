@@ -13,7 +13,7 @@ from benchmarks import capacity
 
 
 def test_gpu_hours_and_wall_time_follow_from_the_rates():
-    stages = {s.name.split(":")[0]: s for s in capacity.plan({})}
+    stages = {s.name.split(": ")[0]: s for s in capacity.plan({})}
     train = stages["train-hand"]
     assert train.items == 30_000 * 32 and train.sources[0].startswith("estimate")
     assert train.gpu_hours == pytest.approx(960_000 / capacity.ESTIMATES["unet_train"][0] / 3600)
@@ -22,7 +22,7 @@ def test_gpu_hours_and_wall_time_follow_from_the_rates():
     assert (train.wall_hours(8) - train.fixed_s / 3600) * 8 * 0.9 == pytest.approx(train.gpu_hours)
     hagrid = stages["annotate HaGRID v2 (SAM masks + LLaVA captions; Mediapipe on CPU actors)"]
     assert (hagrid.wall_hours(32) - hagrid.fixed_s / 3600) * 32 == pytest.approx(hagrid.gpu_hours)
-    assert stages["annotate Re"].gpu_hours == 0 and math.isinf(stages["annotate Re"].per_gpu)
+    assert stages["annotate Re:InterHand"].gpu_hours == 0 and math.isinf(stages["annotate Re:InterHand"].per_gpu)
 
 
 def test_measured_rates_replace_the_estimates_and_are_named_in_the_table():
