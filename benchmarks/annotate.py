@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -42,7 +42,7 @@ from handdiff.data.parts import INDEX_SCHEMA
 from handdiff.data.readers import open_reader
 from pipelines import annotate
 from pipelines.job import RayConfig, TrackingConfig, init_ray, setup_logging
-from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
+from pipelines.ray_stages import Resources, TaskResources, Written, index_dataset, map_actors, map_tasks, run_to_parts
 from tests.processes import peak_pss
 
 SIZES = {"1x": 8, "4x": 32, "16x": 128}
@@ -101,27 +101,23 @@ def plain_loop(cfg: annotate.Config, out: str) -> Run:
     c = cfg.captions
     captions = timed("load captions", lambda: LlavaCaptions(c.captioner, c.instruction, c.max_new_tokens, dtype=c.dtype))
     entries = [{"image_id": e["image_id"], "entry": json.dumps(e)} for e in open_reader(**reader_options).entries()]
-    first_rows = 0
+    written = Written(Counter(), 0.0)  # the same bookkeeping as the job's run_to_parts
     for first in range(0, len(entries), BATCH):
         table = pa.Table.from_pylist(entries[first : first + BATCH], schema=INDEX_SCHEMA)
         table = timed("read+decode", lambda t: load_images(to_records(t, reader_options, versions, "bench", plan)), table)
         table = timed("keypoints", keypoints, table)
         table = timed("masks", masks, table)
         table = timed("captions", captions, table)
-        timed("write", write_parts, table)
-        run.rows += table.num_rows
-        if not first_rows:
-            run.first_output_s, first_rows = time.perf_counter() - start, run.rows
-    run.seconds = time.perf_counter() - start
-    run.steady = (run.rows - first_rows) / (run.seconds - run.first_output_s)
+        counts = timed("write", write_parts, table)
+        written.record({k: sum(counts.column(k).to_pylist()) for k in counts.column_names}, time.perf_counter() - start)
+    written.seconds = time.perf_counter() - start
+    run.rows, run.seconds, run.first_output_s, run.steady = written.rows, written.seconds, written.first_output_s, written.steady_rows_per_second
     return run
 
 
 def ray_pipeline(cfg: annotate.Config) -> tuple[Run, float, float]:
     """The job's own ``annotate_datasets`` on a fresh local instance: (run, ray.init seconds, the
     wall-clock time the pipeline started, for the task events)."""
-    import ray
-
     start = time.perf_counter()
     init_ray(RayConfig(num_cpus=8))
     init_s, pipeline_start = time.perf_counter() - start, time.time()

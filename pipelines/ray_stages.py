@@ -90,6 +90,12 @@ class Written:
     first_output_s: float | None = None
     first_rows: int = 0
 
+    def record(self, counts, elapsed_s: float) -> None:
+        """Add one written batch's ``counts`` ({ok, error, filtered}: rows), ``elapsed_s`` after the start."""
+        self.counts.update(counts)
+        if self.first_output_s is None:
+            self.first_output_s, self.first_rows = elapsed_s, self.rows
+
     @property
     def rows(self) -> int:
         return sum(self.counts.values())
@@ -110,9 +116,7 @@ def run_to_parts(ds, name: str, log: logging.Logger, total: int | None = None, e
     start = started if started is not None else time.monotonic()
     last = time.monotonic()
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        written.counts.update({k: sum(batch.column(k).to_pylist()) for k in (OK, ERROR, FILTERED)})
-        if written.first_output_s is None:
-            written.first_output_s, written.first_rows = time.monotonic() - start, written.rows
+        written.record({k: sum(batch.column(k).to_pylist()) for k in (OK, ERROR, FILTERED)}, time.monotonic() - start)
         if time.monotonic() - last >= every_s:
             last = time.monotonic()
             log.info("%s: %d%s rows written (%d records, %d errors, %d filtered)", name, written.rows, f" of {total}" if total else "",
