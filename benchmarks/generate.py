@@ -56,7 +56,7 @@ def two_stage_models(zoo: str, directory: str) -> dict[str, str]:
 
     locations = model_locations(zoo)
     sd = load_sd_pipeline(locations["sd15"])
-    HandGenerationPipeline.from_parts(sd, build_hand_generator(sd.unet)).save_pretrained(f"{directory}/hand")
+    HandGenerationPipeline.from_parts(sd, build_hand_generator(sd.unet, crop_size=SIZE)).save_pretrained(f"{directory}/hand")
     body = BodyOutpaintPipeline.from_parts(load_sd_pipeline(locations["sd15"]), grow_controlnet_condition(load_controlnet(locations["controlnet"])))
     body.save_pretrained(f"{directory}/body")
     return {"hand_model": f"{directory}/hand", "body_model": f"{directory}/body"}
@@ -69,7 +69,7 @@ def plain_loop(models: dict, conditions: list[dict], handoff: str, out: str | No
     try:
         start = time.perf_counter()
         pipeline = TwoStagePipeline.from_pretrained(models["hand_model"], models["body_model"])
-        settings = TwoStageSettings(size=SIZE, crop_size=SIZE, handoff=handoff, **STEPS)
+        settings = TwoStageSettings(size=SIZE, handoff=handoff, **STEPS)
         generating = 0.0
         for i in range(0, len(conditions), BATCH):
             group = conditions[i : i + BATCH]
@@ -99,7 +99,7 @@ def run() -> list[Figure]:
         cfg = generate.Config(
             tracking=TrackingConfig(run_name="bench", tracking_uri=f"sqlite:///{tmp}/mlflow.db"),
             conditions={"path": f"{tmp}/conditions"}, output=f"{tmp}/generated",
-            handdiff={**models, "crop_size": SIZE, **STEPS},
+            handdiff={**models, **STEPS},
             resources={"actors": 1, "batch_size": BATCH, "num_cpus": THREADS, "num_gpus": 0},
             tasks={"num_cpus": 0.5, "concurrency": 2}, index_rows_per_file=BATCH, keep_canvas=False,
         )  # fmt: skip

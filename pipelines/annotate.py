@@ -34,10 +34,12 @@ from handdiff.annotation.stages import (
     HandMasks, LlavaCaptions, WholeBodyKeypoints,
     Plan, filter_people_and_hands, load_images, table_captions, to_records, write_parts,
 )  # fmt: skip
+from handdiff.annotation.wholebody import holistic_model_id
 from handdiff.assets.sample_data import sample_sources
 from handdiff.assets.tiny_zoo import SAM_ARCH, model_locations
 from handdiff.config import InputPath, StrictModel
 from handdiff.models.sam import SamArch
+from handdiff.data.keypoints import MIN_VISIBILITY
 from handdiff.data.parts import check_conservation, index_rows, read_parts, write_index, written_ids
 from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA
@@ -54,8 +56,11 @@ HAND_ONLY = ("interhand26m", "reinterhand")
 
 class KeypointsStage(StrictModel):
     min_detection_confidence: float = 0.5
-    min_hand_points: int = 5
-    """A hand counts when at least this many of its 21 points are found."""
+    min_visibility: float = Field(MIN_VISIBILITY, gt=0, le=1)
+    """A body or foot landmark is present only when its visibility reaches this (and it lies inside
+    the image); Mediapipe's own drawing utilities use 0.5. Others score 0 and are (0, 0)."""
+    min_hand_points: int = Field(5, ge=1, le=21)
+    """A hand counts when at least this many of its 21 points are present."""
     dataset_hands: bool = True
     """Take a hand Mediapipe misses from the dataset's own landmarks (HaGRID), if any."""
     resources: Resources = Resources(actors=2, batch_size=8)
@@ -163,7 +168,8 @@ def annotators(cfg: Config, spec: DatasetSpec) -> dict:
 
     out = {"reader": spec.source.dataset}
     if spec.keypoints == "mediapipe":
-        out["keypoints"] = f"mediapipe-holistic {mediapipe.__version__} complexity=1 min_conf={cfg.keypoints.min_detection_confidence}"
+        k = cfg.keypoints
+        out["keypoints"] = holistic_model_id(mediapipe.__version__, 1, k.min_detection_confidence, k.min_visibility)
         out["person_count"] = f"mediapipe-face-detection {mediapipe.__version__} full-range"
     else:
         out["keypoints"] = "dataset"
@@ -198,7 +204,8 @@ def build_pipeline(cfg: Config, work: dict[str, list[str]]):
     specs = [cfg.datasets[name] for name in work]
     k = cfg.keypoints
     ds = map_actors(ds, WholeBodyKeypoints, k.resources, dataset_hands=k.dataset_hands, min_hand_points=k.min_hand_points,
-                    min_detection_confidence=k.min_detection_confidence, mediapipe=any(s.keypoints == "mediapipe" for s in specs))  # fmt: skip
+                    min_detection_confidence=k.min_detection_confidence, min_visibility=k.min_visibility,
+                    mediapipe=any(s.keypoints == "mediapipe" for s in specs))  # fmt: skip
     m = cfg.masks
     ds = map_actors(ds, HandMasks, m.resources, sam_location=m.sam, arch=m.arch, device=m.resources.device, dilation=m.dilation, box_margin=m.box_margin)
     if any(s.captions == "llava" for s in specs):

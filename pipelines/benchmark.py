@@ -28,7 +28,10 @@ from pydantic import Field
 from handdiff import storage
 from handdiff.config import InputPath, StrictModel
 from handdiff.data.parts import part_uris
-from handdiff.metrics.summary import METRICS
+from handdiff.data.keypoints import MIN_VISIBILITY
+from handdiff.metrics.images import KID_SUBSET_SIZE
+from handdiff.metrics.keypoints import OksArea
+from handdiff.metrics.summary import METRICS, conventions
 from handdiff.metrics.tables import PAPER_NAMES, PAPER_TABLE_I, PAPER_TABLE_II, TABLE_II_METRICS, deltas, read_csv_rows, table_rows, to_csv, to_markdown
 from pipelines import generate, score
 from pipelines.job import JobConfig, TrackingConfig, job_run, quiet, run_job
@@ -67,13 +70,23 @@ class Config(JobConfig):
     tasks: TaskResources = TaskResources()
     dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
     bootstrap: int = Field(100, ge=0)
-    kid_subset: int = Field(50, ge=2)
+    kid_subset: int = Field(KID_SUBSET_SIZE, ge=2)
+    """KID's subset size (torchmetrics' default; ``min(kid_subset, n)`` on smaller sets)."""
+    oks_area: OksArea = "person"
+    """DAP's OKS scale: the person's area (COCO-WholeBody's convention) or ``part_box``."""
+    min_visibility: float = Field(MIN_VISIBILITY, gt=0, le=1)
+    """The score jobs' presence rule for detected points (as annotation's)."""
     index_rows_per_file: int = Field(64, ge=1)
     compare_to: str | None = None
     """An earlier benchmark output: write the deltas of Table I against its ``table1.csv``."""
 
-    RESUME_SAFE = (*JobConfig.RESUME_SAFE, "methods.*", "ablation", "ablation.*", "compare_to", "bootstrap", "kid_subset",
-                   "generation.*", "detection.*", "scoring_resources.*")  # fmt: skip
+    def preflight(self) -> None:
+        for name, section in self.methods.items():
+            if section.method == "handdiff" and section.handdiff is not None:
+                generate.check_trained_settings(section.handdiff, f"methods.{name}.handdiff")
+
+    RESUME_SAFE = (*JobConfig.RESUME_SAFE, "methods.*", "ablation", "ablation.*", "compare_to", "bootstrap", "kid_subset", "oks_area",
+                   "min_visibility", "generation.*", "detection.*", "scoring_resources.*")  # fmt: skip
     """A benchmark is rerun to add or change methods: each method's work is keyed by its settings
     (its own generate and score runs), so such a rerun continues this job; the run's params keep
     the first values, its tables and ``runs.json`` show the current ones."""
@@ -85,7 +98,7 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None, runs_prefi
     zoo = storage.join(workdir, "zoo")
     ours = {"hand_model": storage.join(workdir, "train_hand", f"{runs_prefix}-train-hand", "final_model"),
             "body_model": storage.join(workdir, "train_body", f"{runs_prefix}-train-body", "final_model"),
-            "crop_size": 64, "hand_steps": 3, "body_steps": 5}  # fmt: skip
+            "hand_steps": 3, "body_steps": 5}  # fmt: skip
     baseline = {"base": storage.join(zoo, "sd15"), "controlnet": storage.join(zoo, "controlnet-openpose"),
                 "adapter": storage.join(zoo, "t2i-adapter-openpose"), "humansd": storage.join(zoo, "humansd"),
                 "handrefiner": storage.join(zoo, "handrefiner-controlnet"), "steps": 3}  # fmt: skip
@@ -132,8 +145,10 @@ def method_runs(cfg: Config) -> list[tuple[str, str, dict, int | None]]:
 def generate_and_score(cfg: Config, name: str, section: dict, count: int | None) -> dict:
     """One method's pass: generate (skipped when done), score (likewise); its summary."""
     key = run_key(section, cfg.conditions, count)
+    # the per-image score rows depend on the detector's presence rule too: a changed rule scores anew
+    detection = hashlib.sha1(json.dumps({"min_visibility": cfg.min_visibility}).encode()).hexdigest()[:6]
     prefix = f"{cfg.tracking.run_name}-{name}-{key}"
-    generated, scored = storage.join(cfg.output, "generated", f"{name}-{key}"), storage.join(cfg.output, "scores", f"{name}-{key}")
+    generated, scored = storage.join(cfg.output, "generated", f"{name}-{key}"), storage.join(cfg.output, "scores", f"{name}-{key}-{detection}")
     gen = generate.Config(
         tracking=TrackingConfig(run_name=prefix, tracking_uri=cfg.tracking.tracking_uri), conditions={"path": cfg.conditions, "count": count},
         output=generated, dtype=cfg.dtype, resources=cfg.generation, tasks=cfg.tasks, index_rows_per_file=cfg.index_rows_per_file, **section,
@@ -142,8 +157,8 @@ def generate_and_score(cfg: Config, name: str, section: dict, count: int | None)
         generate.run(gen)
     scoring = score.Config(
         tracking=TrackingConfig(run_name=prefix, tracking_uri=cfg.tracking.tracking_uri), generated=generated, conditions=cfg.conditions,
-        output=scored, models=cfg.scoring, detection=cfg.detection, resources=cfg.scoring_resources, tasks=cfg.tasks, bootstrap=cfg.bootstrap, kid_subset=cfg.kid_subset,
-        index_rows_per_file=cfg.index_rows_per_file,
+        output=scored, models=cfg.scoring, detection=cfg.detection, resources=cfg.scoring_resources, tasks=cfg.tasks, bootstrap=cfg.bootstrap,
+        kid_subset=cfg.kid_subset, oks_area=cfg.oks_area, min_visibility=cfg.min_visibility, index_rows_per_file=cfg.index_rows_per_file,
     )  # fmt: skip
     with quiet():
         score.run(scoring)
@@ -157,8 +172,9 @@ def run(cfg: Config) -> int:
         results[table][name] = generate_and_score(cfg, name, section, count)
     table1 = table_rows(results["table1"], PAPER_TABLE_I, METRICS, PAPER_NAMES)
     table2 = table_rows(results["table2"], PAPER_TABLE_II, TABLE_II_METRICS)
-    files = {"table1.csv": to_csv(table1, METRICS), "table1.md": to_markdown(table1, METRICS, "Table I"),
-             "table2.csv": to_csv(table2, TABLE_II_METRICS), "table2.md": to_markdown(table2, TABLE_II_METRICS, "Table II (blending ablation)")}  # fmt: skip
+    how = conventions(cfg.oks_area, cfg.kid_subset, cfg.min_visibility)
+    files = {"table1.csv": to_csv(table1, METRICS), "table1.md": to_markdown(table1, METRICS, "Table I", how),
+             "table2.csv": to_csv(table2, TABLE_II_METRICS), "table2.md": to_markdown(table2, TABLE_II_METRICS, "Table II (blending ablation)", how)}  # fmt: skip
     if cfg.compare_to:
         changes = deltas(table1, read_csv_rows(storage.read_text(f"{cfg.compare_to}/table1.csv")))
         files["table1_deltas.md"] = "\n".join(["| method | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]

@@ -41,6 +41,9 @@ class Config(SetJobConfig):
     tracking: TrackingConfig = TrackingConfig(run_name="build-hand-crops")
     margin: float = Field(0.25, ge=0)
     """Each side of the square grows by this fraction of the hand box's longer side (our choice)."""
+    min_hand_points: int = Field(5, ge=1, le=21)
+    """A hand gets a crop when at least this many of its keypoints are present (annotate's
+    ``keypoints.min_hand_points``); the trained model carries it, and inference plans crops by it."""
     contact_sheet_crops: int = 24
 
 
@@ -77,7 +80,8 @@ def crop_sheet(output: str, n: int) -> np.ndarray | None:
 
 def run(cfg: Config) -> int:
     with job_run(cfg) as active:
-        built = build_set(cfg, crop_records, EncodeCrops, write_crops, "hand crops", log, size=cfg.size, margin=cfg.margin)
+        built = build_set(cfg, crop_records, EncodeCrops, write_crops, "hand crops", log, size=cfg.size, margin=cfg.margin,
+                          min_hand_points=cfg.min_hand_points)  # fmt: skip
         crops = sum(len(c) for c in read_parts(f"{cfg.output}/records", ["crops"], HAND_CROP_SCHEMA).column("crops").to_pylist())
         mlflow.log_metric("crops", crops)
         sheet = crop_sheet(cfg.output, cfg.contact_sheet_crops)

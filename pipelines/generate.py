@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from handdiff import storage
-from handdiff.config import InputPath, StrictModel
+from handdiff.config import ConfigError, InputPath, StrictModel
 from handdiff.data.conditions import CONDITION_SCHEMA, condition_from_record
 from handdiff.data.parts import check_conservation, index_rows, read_parts, write_index, write_part, written_ids
 from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
@@ -62,9 +62,11 @@ class HandDiffSection(StrictModel):
     """The stage-1 pipeline: train-hand's ``final_model`` (a path or s3:// prefix)."""
     body_model: str
     """The stage-2 pipeline: train-body's ``final_model``."""
-    crop_size: int = Field(512, ge=32)
-    margin: float = Field(0.25, ge=0)
-    """The crop rule's margin: build-hand-crops' ``margin``."""
+    crop_size: int | None = Field(None, ge=32)
+    """Unset: the hand model's own (saved at training from its crop set). A value that differs
+    from the model's stops the job before it starts."""
+    crop_margin: float | None = Field(None, ge=0)
+    """The crop rule's margin; unset: the hand model's own (build-hand-crops' ``margin``), as ``crop_size``."""
     hand_steps: int = Field(50, ge=1)
     hand_guidance: float = 7.5
     body_steps: int = Field(50, ge=3)
@@ -119,6 +121,10 @@ class Config(JobConfig):
     """Ours: also log the two-stage pipeline (the two stages' models) as an MLflow pyfunc in this
     run and register it under this name (``mlflow.pyfunc.load_model("models:/<name>/<version>")``)."""
 
+    def preflight(self) -> None:
+        if self.method == "handdiff":
+            check_trained_settings(self.handdiff, "handdiff")
+
     @model_validator(mode="after")
     def _method_has_its_models(self) -> Config:
         if self.method == "handdiff" and self.handdiff is None:
@@ -140,6 +146,21 @@ class Config(JobConfig):
         return {"base": b.base, "steps": b.steps, "guidance": b.guidance, **{m: getattr(b, m) for m in BASELINE_MODELS[self.method]}, **device}
 
 
+def check_trained_settings(section: HandDiffSection, where: str) -> None:
+    """``ConfigError`` when ``section`` sets a value that contradicts what its hand model was
+    trained with, read from the model's small config file (no weights are fetched); a hub id is
+    checked when the actors load it."""
+    from handdiff.inference.two_stage import check_against_trained
+    from handdiff.models.hand_generator import read_crop_settings
+
+    try:
+        trained = read_crop_settings(section.hand_model)
+        if trained is not None:
+            check_against_trained({"crop_size": section.crop_size, "crop_margin": section.crop_margin}, trained, where)
+    except (FileNotFoundError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}" if "hand_generator.json" in str(err) else str(err)) from None
+
+
 def demo_config(workdir: str, tracking: TrackingConfig | None = None, runs_prefix: str = "demo") -> Config:
     """A handful of images from the sample data's annotated people with the stages the demo
     trained (runs ``<runs_prefix>-train-hand`` and ``-train-body``; pipelines/configs/generate_demo.yaml)."""
@@ -150,7 +171,7 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None, runs_prefi
         output=storage.join(workdir, "generated"),
         handdiff={"hand_model": storage.join(workdir, "train_hand", f"{runs_prefix}-train-hand", "final_model"),
                   "body_model": storage.join(workdir, "train_body", f"{runs_prefix}-train-body", "final_model"),
-                  "crop_size": 128, "hand_steps": 4, "body_steps": 6},  # fmt: skip
+                  "hand_steps": 4, "body_steps": 6},  # fmt: skip
         resources={"actors": 1, "batch_size": 4, "num_cpus": 1, "num_gpus": 0},
         tasks={"num_cpus": 0.5, "concurrency": 2},
         index_rows_per_file=4,

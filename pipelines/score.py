@@ -3,9 +3,11 @@ Mediapipe Holistic keypoints (CPU actors), the CLIP score and the Inception feat
 and generated foregrounds (SAM person masks; GPU actors); then the paper's Table I figures with bootstrap 95 %
 intervals and a per-gesture breakdown (beyond the paper).
 
-DAP (xtcocotools OKS AP; whole body with COCO-WholeBody sigmas, hands with the hand sigmas),
-MPJPE (image-size units, with the detection rate), CLIPSIM (torchmetrics), FID fg / KID fg
-(torchmetrics, 192-d Inception features). Per-image rows are written as resumable parts
+DAP (xtcocotools OKS AP; whole body with COCO-WholeBody sigmas, hands with the hand sigmas, the
+OKS scaled by the real person's area as COCO-WholeBody's evaluation does), MPJPE (image-size
+units, with the detection rate), CLIPSIM (torchmetrics), FID fg / KID fg (torchmetrics, 192-d
+Inception features, KID over subsets of min(1000, n) with its std) and whole-image FID (Table II).
+Detected points follow annotation's presence rule (``min_visibility``, inside the image). Per-image rows are written as resumable parts
 under ``<output>/records``; rows in = scored + errors. ``<output>/summary.json`` and the MLflow
 run hold the figures.
 
@@ -27,12 +29,15 @@ from pydantic import Field
 
 from handdiff import storage
 from handdiff.config import InputPath, StrictModel
+from handdiff.data.keypoints import MIN_VISIBILITY
 from handdiff.models.sam import SamArch
 from handdiff.data.parts import check_conservation, part_uris, read_part, read_parts, write_index, written_ids
 from handdiff.data.work_rows import OUTPUTS
 from handdiff.inference.generate_stages import GENERATION_SCHEMA
 from handdiff.metrics.score_stages import SCORE_SCHEMA, DetectPeople, ImageScores, score_inputs, write_scores
-from handdiff.metrics.summary import METRICS, bootstrap_intervals, score_by, score_set
+from handdiff.metrics.images import KID_SUBSET_SIZE
+from handdiff.metrics.keypoints import OksArea
+from handdiff.metrics.summary import METRICS, bootstrap_intervals, conventions, score_by, score_set
 from handdiff.provenance import code_version
 from pipelines.job import JobConfig, TrackingConfig, job_run, run_job
 from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
@@ -67,8 +72,14 @@ class Config(JobConfig):
     bootstrap: int = Field(100, ge=0)
     """Bootstrap resamples for the 95 % intervals (0: none)."""
     breakdown_by: str | None = "gesture"
-    kid_subset: int = Field(50, ge=2)
+    kid_subset: int = Field(KID_SUBSET_SIZE, ge=2)
+    """KID's subset size (torchmetrics' default, 1,000; ``min(kid_subset, n)`` on smaller sets)."""
+    oks_area: OksArea = "person"
+    """DAP's OKS scale: ``person`` (COCO-WholeBody's: the real person's mask area, for hands too)
+    or ``part_box`` (each part's visible-keypoint box; named in the tables when used)."""
     min_detection_confidence: float = Field(0.5, gt=0, lt=1)
+    min_visibility: float = Field(MIN_VISIBILITY, gt=0, le=1)
+    """A detected body or foot point counts only at this visibility, inside the image (as annotation)."""
     seed: int = 0
     index_rows_per_file: int = Field(64, ge=1)
 
@@ -104,13 +115,15 @@ def score_entries(cfg: Config) -> list[dict]:
 def figures(cfg: Config) -> dict:
     """Table I's figures of the scored rows, with intervals and the breakdown."""
     rows = read_parts(f"{cfg.output}/records", schema=SCORE_SCHEMA).to_pylist()
+    used = conventions(cfg.oks_area, cfg.kid_subset, cfg.min_visibility)
     if not rows:
-        return {"metrics": {}, "intervals": {}, "by": {}}
+        return {"metrics": {}, "intervals": {}, "by": {}, "conventions": used}
+    how = {"kid_subset": cfg.kid_subset, "oks_area": cfg.oks_area}
     with tempfile.TemporaryDirectory() as tmp:
-        metrics = score_set(rows, f"{tmp}/all", cfg.kid_subset)
-        intervals = bootstrap_intervals(rows, f"{tmp}/boot", cfg.bootstrap, cfg.seed, cfg.kid_subset) if cfg.bootstrap else {}
-        by = score_by(rows, cfg.breakdown_by, f"{tmp}/by", cfg.kid_subset) if cfg.breakdown_by else {}
-    return {"metrics": metrics, "intervals": intervals, "by": by, "method": rows[0]["method"]}
+        metrics = score_set(rows, f"{tmp}/all", **how)
+        intervals = bootstrap_intervals(rows, f"{tmp}/boot", cfg.bootstrap, cfg.seed, **how) if cfg.bootstrap else {}
+        by = score_by(rows, cfg.breakdown_by, f"{tmp}/by", **how) if cfg.breakdown_by else {}
+    return {"metrics": metrics, "intervals": intervals, "by": by, "method": rows[0]["method"], "conventions": used}
 
 
 def run(cfg: Config) -> int:
@@ -121,7 +134,8 @@ def run(cfg: Config) -> int:
         total, index = write_index(entries, f"{cfg.output}/_index", done, cfg.index_rows_per_file)
         if index:
             ds = map_tasks(index_dataset(index, cfg.tasks), score_inputs, cfg.tasks, code_version=code_version())
-            ds = map_actors(ds, DetectPeople, cfg.detection, min_detection_confidence=cfg.min_detection_confidence)
+            ds = map_actors(ds, DetectPeople, cfg.detection, min_detection_confidence=cfg.min_detection_confidence,
+                            min_visibility=cfg.min_visibility)  # fmt: skip
             ds = map_actors(ds, ImageScores, cfg.resources, **cfg.models.model_dump(), device=device)
             run_to_parts(map_tasks(ds, write_scores, cfg.tasks, output=cfg.output), "score", log)
         counts = check_conservation(cfg.output, OUTPUTS, total)

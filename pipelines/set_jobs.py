@@ -23,6 +23,7 @@ from handdiff.config import InputPath, StrictModel
 from handdiff.data.parts import check_conservation, index_rows, write_index, write_part, written_ids
 from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
 from handdiff.data.selection import SourceSelection, select_entries
+from handdiff.data.set_settings import write_set_settings
 from handdiff.data.work_rows import OUTPUTS
 from handdiff.provenance import code_version
 from pipelines.job import JobConfig, check_error_share
@@ -80,7 +81,9 @@ def build_set(cfg: SetJobConfig, make_rows: Callable, encoder: type | None, writ
     when ``cfg.precompute`` is set, ``write_rows(batch, output=...)`` as tasks.
 
     ``required``: (column, reason): records of the allowed splits whose column is null are not
-    drawn; each is an error row with ``reason`` (rows in = their records + errors)."""
+    drawn; each is an error row with ``reason`` (rows in = their records + errors).
+    ``make_options`` are written beside the set as its ``settings.json`` (what the rows were
+    made with: the trainers save them with the models)."""
     column, reason = required or (None, None)
     sources = {name: SourceSelection(s.path, s.count, s.stratify_by, tuple(s.splits), column) for name, s in cfg.sources.items()}
     entries, report, unusable = select_entries(sources, cfg.seed)
@@ -105,6 +108,7 @@ def build_set(cfg: SetJobConfig, make_rows: Callable, encoder: type | None, writ
     counts = check_conservation(cfg.output, OUTPUTS, total)
     built = BuiltSet(total, counts, report, pending / seconds if seconds else 0.0)
     storage.write_text(f"{cfg.output}/selection.json", json.dumps(report, indent=1))
+    write_set_settings(cfg.output, make_options)  # the trainers save these with the models
     mlflow.log_metrics({"rows_in": total, **counts, "resumed_from": len(done), "seconds": seconds, "images_per_second": built.images_per_second})
     mlflow.log_dict(report, "selection.json")
     check_error_share(what, cfg.output, counts["errors"], total, cfg.max_error_share)

@@ -28,8 +28,9 @@ import numpy as np
 from pydantic import Field
 
 from handdiff import storage
-from handdiff.config import StrictModel
+from handdiff.config import ConfigError, StrictModel
 from handdiff.data.outpaint import OUTPAINT_SCHEMA
+from handdiff.data.set_settings import read_set_settings
 from handdiff.tracking import log_pipeline_model
 from pipelines.job import TrackingConfig, run_job
 from pipelines.training import (
@@ -60,6 +61,14 @@ class Config(TrainJobConfig):
     model: ModelSection
     train: BodyTrainSection = BodyTrainSection()
     registered_model: str | None = "handdiff-body-outpainter"
+
+    def preflight(self) -> None:
+        """Refuse an outpaint set that does not record its settings: the model must carry its fill."""
+        if storage.exists(f"{self.data.path}/records"):
+            try:
+                outpaint_settings(self)
+            except (FileNotFoundError, ValueError) as err:
+                raise ConfigError(f"data.path: {err}") from None
 
 
 def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
@@ -142,14 +151,22 @@ def sample_grid(pipeline, rows: list[dict], logging_cfg: LoggingSection) -> np.n
 # ------------------------------------------------------------------------------ driver
 
 
+def outpaint_settings(cfg: Config) -> dict:
+    """What the outpaint set was made with (its ``settings.json``), as ``OutpaintSettings``' config."""
+    made = read_set_settings(cfg.data.path, ("size", "margin", "fill"))
+    return {"fill": made["fill"], "size": made["size"], "person_margin": made["margin"]}
+
+
 def export_final_model(cfg: Config, checkpoint, directory: str) -> None:
-    """The final pipeline (SD 1.5's frozen parts + the trained ControlNet, EMA weights if any) into ``directory``."""
+    """The final pipeline (SD 1.5's frozen parts + the trained ControlNet, EMA weights if any, and
+    the outpaint set's settings) into ``directory``."""
     from diffusers import ControlNetModel
 
-    from handdiff.models.body_pipeline import BodyOutpaintPipeline
+    from handdiff.models.body_pipeline import BodyOutpaintPipeline, OutpaintSettings
     from handdiff.models.loading import load_sd_pipeline
 
-    BodyOutpaintPipeline.from_parts(load_sd_pipeline(cfg.model.base), final_weights(checkpoint, ControlNetModel)).save_pretrained(directory)
+    settings = OutpaintSettings(**outpaint_settings(cfg))
+    BodyOutpaintPipeline.from_parts(load_sd_pipeline(cfg.model.base), final_weights(checkpoint, ControlNetModel), settings).save_pretrained(directory)
 
 
 def run(cfg: Config) -> int:

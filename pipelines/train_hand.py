@@ -34,7 +34,8 @@ from pydantic import Field
 from handdiff import storage
 from handdiff.config import ConfigError, StrictModel
 from handdiff.data.hand_crops import HAND_CROP_SCHEMA
-from handdiff.data.parts import part_uris, read_part, read_parts
+from handdiff.data.parts import part_uris, read_part
+from handdiff.data.set_settings import read_set_settings
 from handdiff.tracking import log_pipeline_model
 from pipelines.job import TrackingConfig, run_job
 from pipelines.training import (
@@ -68,7 +69,8 @@ class HandTrainSection(TrainSection):
     mask_weight: float = Field(0.5, ge=0)
     mask_dropout: float = Field(0.5, ge=0, le=1)
     heatmap_sigma: float | None = Field(None, gt=0)
-    """Pixels at crop resolution; default crop size / 64 (8 px at 512)."""
+    """Pixels at crop resolution; default crop size / 64 (8 px at 512). Saved in the model's
+    config with the crop set's size, margin and hand rule (its ``settings.json``): inference uses those."""
     augment: Augment | None = Augment()
     """The paper's colour augmentation; needs the pixels, so a crop set with precomputed
     latents is refused unless this is null."""
@@ -82,8 +84,14 @@ class Config(TrainJobConfig):
     registered_model: str | None = "handdiff-hand-generator"
 
     def preflight(self) -> None:
-        """Refuse a crop set with precomputed latents while colour augmentation is on: the
-        augmentation would silently not happen."""
+        """Refuse a crop set that does not record its settings (the model must carry them), and
+        one with precomputed latents while colour augmentation is on: the augmentation would
+        silently not happen."""
+        if storage.exists(f"{self.data.path}/records"):
+            try:
+                crop_settings(self)
+            except (FileNotFoundError, ValueError) as err:
+                raise ConfigError(f"data.path: {err}") from None
         parts = part_uris(f"{self.data.path}/records") if storage.exists(f"{self.data.path}/records") else []
         if self.train.augment is None or not parts:
             return
@@ -126,17 +134,18 @@ def make_stage(cfg: Config, config: dict, device, dtype) -> Stage:
     t = cfg.train
     sd = load_sd_pipeline(cfg.model.base)
     model = build_hand_generator(sd.unet, init=cfg.model.conv_in_init, mask_head_source=cfg.model.mask_head_source,
-                                 mask_head_channels=cfg.model.mask_head_channels)  # fmt: skip
+                                 mask_head_channels=cfg.model.mask_head_channels, **config["crop_settings"])  # fmt: skip
     if t.gradient_checkpointing:
         model.unet.enable_gradient_checkpointing()
     for part in (sd.vae, sd.text_encoder):
         part.requires_grad_(False).eval().to(device, dtype)
     model.to(device)
     frozen = FrozenParts(sd.vae, sd.text_encoder, sd.tokenizer, DDPMScheduler.from_config(sd.scheduler.config))
-    settings = StepSettings(sigma=config["sigma"], mask_dropout=t.mask_dropout, mask_weight=t.mask_weight)
+    sigma = model.config.heatmap_sigma
+    settings = StepSettings(sigma=sigma, mask_dropout=t.mask_dropout, mask_weight=t.mask_weight)
 
     def sample(unwrapped) -> np.ndarray:
-        return sample_grid(HandGenerationPipeline.from_parts(sd, unwrapped), validation_rows(cfg, HAND_CROP_SCHEMA), config["sigma"], cfg.logging)
+        return sample_grid(HandGenerationPipeline.from_parts(sd, unwrapped), validation_rows(cfg, HAND_CROP_SCHEMA), sigma, cfg.logging)
 
     return Stage(model, lambda m, batch, g: hand_training_step(m, frozen, batch, settings, device, dtype, g), sample, HandGenerator)
 
@@ -175,11 +184,12 @@ def sample_grid(pipeline, rows: list[dict], sigma: float, logging_cfg: LoggingSe
 # ------------------------------------------------------------------------------ driver
 
 
-def heatmap_sigma(cfg: Config) -> float:
-    if cfg.train.heatmap_sigma is not None:
-        return cfg.train.heatmap_sigma
-    size = read_parts(f"{cfg.data.path}/records", ["crop_size"], HAND_CROP_SCHEMA).column("crop_size")[0].as_py()
-    return size / 64
+def crop_settings(cfg: Config) -> dict:
+    """What the model records of its crops (``HandGenerator``'s config): the crop set's size,
+    margin and hand rule, from the set's ``settings.json``, and the heatmap sigma."""
+    made = read_set_settings(cfg.data.path, ("size", "margin", "min_hand_points"))
+    return {"crop_size": made["size"], "crop_margin": made["margin"], "min_hand_points": made["min_hand_points"],
+            "heatmap_sigma": cfg.train.heatmap_sigma or made["size"] / 64}  # fmt: skip
 
 
 def export_final_model(cfg: Config, checkpoint, directory: str) -> None:
@@ -201,7 +211,7 @@ def run(cfg: Config) -> int:
     augment = cfg.train.augment.model_dump() if cfg.train.augment else None
     dataset = training_dataset(cfg, hand_crop_batch, "build-hand-crops", caption_dropout=cfg.train.caption_dropout, augment=augment)
     result, run_id, final = fit(
-        cfg, train_loop, {"sigma": heatmap_sigma(cfg)}, dataset,
+        cfg, train_loop, {"crop_settings": crop_settings(cfg)}, dataset,
         export=lambda checkpoint, directory: export_final_model(cfg, checkpoint, directory),
         log_model=lambda directory: log_pipeline_model({"pipeline": directory}, "hand_generator", hand_pyfunc, cfg.registered_model),
     )  # fmt: skip

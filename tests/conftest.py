@@ -162,21 +162,29 @@ def outpaint_set(annotated, tmp_path_factory):
     return cfg
 
 
+TRAINED_SETTINGS = {"crop_size": 64, "crop_margin": 0.35, "heatmap_sigma": 1.5, "min_hand_points": 6, "fill": 90}
+"""What the session's two-stage models say they were trained with: none of them a default, so a
+path that falls back to a default of its own shows."""
+
+
 @pytest.fixture(scope="session")
 def two_stage_models(tiny_zoo, tmp_path_factory) -> dict[str, str]:
     """Untrained stage-1 and stage-2 pipelines made from the tiny zoo and saved as the
-    training jobs save their final models (the same folders, the same loaders)."""
+    training jobs save their final models (the same folders, the same loaders), recording
+    ``TRAINED_SETTINGS``."""
     from handdiff.assets.tiny_zoo import model_locations
     from handdiff.models.body_controlnet import grow_controlnet_condition
-    from handdiff.models.body_pipeline import BodyOutpaintPipeline
+    from handdiff.models.body_pipeline import BodyOutpaintPipeline, OutpaintSettings
     from handdiff.models.hand_generator import build_hand_generator
     from handdiff.models.hand_pipeline import HandGenerationPipeline
     from handdiff.models.loading import load_controlnet, load_sd_pipeline
 
     out, zoo = tmp_path_factory.mktemp("two-stage"), model_locations(tiny_zoo)
     sd = load_sd_pipeline(zoo["sd15"])
-    HandGenerationPipeline.from_parts(sd, build_hand_generator(sd.unet)).save_pretrained(out / "hand")
-    body = BodyOutpaintPipeline.from_parts(load_sd_pipeline(zoo["sd15"]), grow_controlnet_condition(load_controlnet(zoo["controlnet"])))
+    crop = {k: v for k, v in TRAINED_SETTINGS.items() if k != "fill"}
+    HandGenerationPipeline.from_parts(sd, build_hand_generator(sd.unet, **crop)).save_pretrained(out / "hand")
+    body = BodyOutpaintPipeline.from_parts(load_sd_pipeline(zoo["sd15"]), grow_controlnet_condition(load_controlnet(zoo["controlnet"])),
+                                           OutpaintSettings(fill=TRAINED_SETTINGS["fill"], size=64))  # fmt: skip
     body.save_pretrained(out / "body")
     return {"hand_model": str(out / "hand"), "body_model": str(out / "body")}
 

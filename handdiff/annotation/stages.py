@@ -123,11 +123,6 @@ def load_images(batch: pa.Table) -> pa.Table:
     return _for_ok_rows(batch, load)
 
 
-def hands_present(keypoints: np.ndarray, min_points: int) -> list[str]:
-    """The sides whose hand has at least ``min_points`` scored keypoints."""
-    return [side for side in kp.SIDES if (keypoints[kp.hand_slice(side), 2] > 0).sum() >= min_points]
-
-
 class WholeBodyKeypoints:
     """Whole-body keypoints, person count, hand boxes (stage ``keypoints``).
 
@@ -135,13 +130,17 @@ class WholeBodyKeypoints:
     from the dataset's own keypoints when ``dataset_hands`` (HaGRID ships landmarks).
     The person count is the largest of: faces found, 1 if Holistic found a body,
     the dataset's own count. Planned for ``dataset``: the dataset's keypoints (InterHand2.6M,
-    Re:InterHand), no person count. An image without a person or without hands
-    is an error. ``mediapipe=False``: no row is expected to need Holistic, which is then
-    not loaded (it would be at the first row that does).
+    Re:InterHand), no person count. Holistic's points follow the presence rule
+    (``min_visibility``, inside the image; ``handdiff.data.keypoints.seen_points``). An image
+    without a person or without a hand of ``min_hand_points`` present points is an error.
+    ``mediapipe=False``: no row is expected to need Holistic, which is then not loaded (it
+    would be at the first row that does).
     """
 
-    def __init__(self, dataset_hands: bool = True, min_hand_points: int = 5, min_detection_confidence: float = 0.5, mediapipe: bool = True):
+    def __init__(self, dataset_hands: bool = True, min_hand_points: int = 5, min_detection_confidence: float = 0.5,
+                 min_visibility: float = kp.MIN_VISIBILITY, mediapipe: bool = True):  # fmt: skip
         self.dataset_hands, self.min_hand_points, self.min_confidence = dataset_hands, min_hand_points, min_detection_confidence
+        self.min_visibility = min_visibility
         self.holistic = self.faces = None
         if mediapipe:
             self._load_mediapipe()
@@ -149,7 +148,7 @@ class WholeBodyKeypoints:
     def _load_mediapipe(self) -> None:
         from handdiff.annotation.wholebody import FaceCounter, HolisticKeypoints
 
-        self.holistic = HolisticKeypoints(min_detection_confidence=self.min_confidence)
+        self.holistic = HolisticKeypoints(min_detection_confidence=self.min_confidence, min_visibility=self.min_visibility)
         self.faces = FaceCounter(self.min_confidence)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -175,7 +174,7 @@ class WholeBodyKeypoints:
                     hand = kp.hand_slice(side)
                     if keypoints[hand, 2].max() == 0 and (dataset_kps[hand, 2] > 0).sum() >= self.min_hand_points:
                         keypoints[hand], origin = dataset_kps[hand], "mediapipe+dataset_hands"
-        sides = hands_present(keypoints, self.min_hand_points)
+        sides = kp.hands_present(keypoints, self.min_hand_points)
         if not sides:
             return fail(row, "keypoints", "no hands detected")
         body = keypoints[: kp.HANDS.start]

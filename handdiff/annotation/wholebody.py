@@ -8,7 +8,10 @@ on real photos and on synthetic figures with known hands).
 Mapping (SPEC 3.2): pose 0, 2, 5, 7, 8, 11-16, 23-28 -> COCO body 0-16; foot index
 and heel -> big toe and heel of each foot (small toes have no counterpart: score 0);
 the 468-point face mesh -> the 68 dlib points by ``FACE_MESH_TO_DLIB68``; hands 1:1.
-Scores: pose visibility for body and feet, 1 for detected face and hand points.
+Scores: pose visibility for body and feet, 1 for detected face and hand points; then the
+presence rule (``handdiff.data.keypoints.seen_points``, SPEC 3.2): a point under
+``min_visibility`` or outside the image is absent, ``(0, 0, 0)``. Annotation and the score job's
+detection both go through ``holistic_to_wholebody``, so targets and detections follow one rule.
 """
 
 from __future__ import annotations
@@ -39,20 +42,19 @@ FACE_MESH_TO_DLIB68: tuple[tuple[int, ...], ...] = (
 
 
 def _points(landmarks, width: int, height: int) -> np.ndarray:
-    """Mediapipe normalised landmarks -> (N, 3) of (x_px, y_px, visibility)."""
-    return np.array([(p.x * width, p.y * height, getattr(p, "visibility", 1.0) or 1.0) for p in landmarks.landmark], np.float32)
+    """Mediapipe normalised landmarks -> (N, 3) of (x_px, y_px, visibility); a landmark without a
+    visibility field (face mesh, hands) has 1. A visibility of 0.0 stays 0."""
+    return np.array([(p.x * width, p.y * height, p.visibility if p.HasField("visibility") else 1.0) for p in landmarks.landmark], np.float32)
 
 
-def holistic_to_wholebody(result, width: int, height: int, with_visibility: bool = True) -> np.ndarray:
+def holistic_to_wholebody(result, width: int, height: int, min_visibility: float = kp.MIN_VISIBILITY) -> np.ndarray:
     """A Holistic result on a ``width`` x ``height`` image -> (133, 3) canonical keypoints.
 
-    Parts Holistic did not find keep score 0.
+    Parts Holistic did not find, and points that were not seen (``kp.seen_points``), are absent.
     """
     out = kp.empty_keypoints()
     if result.pose_landmarks is not None:
         pose = _points(result.pose_landmarks, width, height)
-        if not with_visibility:
-            pose[:, 2] = 1.0
         out[kp.BODY] = pose[list(POSE_TO_BODY)]
         for slot, index in enumerate(POSE_TO_FEET):
             if index is not None:
@@ -66,7 +68,12 @@ def holistic_to_wholebody(result, width: int, height: int, with_visibility: bool
             hand = _points(landmarks, width, height)
             hand[:, 2] = 1.0
             out[kp.hand_slice(side)] = hand
-    return out
+    return kp.seen_points(out, width, height, min_visibility)
+
+
+def holistic_model_id(version: str, model_complexity: int, min_detection_confidence: float, min_visibility: float) -> str:
+    """What a record's keypoints came from, as written beside it (and in a score job's rows)."""
+    return f"mediapipe-holistic {version} complexity={model_complexity} min_conf={min_detection_confidence} min_visibility={min_visibility}"
 
 
 class HolisticKeypoints:
@@ -76,7 +83,7 @@ class HolisticKeypoints:
     (0 and 2 download theirs at first use).
     """
 
-    def __init__(self, model_complexity: int = 1, min_detection_confidence: float = 0.5):
+    def __init__(self, model_complexity: int = 1, min_detection_confidence: float = 0.5, min_visibility: float = kp.MIN_VISIBILITY):
         import mediapipe as mp
 
         self._holistic = mp.solutions.holistic.Holistic(
@@ -85,11 +92,12 @@ class HolisticKeypoints:
             min_detection_confidence=min_detection_confidence,
             refine_face_landmarks=False,
         )
-        self.model_id = f"mediapipe-holistic {mp.__version__} complexity={model_complexity}"
+        self.min_visibility = min_visibility
+        self.model_id = holistic_model_id(mp.__version__, model_complexity, min_detection_confidence, min_visibility)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         result = self._holistic.process(np.ascontiguousarray(image))
-        return holistic_to_wholebody(result, image.shape[1], image.shape[0])
+        return holistic_to_wholebody(result, image.shape[1], image.shape[0], self.min_visibility)
 
     def close(self) -> None:
         self._holistic.close()

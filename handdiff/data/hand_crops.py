@@ -1,8 +1,9 @@
 """The stage-1 training set: square hand crops with their keypoints, mask and caption (SPEC 3.4).
 
-Crop rule: a square around a hand's box grown by ``margin`` of its longer side on
-every edge (``handdiff.data.framing``); when the two hands' boxes intersect, one square
-holds both, otherwise each hand gets its own. Whatever hand falls inside a square gets
+Crop rule (``plan_hand_crops``, the one rule of training and inference): the hands with at
+least ``min_hand_points`` present keypoints, each boxed tightly around them; a square around a
+hand's box grown by ``margin`` of its longer side on every edge (``handdiff.data.framing``);
+when the two hands' boxes intersect, one square holds both, otherwise each hand gets its own. Whatever hand falls inside a square gets
 its keypoints and its mask there, whichever hand the square was planned around. A row keeps every candidate crop of its image, so that the
 paper's "one hand at random" is drawn when the set is read, anew each epoch. Crops
 are resized to ``size`` x ``size``; what falls outside the image is black.
@@ -74,6 +75,14 @@ def plan_crops(boxes: list[list[float]], sides: list[str], margin: float, min_si
     return [CropPlan(*square_around(box, margin, min_side), (side,)) for box, side in zip(boxes, sides, strict=True)]
 
 
+def plan_hand_crops(keypoints: np.ndarray, margin: float, min_hand_points: int) -> list[CropPlan]:
+    """The candidate crops of (133, 3) keypoints: the hands with at least ``min_hand_points``
+    present points (``kp.hands_present``), boxed tightly around those points, then ``plan_crops``."""
+    sides = kp.hands_present(keypoints, min_hand_points)
+    boxes = [list(kp.hand_box(keypoints[kp.hand_slice(s), :2], keypoints[kp.hand_slice(s), 2])) for s in sides]
+    return plan_crops(boxes, sides, margin)
+
+
 def crop_keypoints(keypoints: np.ndarray, plan: CropPlan, size: int) -> np.ndarray:
     """(42, 3) crop keypoints, left hand then right, from (133, 3) image keypoints.
 
@@ -83,18 +92,22 @@ def crop_keypoints(keypoints: np.ndarray, plan: CropPlan, size: int) -> np.ndarr
     return points_to_square(keypoints[kp.HANDS], plan.x0, plan.y0, plan.side, size)
 
 
-def make_crops(record: dict, image: np.ndarray, size: int, margin: float, jpeg_quality: int = 95) -> list[dict]:
-    """The candidate crops (``CROP_TYPE`` dicts) of one annotated record and its decoded image.
+def make_crops(record: dict, image: np.ndarray, size: int, margin: float, min_hand_points: int = 5, jpeg_quality: int = 95) -> list[dict]:
+    """The candidate crops (``CROP_TYPE`` dicts) of one annotated record and its decoded image;
+    ValueError when no hand has ``min_hand_points`` present points.
 
     Each crop's keypoints and mask hold every hand inside it (SPEC 3.4), and ``sides``
     names them: a second hand that the margin brings in is a hand, not background.
     """
     keypoints = np.asarray(record["keypoints"], np.float32).reshape(kp.NUM_KEYPOINTS, 3)
+    plans = plan_hand_crops(keypoints, margin, min_hand_points)
+    if not plans:
+        raise ValueError(f"no hand with {min_hand_points} present keypoints")
     hands = np.zeros(image.shape[:2], np.uint8)
     for rle in record["hand_masks"]:
         hands |= decode_rle(rle)
     crops = []
-    for plan in plan_crops(record["hand_boxes"], record["hand_sides"], margin):
+    for plan in plans:
         points = crop_keypoints(keypoints, plan, size)
         inside = [side for offset, side in ((0, "left"), (21, "right")) if points[offset : offset + 21, 2].max() > 0]
         crop_mask = crop_square(hands, plan.x0, plan.y0, plan.side, size, cv2.INTER_NEAREST).astype(bool)

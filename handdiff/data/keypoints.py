@@ -6,6 +6,12 @@
 A hand's 21 points are the wrist, then each finger from base to tip: thumb,
 index, middle, ring, pinky (4 each). ``score`` is in [0, 1]; 0 means absent.
 "Left" and "right" are the person's own sides, not the image's.
+
+A point is *present* when its score is above 0, and only then: an absent point is
+``(0, 0, 0)``, so that nothing downstream (boxes, framings, skeletons, metric targets,
+detections) can use a position nobody saw. ``seen_points`` applies the rule to a detector's
+output (SPEC 3.2): a point is present when its visibility reaches ``min_visibility`` and it
+lies inside the image.
 """
 
 from __future__ import annotations
@@ -52,6 +58,29 @@ def finger_joints(finger: str) -> tuple[int, ...]:
 def empty_keypoints() -> np.ndarray:
     """(133, 3) float32 zeros: every point absent."""
     return np.zeros((NUM_KEYPOINTS, 3), np.float32)
+
+
+MIN_VISIBILITY = 0.5
+"""Mediapipe's own drawing utilities skip a landmark whose visibility is under 0.5
+(``mediapipe/python/solutions/drawing_utils.py``, ``_VISIBILITY_THRESHOLD``, lines 28-29 and
+162-165 of 0.10.21)."""
+
+
+def seen_points(points: np.ndarray, width: int, height: int, min_visibility: float = MIN_VISIBILITY) -> np.ndarray:
+    """(N, 3) detected points (x_px, y_px, visibility) -> the same with every point that was not
+    seen set to ``(0, 0, 0)``: a visibility under ``min_visibility``, or a position outside the
+    ``width`` x ``height`` image (Mediapipe Pose places all 33 landmarks, guessing the ones out of
+    frame, often with a visibility near 0 but not always)."""
+    points = np.asarray(points, np.float32)
+    x, y, visibility = points[:, 0], points[:, 1], points[:, 2]
+    seen = (visibility > 0) & (visibility >= min_visibility) & (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    return np.where(seen[:, None], points, 0).astype(np.float32)
+
+
+def hands_present(keypoints: np.ndarray, min_points: int) -> list[str]:
+    """The sides whose hand has at least ``min_points`` present points, of (133, 3) keypoints:
+    the hands a crop set is made of and inference plans crops for (one rule for both)."""
+    return [side for side in SIDES if int((keypoints[hand_slice(side), 2] > 0).sum()) >= min_points]
 
 
 # --- Dataset joint orders -> canonical hand order -------------------------------------

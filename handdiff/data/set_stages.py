@@ -62,11 +62,11 @@ def rows_from_records(batch: pa.Table, schema: pa.Schema, make: Callable[[dict, 
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def crop_records(batch: pa.Table, size: int, margin: float, code_version: str) -> pa.Table:
+def crop_records(batch: pa.Table, size: int, margin: float, min_hand_points: int, code_version: str) -> pa.Table:
     """Index entries -> hand-crop work rows (``HAND_CROP_SCHEMA``)."""
 
     def make(row: dict, record: dict) -> None:
-        row.update(gesture=record["gesture"], crops=make_crops(record, load_image(record["image_uri"]), size, margin))
+        row.update(gesture=record["gesture"], crops=make_crops(record, load_image(record["image_uri"]), size, margin, min_hand_points))
 
     return rows_from_records(batch, CROP_WORK_SCHEMA, make, crop_size=size, code_version=code_version)
 

@@ -44,14 +44,18 @@ class HandDiffGenerator(Generator):
 
     method = "handdiff"
 
-    def __init__(self, hand_model: str, body_model: str, device: str = "cpu", dtype: str = "float32", **settings):
+    def __init__(self, hand_model: str, body_model: str, device: str = "cpu", dtype: str = "float32", crop_size: int | None = None,
+                 crop_margin: float | None = None, **settings):  # fmt: skip
+        """``crop_size`` / ``crop_margin``: None, or the values the hand model was trained with
+        (ValueError otherwise); ``settings``: ``TwoStageSettings``' inference choices."""
         import torch
 
-        from handdiff.inference.two_stage import TwoStagePipeline, TwoStageSettings
+        from handdiff.inference.two_stage import TwoStagePipeline, TwoStageSettings, check_against_trained
         from handdiff.models.loading import resolve
 
         self.models = {"hand_model": hand_model, "body_model": body_model}
         self.pipeline = TwoStagePipeline.from_pretrained(resolve(hand_model), resolve(body_model), getattr(torch, dtype)).to(device)
+        check_against_trained({"crop_size": crop_size, "crop_margin": crop_margin}, self.pipeline.trained_settings(), hand_model)
         self.settings = TwoStageSettings(**settings)
 
     def generate(self, conditions: list[dict]) -> list[Generated]:
@@ -69,7 +73,7 @@ class HandDiffGenerator(Generator):
         return [g for c, g in sorted(out, key=lambda pair: order[id(pair[0])])]
 
     def describe(self) -> dict[str, Any]:
-        return {**self.models, **asdict(self.settings)}
+        return {**self.models, **self.pipeline.trained_settings(), **asdict(self.settings)}
 
 
 class OracleGenerator(Generator):

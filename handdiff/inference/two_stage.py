@@ -1,11 +1,17 @@
 """Two-stage generation of a person from whole-body keypoints (SPEC 6).
 
 1. Hands: each hand crop box from the target keypoints by the rule the training crops used
-   (``handdiff.data.hand_crops.plan_crops``: both hands in one square when their boxes
-   intersect), the 11-channel condition (mask channel empty: the generator was trained to
-   work without one), stage-1 generation of crop and mask (DDIM, CFG).
+   (``handdiff.data.hand_crops.plan_hand_crops``: hands with ``min_hand_points`` present
+   points, both hands in one square when their boxes intersect), the 11-channel condition
+   (mask channel empty: the generator was trained to work without one), stage-1 generation of
+   crop and mask (DDIM, CFG).
 2. Canvas: each crop's background removed with its predicted mask (``mask_threshold``),
-   resized and pasted at its box onto a ``fill`` canvas; the hand mask likewise.
+   resized (area-averaged where it shrinks) and pasted at its box onto a ``fill`` canvas; the
+   hand mask likewise.
+
+What training chose is read from the models, never from settings of this module: the crop
+size, crop margin, heatmap sigma and hand rule from the hand generator's config
+(``HandGenerator.crop_settings``), the canvas fill from the body pipeline's ``OutpaintSettings``.
 3. Body: stage 2 outpaints around the canvas with the ``strategy``'s blend masks
    (``handdiff.inference.blending``: ``sme`` default, ``naive``, ``bbox``), the ControlNet
    always seeing the exact hand mask, the last ``unmasked_last_steps`` (2) unblended.
@@ -31,9 +37,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from handdiff.data import keypoints as kp
-from handdiff.data.hand_crops import CropPlan, crop_keypoints, plan_crops
-from handdiff.data.outpaint import DEFAULT_FILL
+from handdiff.data.hand_crops import crop_keypoints, plan_hand_crops
 from handdiff.data.skeleton import draw_skeleton
 from handdiff.inference.blending import blend_masks
 from handdiff.inference.compose import paste_square
@@ -45,14 +49,10 @@ from handdiff.models.sd_parts import vae_factor
 
 @dataclass
 class TwoStageSettings:
+    """Inference-time choices only (what training chose travels with the models)."""
+
     size: int = 512
     """Output side, pixels; the keypoints are in this square's pixels."""
-    crop_size: int = 512
-    """Stage-1 crop side, pixels: the size stage 1 was trained at."""
-    margin: float = 0.25
-    """Crop rule margin: the ``margin`` of the crop set stage 1 was trained on."""
-    sigma: float | None = None
-    """Heatmap std, pixels at crop resolution; default ``crop_size / 64`` (as in training)."""
     hand_steps: int = 50
     hand_guidance: float = 7.5
     body_steps: int = 50
@@ -63,8 +63,6 @@ class TwoStageSettings:
     """Dilation square of sequential mask expansion (our choice: 3, one pixel per side per step)."""
     unmasked_last_steps: int = 2
     handoff: Literal["pixel", "latent"] = "pixel"
-    fill: int = DEFAULT_FILL
-    """Canvas background, as in the outpaint training set."""
 
 
 @dataclass
@@ -89,17 +87,18 @@ class TwoStageResult:
     """This image's share of each stage's time (the batch's time / batch size)."""
 
 
-def hand_plans(keypoints: np.ndarray, margin: float) -> list[CropPlan]:
-    """The stage-1 crops of (133, 3) target keypoints: boxes tight around each hand's scored
-    points, then the training crop rule."""
-    boxes, sides = [], []
-    for side in kp.SIDES:
-        hand = keypoints[kp.hand_slice(side)]
-        box = kp.hand_box(hand[:, :2], hand[:, 2])
-        if box is not None:
-            boxes.append(list(box))
-            sides.append(side)
-    return plan_crops(boxes, sides, margin)
+TRAINED_SETTINGS = ("crop_size", "crop_margin", "heatmap_sigma", "min_hand_points", "fill")
+"""What the two models carry from training (``TwoStagePipeline.trained_settings``)."""
+
+
+def check_against_trained(requested: dict, trained: dict, where: str) -> None:
+    """ValueError naming every ``requested`` value (None: not requested) that contradicts what
+    the models were trained with (``trained``), e.g. a config's ``crop_size`` of 512 for a hand
+    generator trained on 128-px crops."""
+    conflicts = [f"{key}={value!r} but the models were trained with {key}={trained[key]!r}"
+                 for key, value in requested.items() if value is not None and value != trained[key]]  # fmt: skip
+    if conflicts:
+        raise ValueError(f"{where}: " + "; ".join(conflicts) + " (saved with the models at training; leave the setting unset to use it)")
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -122,6 +121,10 @@ class TwoStagePipeline:
         self._fill_latents.clear()
         return self
 
+    def trained_settings(self) -> dict:
+        """``{crop_size, crop_margin, heatmap_sigma, min_hand_points, fill}`` as the models were trained."""
+        return {**self.hand.generator.crop_settings(), "fill": self.body.settings.config.fill}
+
     def fill_latents(self, fill: int) -> torch.Tensor:
         """(4, 1, 1) the latents of a plain ``fill`` grey image (the latent canvas's background)."""
         if fill not in self._fill_latents:
@@ -140,9 +143,10 @@ class TwoStagePipeline:
         """One person per (133, 3) keypoints (output pixels), caption and seed; batched through
         both stages. An image depends only on its own inputs and seed."""
         s = settings or TwoStageSettings()
-        batch, size, factor = len(keypoints), s.size, vae_factor(self.body.vae)
+        t = self.trained_settings()
+        batch, size, factor, crop_size = len(keypoints), s.size, vae_factor(self.body.vae), t["crop_size"]
         generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
-        plans = [hand_plans(np.asarray(k, np.float32), s.margin) for k in keypoints]
+        plans = [plan_hand_crops(np.asarray(k, np.float32), t["crop_margin"], t["min_hand_points"]) for k in keypoints]
         owners = [(b, plan) for b, image_plans in enumerate(plans) for plan in image_plans]
         seconds: dict[str, float] = {}
 
@@ -150,9 +154,9 @@ class TwoStagePipeline:
         start = self._sync()
         hands = None
         if owners:
-            crop_points = torch.as_tensor(np.stack([crop_keypoints(np.asarray(keypoints[b], np.float32), plan, s.crop_size) for b, plan in owners]))
-            condition = hand_condition(crop_points, torch.zeros(len(owners), s.crop_size, s.crop_size), s.sigma or s.crop_size / 64)
-            noise = torch.cat([torch.randn((1, 4, s.crop_size // factor, s.crop_size // factor), generator=generators[b]) for b, _ in owners])
+            crop_points = torch.as_tensor(np.stack([crop_keypoints(np.asarray(keypoints[b], np.float32), plan, crop_size) for b, plan in owners]))
+            condition = hand_condition(crop_points, torch.zeros(len(owners), crop_size, crop_size), t["heatmap_sigma"])
+            noise = torch.cat([torch.randn((1, 4, crop_size // factor, crop_size // factor), generator=generators[b]) for b, _ in owners])
             hands = self.hand([captions[b] for b, _ in owners], condition, s.hand_steps, s.hand_guidance, latents=noise,
                               decode=s.handoff == "pixel")  # fmt: skip
         seconds["stage1"] = self._sync() - start
@@ -160,8 +164,8 @@ class TwoStagePipeline:
         # 2. canvas: crops without their background, pasted at their boxes
         start = self._sync()
         hand_mask, square_mask = torch.zeros(batch, 1, size, size), torch.zeros(batch, 1, size, size)
-        canvas = torch.full((batch, 3, size, size), s.fill / 255)
-        canvas_latents = self.fill_latents(s.fill).cpu().expand(batch, 4, size // factor, size // factor).clone()
+        canvas = torch.full((batch, 3, size, size), t["fill"] / 255)
+        canvas_latents = self.fill_latents(t["fill"]).cpu().expand(batch, 4, size // factor, size // factor).clone()
         crop_masks = []
         for i, (b, plan) in enumerate(owners):
             keep = (hands.masks[i].cpu() > s.mask_threshold).float()
@@ -171,8 +175,8 @@ class TwoStagePipeline:
                 paste_square(canvas[b], hands.images[i].cpu(), plan.x0, plan.y0, plan.side, region)
             else:
                 paste_square(canvas_latents[b], hands.latents[i].float().cpu(), plan.x0, plan.y0, plan.side, region, factor=factor)
-            paste_square(hand_mask[b], keep, plan.x0, plan.y0, plan.side, keep, mode="nearest")
-            paste_square(square_mask[b], torch.ones_like(keep), plan.x0, plan.y0, plan.side, mode="nearest")
+            paste_square(hand_mask[b], keep, plan.x0, plan.y0, plan.side, keep, binary=True)
+            paste_square(square_mask[b], torch.ones_like(keep), plan.x0, plan.y0, plan.side, binary=True)
         masked_steps = max(0, s.body_steps - s.unmasked_last_steps)
         blends = blend_masks(s.strategy, hand_mask, square_mask, masked_steps, (size // factor, size // factor), s.sme_kernel)
         seconds["compose"] = self._sync() - start

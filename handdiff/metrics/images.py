@@ -88,23 +88,34 @@ class _Precomputed(torch.nn.Module):
         return features
 
 
-def fid_kid_from_features(real: np.ndarray, fake: np.ndarray, subset_size: int = 50) -> dict[str, float]:
-    """torchmetrics' FID and KID (mean, std; subsets of ``min(subset_size, n)``) from (N, 192) features."""
+KID_SUBSET_SIZE = 1000
+"""torchmetrics' own default ``subset_size`` for ``KernelInceptionDistance``."""
+
+
+def _update(metric, real: np.ndarray, fake: np.ndarray):
+    for features, is_real in ((real, True), (fake, False)):
+        metric.update(torch.as_tensor(np.asarray(features), dtype=torch.float64), real=is_real)
+    return metric
+
+
+def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
+    """torchmetrics' FID from (N, 192) features of each side."""
     from torchmetrics.image.fid import FrechetInceptionDistance
+
+    return float(_update(FrechetInceptionDistance(feature=_Precomputed()), real, fake).compute())
+
+
+def fid_kid_from_features(real: np.ndarray, fake: np.ndarray, subset_size: int = KID_SUBSET_SIZE) -> dict[str, float]:
+    """torchmetrics' FID and KID (its mean and std over subsets of ``min(subset_size, n)``, n the
+    smaller side's count: torchmetrics refuses a subset larger than a side) from (N, 192) features."""
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    fid = FrechetInceptionDistance(feature=_Precomputed())
     subset = max(2, min(subset_size, len(real), len(fake)))
-    kid = KernelInceptionDistance(feature=_Precomputed(), subset_size=subset)
-    for features, is_real in ((real, True), (fake, False)):
-        tensor = torch.as_tensor(np.asarray(features), dtype=torch.float64)
-        fid.update(tensor, real=is_real)
-        kid.update(tensor, real=is_real)
-    kid_mean, kid_std = kid.compute()
-    return {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std)}
+    kid_mean, kid_std = _update(KernelInceptionDistance(feature=_Precomputed(), subset_size=subset), real, fake).compute()
+    return {"fid": fid_from_features(real, fake), "kid": float(kid_mean), "kid_std": float(kid_std)}
 
 
-def fid_kid(real: list[np.ndarray], fake: list[np.ndarray], weights: str, subset_size: int = 50) -> dict[str, float]:
+def fid_kid(real: list[np.ndarray], fake: list[np.ndarray], weights: str, subset_size: int = KID_SUBSET_SIZE) -> dict[str, float]:
     """FID and KID between two image sets, (H, W, 3) uint8 each (``InceptionFeatures`` + ``fid_kid_from_features``)."""
     features = InceptionFeatures(weights)
     return fid_kid_from_features(features(real), features(fake), subset_size)

@@ -2,12 +2,17 @@
 
 **DAP**: COCO keypoint AP (mean over OKS thresholds 0.50:0.05:0.95) computed by xtcocotools'
 ``COCOeval`` from COCO-format files, never by hand: whole body with the 133 COCO-WholeBody
-sigmas, hands with the 42 hand sigmas. The OKS scale (``area``) is, for the whole body, the
-area of the box around the target's visible keypoints (the person box, as COCO-WholeBody's
-whole-body AP uses), and for hands the area of the box around the target's visible hand
-keypoints (both hands), so that hand errors are measured against the hands' size, not the
-body's. A target with no visible keypoint in the part is not evaluated; an image without a
-detection counts as a miss.
+sigmas, hands with the 42 hand sigmas. The OKS scale (the ground truth's ``area``) is the
+**person's** area for every part, hands included, as COCO-WholeBody's own evaluation divides
+by ``gt['area']``, the person annotation's segment area, in every part's ``computeOks``
+(``jin-s13/COCO-WholeBody``, ``evaluation/myeval_lefthand.py`` and its siblings, the ``e = ...
+/ (gt['area'] + np.spacing(1)) / 2`` line): the real person's SAM mask area where the benchmark
+set has one, else the area of the box around the target's visible keypoints
+(``oks_area="person"``). ``oks_area="part_box"`` (not the reference convention, named in the
+tables when used) scales each part by the box around its own visible keypoints. A target with
+no visible keypoint in the part is not evaluated; an image without a detection counts as a
+miss, and so does every point a detection does not hold (score 0): its position is put far
+outside the image, because ``computeOks`` measures every detected coordinate whatever its score.
 
 **MPJPE**: the mean distance between detected and target joints, in coordinates divided by
 the image size, over joints visible in the target and detected; the detection rate (the
@@ -39,6 +44,10 @@ _HAND = [0.029, 0.022, 0.035, 0.037, 0.047, 0.026, 0.025, 0.024, 0.035, 0.018, 0
 WHOLEBODY_SIGMAS = np.array(_BODY + _FOOT + _FACE + _HAND + _HAND)
 Part = Literal["wholebody", "hands"]
 PARTS: dict[str, slice] = {"wholebody": slice(0, kp.NUM_KEYPOINTS), "hands": kp.HANDS}
+OksArea = Literal["person", "part_box"]
+UNSEEN_XY = -1e4
+"""Where a point a detection does not hold is placed for ``computeOks``: far enough outside any
+image that its OKS term is exactly 0."""
 
 
 def sigmas(part: Part) -> np.ndarray:
@@ -51,13 +60,35 @@ def _box(points: np.ndarray) -> list[float]:
     return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
 
 
-def coco_files(targets: list[np.ndarray], detections: list[np.ndarray | None], part: Part, directory: str | Path) -> tuple[Path, Path, int]:
+def _box_area(points: np.ndarray) -> float:
+    box = _box(points)
+    return max(box[2] * box[3], 1.0)
+
+
+def oks_areas(targets: list[np.ndarray], person_areas: list[float | None] | None, part: Part, oks_area: OksArea = "person") -> list[float]:
+    """Per image, the OKS scale of ``part`` (see the module docstring): the person's area
+    (``person_areas``, px^2; the box of the target's visible keypoints where it is None) or,
+    for ``part_box``, the box of the part's visible keypoints."""
+    areas = []
+    for i, target in enumerate(targets):
+        t = np.asarray(target, np.float32)
+        points = t[PARTS[part]] if oks_area == "part_box" else t
+        visible = points[:, 2] > 0
+        person = person_areas[i] if person_areas is not None and oks_area == "person" else None
+        areas.append(float(person) if person else (_box_area(points[visible, :2]) if visible.any() else 1.0))
+    return areas
+
+
+def coco_files(targets: list[np.ndarray], detections: list[np.ndarray | None], part: Part, directory: str | Path,
+               areas: list[float] | None = None) -> tuple[Path, Path, int]:  # fmt: skip
     """Write the ground truth and detections of ``part`` as COCO keypoint files (``gt.json``,
     ``dt.json``) for xtcocotools. ``targets``/``detections``: per image (133, 3) (x_px, y_px,
-    score), a detection None when nothing was found. Returns the paths and how many targets
-    were evaluated (those with a visible keypoint in the part)."""
+    score), a detection None when nothing was found; ``areas``: per image the OKS scale, px^2
+    (``oks_areas``; default: the box of the part's visible target keypoints). Returns the paths
+    and how many targets were evaluated (those with a visible keypoint in the part)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    areas = areas or oks_areas(targets, None, part, "part_box")
     names = [f"k{i}" for i in range(len(sigmas(part)))]
     images, annotations, results = [], [], []
     for i, (target, detection) in enumerate(zip(targets, detections, strict=True)):
@@ -65,15 +96,15 @@ def coco_files(targets: list[np.ndarray], detections: list[np.ndarray | None], p
         visible = t[:, 2] > 0
         if not visible.any():
             continue
-        box = _box(t[visible, :2])
         images.append({"id": i, "width": 1, "height": 1})
-        annotations.append({"id": i + 1, "image_id": i, "category_id": 1, "iscrowd": 0, "num_keypoints": int(visible.sum()), "bbox": box,
-                            "area": max(box[2] * box[3], 1.0),
+        annotations.append({"id": i + 1, "image_id": i, "category_id": 1, "iscrowd": 0, "num_keypoints": int(visible.sum()),
+                            "bbox": _box(t[visible, :2]), "area": areas[i],
                             "keypoints": np.column_stack([t[:, :2] * visible[:, None], visible * 2]).reshape(-1).tolist()})  # fmt: skip
         if detection is not None:
-            d = np.asarray(detection, np.float32)[PARTS[part]]
+            d = np.array(detection, np.float32)[PARTS[part]]
             found = d[:, 2] > 0
             if found.any():
+                d[~found, :2] = UNSEEN_XY
                 results.append({"image_id": i, "category_id": 1, "keypoints": d.reshape(-1).tolist(), "score": float(d[found, 2].mean())})
     gt = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person", "keypoints": names, "skeleton": []}]}
     (directory / "gt.json").write_text(json.dumps(gt))
@@ -98,9 +129,11 @@ def coco_keypoint_ap(gt_file: str | Path, dt_file: str | Path, part_sigmas: np.n
     return max(float(evaluation.stats[0]), 0.0)
 
 
-def keypoint_ap(targets: list[np.ndarray], detections: list[np.ndarray | None], part: Part, directory: str | Path) -> float:
+def keypoint_ap(targets: list[np.ndarray], detections: list[np.ndarray | None], part: Part, directory: str | Path,
+                person_areas: list[float | None] | None = None, oks_area: OksArea = "person") -> float:  # fmt: skip
     """DAP of ``part`` (see the module docstring); the COCO files stay in ``directory``."""
-    gt_file, dt_file, evaluated = coco_files(targets, detections, part, directory)
+    areas = oks_areas(targets, person_areas, part, oks_area)
+    gt_file, dt_file, evaluated = coco_files(targets, detections, part, directory, areas)
     return coco_keypoint_ap(gt_file, dt_file, sigmas(part)) if evaluated else float("nan")
 
 

@@ -21,7 +21,7 @@ from handdiff.data import keypoints as kp
 from handdiff.data.images import ImageError, decode_image
 from handdiff.data.parts import read_part
 from handdiff.data.records import KEYPOINTS_TYPE, RLE_TYPE
-from handdiff.data.rle import decode_rle, encode_rle
+from handdiff.data.rle import decode_rle, encode_rle, rle_area
 from handdiff.data.work_rows import fail, for_ok_rows, new_row, work_schema, write_outputs
 
 FEATURES_TYPE = pa.list_(pa.float32())
@@ -34,9 +34,12 @@ SCORE_SCHEMA = pa.schema(
         pa.field("size", pa.int32(), nullable=False),
         pa.field("target", KEYPOINTS_TYPE, nullable=False),  # 399: the conditioning keypoints, output pixels
         pa.field("detected", KEYPOINTS_TYPE),  # 399: Holistic on the generated image; null when no person was found
+        pa.field("person_area", pa.float32()),  # px^2: the real person's mask (the OKS scale); null without one
         pa.field("clip_score", pa.float32(), nullable=False),
         pa.field("real_features", FEATURES_TYPE, nullable=False),  # 192: Inception, real foreground
         pa.field("fake_features", FEATURES_TYPE, nullable=False),  # 192: Inception, generated foreground
+        pa.field("real_image_features", FEATURES_TYPE),  # 192: Inception, real whole image (Table II's FID)
+        pa.field("fake_image_features", FEATURES_TYPE),  # 192: Inception, generated whole image
         pa.field("person_mask", RLE_TYPE),  # SAM's mask of the generated person
         pa.field("code_version", pa.string(), nullable=False),
     ]
@@ -65,8 +68,9 @@ def score_inputs(batch: pa.Table, code_version: str) -> pa.Table:
             fail(row, "read", f"not in its condition part {entry['part']}")
         else:
             try:
-                row.update(target=condition["keypoints"], real_bytes=condition["real_image"], real_mask=condition["person_mask"],
-                           image_bytes=storage.read_bytes(entry["image_uri"]))  # fmt: skip
+                mask = condition["person_mask"]
+                row.update(target=condition["keypoints"], real_bytes=condition["real_image"], real_mask=mask,
+                           person_area=float(rle_area([mask])) if mask else None, image_bytes=storage.read_bytes(entry["image_uri"]))  # fmt: skip
             except FileNotFoundError:
                 fail(row, "read", f"generated image not found: {entry['image_uri']}")
         rows.append(row)
@@ -75,13 +79,14 @@ def score_inputs(batch: pa.Table, code_version: str) -> pa.Table:
 
 class DetectPeople:
     """Ray Data actor stage (CPU): whole-body keypoints of each generated image by Mediapipe
-    Holistic, mapped to the 133 points as in annotation; ``detected`` stays null when no
-    person is found."""
+    Holistic, mapped to the 133 points and held to the presence rule as in annotation (a point
+    under ``min_visibility`` or outside the image is not a detection); ``detected`` stays null
+    when no point is present."""
 
-    def __init__(self, min_detection_confidence: float = 0.5):
+    def __init__(self, min_detection_confidence: float = 0.5, min_visibility: float = kp.MIN_VISIBILITY):
         from handdiff.annotation.wholebody import HolisticKeypoints
 
-        self.holistic = HolisticKeypoints(min_detection_confidence=min_detection_confidence)
+        self.holistic = HolisticKeypoints(min_detection_confidence=min_detection_confidence, min_visibility=min_visibility)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         def detect(rows: list[dict]) -> None:
@@ -99,7 +104,9 @@ class DetectPeople:
 class ImageScores:
     """Ray Data actor stage (GPU): per image, the CLIP score against its caption, SAM's mask of
     the generated person (prompted with the conditioning body box), and the Inception features
-    of the real and generated foregrounds."""
+    of the real and generated foregrounds and whole images. A generated image without a person
+    mask (no body to prompt SAM with, or SAM finds none) has an empty foreground: it is scored
+    as no person, not as its whole image."""
 
     def __init__(self, clip: str, sam: str, sam_arch: str, inception: str, device: str = "cpu", box_margin: float = 0.1):
         from handdiff.annotation.sam_masker import SamMasker
@@ -131,12 +138,14 @@ class ImageScores:
         targets = [np.asarray(r["target"], np.float32).reshape(kp.NUM_KEYPOINTS, 3) for r in ok]
         prompts = [[p] if (p := person_prompt(t, img.shape[1], img.shape[0], self.margin)) else [] for t, img in zip(targets, images, strict=True)]
         masks = self.masker(images, prompts)
-        fakes = [foreground(img, m[0]) if m else img for img, m in zip(images, masks, strict=True)]
+        fakes = [foreground(img, m[0] if m else np.zeros(img.shape[:2], bool)) for img, m in zip(images, masks, strict=True)]
         real_fg = [foreground(real, decode_rle(r["real_mask"])) for real, r in zip(reals, ok, strict=True)]
         clip = self.clip(images, [r["caption"] for r in ok])
         fake_features, real_features = self.features(fakes), self.features(real_fg)
+        fake_whole, real_whole = self.features(images), self.features(reals)
         for i, row in enumerate(ok):
             row.update(clip_score=float(clip[i]), fake_features=fake_features[i].tolist(), real_features=real_features[i].tolist(),
+                       fake_image_features=fake_whole[i].tolist(), real_image_features=real_whole[i].tolist(),
                        person_mask=encode_rle(masks[i][0]) if masks[i] else None)  # fmt: skip
 
 

@@ -1,5 +1,10 @@
 """The paper's tables from benchmark figures: Table I (methods x metrics, with intervals) and
-Table II (the blending ablation), as CSV and Markdown with the paper's published values beside."""
+Table II (the blending ablation), as CSV and Markdown with the paper's published values beside,
+and the conventions the figures follow written under each Markdown table.
+
+Table I's KID is "mean ± std" (torchmetrics' subsets), as the paper prints it. Table II's FID is
+the whole-image FID, as the paper's ("between the generated images and the originals"); our
+foreground FID stands beside it, without a published value."""
 
 from __future__ import annotations
 
@@ -10,27 +15,45 @@ import math
 from handdiff.metrics.summary import METRICS
 
 PAPER_TABLE_I = {
-    "SD": {"dap": 0.00, "dap_hands": 0.00, "mpjpe": 0.381, "mpjpe_hands": 0.469, "clipsim": 32.94, "fid_fg": 2.40, "kid_fg": 1.28},
-    "HandRefiner": {"dap": 0.00, "dap_hands": 0.00, "mpjpe": 0.380, "mpjpe_hands": 0.466, "clipsim": 32.95, "fid_fg": 2.33, "kid_fg": 1.17},
-    "T2I-Adapter": {"dap": 0.06, "dap_hands": 0.11, "mpjpe": 0.179, "mpjpe_hands": 0.216, "clipsim": 33.09, "fid_fg": 2.39, "kid_fg": 1.29},
-    "HumanSD": {"dap": 0.31, "dap_hands": 0.04, "mpjpe": 0.121, "mpjpe_hands": 0.236, "clipsim": 32.80, "fid_fg": 2.82, "kid_fg": 1.58},
-    "ControlNet": {"dap": 0.59, "dap_hands": 0.39, "mpjpe": 0.094, "mpjpe_hands": 0.135, "clipsim": 32.86, "fid_fg": 2.34, "kid_fg": 1.46},
-    "Paper's method": {"dap": 0.77, "dap_hands": 0.75, "mpjpe": 0.047, "mpjpe_hands": 0.081, "clipsim": 34.01, "fid_fg": 1.81, "kid_fg": 0.75},
+    "SD": {"dap": 0.00, "dap_hands": 0.00, "mpjpe": 0.381, "mpjpe_hands": 0.469, "clipsim": 32.94, "fid_fg": 2.40, "kid_fg": 1.28, "kid_fg_std": 0.30},
+    "HandRefiner": {"dap": 0.00, "dap_hands": 0.00, "mpjpe": 0.380, "mpjpe_hands": 0.466, "clipsim": 32.95, "fid_fg": 2.33, "kid_fg": 1.17, "kid_fg_std": 0.28},
+    "T2I-Adapter": {"dap": 0.06, "dap_hands": 0.11, "mpjpe": 0.179, "mpjpe_hands": 0.216, "clipsim": 33.09, "fid_fg": 2.39, "kid_fg": 1.29, "kid_fg_std": 0.27},
+    "HumanSD": {"dap": 0.31, "dap_hands": 0.04, "mpjpe": 0.121, "mpjpe_hands": 0.236, "clipsim": 32.80, "fid_fg": 2.82, "kid_fg": 1.58, "kid_fg_std": 0.29},
+    "ControlNet": {"dap": 0.59, "dap_hands": 0.39, "mpjpe": 0.094, "mpjpe_hands": 0.135, "clipsim": 32.86, "fid_fg": 2.34, "kid_fg": 1.46, "kid_fg_std": 0.34},
+    "Paper's method": {"dap": 0.77, "dap_hands": 0.75, "mpjpe": 0.047, "mpjpe_hands": 0.081, "clipsim": 34.01, "fid_fg": 1.81, "kid_fg": 0.75, "kid_fg_std": 0.045},
 }  # fmt: skip
-"""SPEC 7 / the paper's Table I."""
+"""SPEC 7 / the paper's Table I (KID fg as mean and std)."""
 PAPER_NAMES = {"sd15": "SD", "handrefiner": "HandRefiner", "t2i-adapter-openpose": "T2I-Adapter", "humansd": "HumanSD",
                "controlnet-openpose": "ControlNet", "handdiff": "Paper's method"}  # fmt: skip
 """Our method names -> the paper's rows."""
-PAPER_TABLE_II = {"bbox": {"fid_fg": 16.46, "dap": 0.49, "mpjpe": 0.087}, "naive": {"fid_fg": 13.03, "dap": 0.58, "mpjpe": 0.062},
-                  "sme": {"fid_fg": 12.13, "dap": 0.59, "mpjpe": 0.057}}  # fmt: skip
-TABLE_II_METRICS = ("fid_fg", "dap", "mpjpe")
+PAPER_TABLE_II = {"bbox": {"fid": 16.46, "dap": 0.49, "mpjpe": 0.087}, "naive": {"fid": 13.03, "dap": 0.58, "mpjpe": 0.062},
+                  "sme": {"fid": 12.13, "dap": 0.59, "mpjpe": 0.057}}  # fmt: skip
+"""The paper's Table II: its FID compares whole images ("between the generated images and the originals")."""
+TABLE_II_METRICS = ("fid", "fid_fg", "dap", "mpjpe")
 
 
-def _cell(value: float | None, interval: tuple[float, float] | None = None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _cell(value: float | None, interval: tuple[float, float] | None = None, std: float | None = None) -> str:
+    if _missing(value):
         return "-"
-    text = f"{value:.3f}"
+    text = f"{value:.3f}" + ("" if _missing(std) else f" ± {std:.3f}")
     return f"{text} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else text
+
+
+def conventions_note(conventions: dict | None) -> str:
+    """The line under a table that says how its figures were computed (``summary.conventions``)."""
+    if not conventions:
+        return ""
+    if conventions.get("oks_area") == "part_box":
+        oks = "DAP's OKS scaled by each part's own visible-keypoint box (hands: the hands' box), not COCO-WholeBody's person area"
+    else:
+        oks = "DAP's OKS scaled by the real person's mask area for every part, hands included (COCO-WholeBody's evaluation)"
+    kid = f"KID over torchmetrics' subsets of min({conventions.get('kid_subset')}, n) images, mean ± std"
+    seen = f"a detected body point counts at visibility >= {conventions.get('min_visibility')}, inside the image"
+    return f"Conventions: {oks}; {kid}; {seen}."
 
 
 def table_rows(results: dict[str, dict], paper: dict[str, dict], metrics: tuple[str, ...], paper_names: dict[str, str] | None = None) -> list[dict]:
@@ -43,7 +66,9 @@ def table_rows(results: dict[str, dict], paper: dict[str, dict], metrics: tuple[
         for metric in metrics:
             row[metric] = result["metrics"].get(metric)
             row[f"{metric}_ci"] = result.get("intervals", {}).get(metric)
+            row[f"{metric}_std"] = result["metrics"].get(f"{metric}_std")
             row[f"{metric}_paper"] = published.get(metric)
+            row[f"{metric}_std_paper"] = published.get(f"{metric}_std")
         rows.append(row)
     return rows
 
@@ -51,24 +76,26 @@ def table_rows(results: dict[str, dict], paper: dict[str, dict], metrics: tuple[
 def to_csv(rows: list[dict], metrics: tuple[str, ...]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["name", "method", *[f"{m}{suffix}" for m in metrics for suffix in ("", "_lo", "_hi", "_paper")]])
+    writer.writerow(["name", "method", *[f"{m}{suffix}" for m in metrics for suffix in ("", "_lo", "_hi", "_std", "_paper")]])
     for row in rows:
         cells = []
         for m in metrics:
             lo, hi = row[f"{m}_ci"] or (None, None)
-            cells += [row[m], lo, hi, row[f"{m}_paper"]]
+            cells += [row[m], lo, hi, row.get(f"{m}_std"), row[f"{m}_paper"]]
         writer.writerow([row["name"], row["method"], *["" if c is None else c for c in cells]])
     return out.getvalue()
 
 
-def to_markdown(rows: list[dict], metrics: tuple[str, ...], title: str) -> str:
-    """Ours with its 95 % interval, then the paper's value in parentheses."""
+def to_markdown(rows: list[dict], metrics: tuple[str, ...], title: str, conventions: dict | None = None) -> str:
+    """Ours with its 95 % interval, then the paper's value in parentheses; ``conventions``
+    (``summary.conventions``) are written under the table."""
     lines = [f"### {title}", "", "| method | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
     for row in rows:
-        cells = [f"{_cell(row[m], row[f'{m}_ci'])} ({_cell(row[f'{m}_paper'])})" for m in metrics]
+        cells = [f"{_cell(row[m], row[f'{m}_ci'], row.get(f'{m}_std'))} ({_cell(row[f'{m}_paper'], std=row.get(f'{m}_std_paper'))})" for m in metrics]
         lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
     lines += ["", "Ours: value [95 % bootstrap interval] (the paper's published value; - where it has none)."]
-    return "\n".join(lines) + "\n"
+    note = conventions_note(conventions)
+    return "\n".join(lines + ([note] if note else [])) + "\n"
 
 
 def deltas(current: list[dict], earlier: list[dict], metrics: tuple[str, ...] = METRICS) -> list[dict]:

@@ -1,10 +1,12 @@
 """Outpainting a body around fixed hands with the stage-2 ControlNet (DDIM, classifier-free
 guidance, latent blending). Used for sample grids in training and by two-stage inference.
 
-A saved pipeline is SD 1.5's folder layout plus the grown ControlNet::
+A saved pipeline is SD 1.5's folder layout plus the grown ControlNet and what its training
+set was made with::
 
     <dir>/vae/ text_encoder/ tokenizer/ scheduler/ unet/   the frozen SD 1.5 parts
     <dir>/controlnet/                                      the body ControlNet (4 condition channels)
+    <dir>/outpaint.json                                    ``OutpaintSettings``: the canvas fill, size, framing margin
 """
 
 from __future__ import annotations
@@ -14,9 +16,33 @@ from pathlib import Path
 
 import torch
 from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
+from diffusers.configuration_utils import ConfigMixin, register_to_config
 
+from handdiff.data.outpaint import DEFAULT_FILL
 from handdiff.models.body_controlnet import blend_latents, body_condition, controlnet_noise, latent_mask
 from handdiff.models.sd_parts import encode_prompts, load_sd_parts, save_sd_parts, vae_factor
+
+
+class OutpaintSettings(ConfigMixin):
+    """How the outpaint set stage 2 was trained on was made (its ``settings.json``), saved with the
+    pipeline: ``fill`` (the canvas background, 0-255 grey), ``size`` (px) and ``person_margin``
+    (the person framing's margin). Inference builds its canvases with this ``fill``."""
+
+    config_name = "outpaint.json"
+
+    @register_to_config
+    def __init__(self, fill: int = DEFAULT_FILL, size: int = 512, person_margin: float = 0.1):
+        pass
+
+    @classmethod
+    def from_directory(cls, directory: str | Path) -> OutpaintSettings:
+        """The settings saved in ``directory``; ValueError naming the file when it lacks the fill."""
+        config = cls.load_config(directory) if (Path(directory) / cls.config_name).exists() else {}
+        if "fill" not in config:
+            raise ValueError(f"{Path(directory) / cls.config_name} does not record the canvas fill: this body pipeline was saved "
+                             "before models carried their training settings; retrain it, or write that file with the outpaint "
+                             "set's fill, size and margin")  # fmt: skip
+        return cls.from_config(config)
 
 
 @dataclass
@@ -28,28 +54,34 @@ class BodySamples:
 
 
 class BodyOutpaintPipeline:
-    def __init__(self, vae, text_encoder, tokenizer, unet: UNet2DConditionModel, controlnet: ControlNetModel, scheduler):
+    def __init__(self, vae, text_encoder, tokenizer, unet: UNet2DConditionModel, controlnet: ControlNetModel, scheduler,
+                 settings: OutpaintSettings | None = None):  # fmt: skip
         self.vae, self.text_encoder, self.tokenizer, self.unet, self.controlnet = vae, text_encoder, tokenizer, unet, controlnet
         self.scheduler = DDIMScheduler.from_config(scheduler.config)
+        self.settings = settings or OutpaintSettings()
 
     @classmethod
-    def from_parts(cls, sd_pipeline, controlnet: ControlNetModel) -> BodyOutpaintPipeline:
-        """From a loaded ``StableDiffusionPipeline`` (its frozen parts, UNet included) and a body ControlNet."""
-        return cls(sd_pipeline.vae, sd_pipeline.text_encoder, sd_pipeline.tokenizer, sd_pipeline.unet, controlnet, sd_pipeline.scheduler)
+    def from_parts(cls, sd_pipeline, controlnet: ControlNetModel, settings: OutpaintSettings | None = None) -> BodyOutpaintPipeline:
+        """From a loaded ``StableDiffusionPipeline`` (its frozen parts, UNet included), a body
+        ControlNet and the outpaint set's settings."""
+        return cls(sd_pipeline.vae, sd_pipeline.text_encoder, sd_pipeline.tokenizer, sd_pipeline.unet, controlnet, sd_pipeline.scheduler,
+                   settings)  # fmt: skip
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, torch_dtype: torch.dtype | None = None) -> BodyOutpaintPipeline:
         directory = Path(directory)
         kwargs = {"torch_dtype": torch_dtype} if torch_dtype else {}
+        settings = OutpaintSettings.from_directory(directory)
         parts = load_sd_parts(directory, torch_dtype)
         return cls(unet=UNet2DConditionModel.from_pretrained(directory / "unet", **kwargs),
-                   controlnet=ControlNetModel.from_pretrained(directory / "controlnet", **kwargs), **parts)  # fmt: skip
+                   controlnet=ControlNetModel.from_pretrained(directory / "controlnet", **kwargs), settings=settings, **parts)  # fmt: skip
 
     def save_pretrained(self, directory: str | Path) -> None:
         directory = Path(directory)
         save_sd_parts(directory, self.vae, self.text_encoder, self.tokenizer, self.scheduler)
         self.unet.save_pretrained(directory / "unet")
         self.controlnet.save_pretrained(directory / "controlnet")
+        self.settings.save_config(directory)
 
     def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> BodyOutpaintPipeline:
         for module in (self.vae, self.text_encoder, self.unet, self.controlnet):

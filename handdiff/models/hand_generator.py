@@ -20,6 +20,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from handdiff import storage
 from handdiff.models.conditioning import CONDITION_CHANNELS
 
 
@@ -74,15 +75,35 @@ class MaskHead(ModelMixin, ConfigMixin):
         return self.layers(features)
 
 
-class HandGenerator(nn.Module):
+CROP_SETTINGS = ("crop_size", "crop_margin", "heatmap_sigma", "min_hand_points")
+"""What training chose about the crops and conditions, saved in the model's config: inference
+plans, crops and draws its conditions with these, never with defaults of its own."""
+
+
+class HandGenerator(ModelMixin, ConfigMixin):
     """UNet + mask head: ``forward(noisy_latents, timesteps, text, condition) -> (noise, mask)``.
 
     ``condition`` (B, 11, H, W) is at image (crop) resolution; it is resized to the
     latents' with bilinear interpolation and concatenated to them.
+
+    The config (``hand_generator.json``) holds what the model was trained on and inference must
+    reproduce: ``crop_size`` (px), ``crop_margin`` (the crop rule's margin), ``heatmap_sigma``
+    (px at crop resolution) and ``min_hand_points`` (a hand with fewer present points gets no
+    crop), plus ``condition_channels``. The UNet and the mask head are standard diffusers models
+    in their own folders (``unet/``, ``mask_head/``), saved and loaded as diffusers'
+    ``MultiControlNetModel`` does its ControlNets (``diffusers/models/controlnets/multicontrolnet.py``,
+    ``save_pretrained`` / ``from_pretrained``).
     """
 
-    def __init__(self, unet: UNet2DConditionModel, mask_head: MaskHead):
+    config_name = "hand_generator.json"
+    ignore_for_config = ["unet", "mask_head"]
+
+    @register_to_config
+    def __init__(self, *, unet: UNet2DConditionModel, mask_head: MaskHead, crop_size: int = 512, crop_margin: float = 0.25,
+                 heatmap_sigma: float | None = None, min_hand_points: int = 5, condition_channels: int = CONDITION_CHANNELS):  # fmt: skip
         super().__init__()
+        if heatmap_sigma is None:  # the training default, recorded as the number it is
+            self.register_to_config(heatmap_sigma=crop_size / 64)
         self.unet, self.mask_head = unet, mask_head
         self._features: torch.Tensor | None = None
         source = unet.get_submodule(mask_head.config.source)
@@ -99,26 +120,65 @@ class HandGenerator(nn.Module):
         self._features = None
         return noise, mask
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        directory = Path(directory)
-        self.unet.save_pretrained(directory / "unet")
-        self.mask_head.save_pretrained(directory / "mask_head")
-        (directory / "hand_generator.json").write_text(json.dumps({"condition_channels": CONDITION_CHANNELS,
-                                                                   "unet_in_channels": self.unet.config.in_channels}, indent=1))  # fmt: skip
+    def save_pretrained(self, save_directory: str | Path, **kwargs) -> None:
+        directory = Path(save_directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.save_config(directory)
+        self.unet.save_pretrained(directory / "unet", **kwargs)
+        self.mask_head.save_pretrained(directory / "mask_head", **kwargs)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, **kwargs) -> HandGenerator:
-        directory = Path(directory)
-        return cls(UNet2DConditionModel.from_pretrained(directory / "unet", **kwargs), MaskHead.from_pretrained(directory / "mask_head", **kwargs))
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> HandGenerator:
+        """``kwargs`` (e.g. ``torch_dtype``) go to both parts' ``from_pretrained``. A folder whose
+        ``hand_generator.json`` lacks the crop settings (saved before models carried them) is
+        refused: inference would otherwise guess them."""
+        directory = Path(pretrained_model_name_or_path)
+        config = cls.load_config(directory)
+        init = _crop_settings_of(config, str(directory / cls.config_name))
+        if "condition_channels" in config:
+            init["condition_channels"] = config["condition_channels"]
+        return cls(unet=UNet2DConditionModel.from_pretrained(directory / "unet", **kwargs),
+                   mask_head=MaskHead.from_pretrained(directory / "mask_head", **kwargs), **init)  # fmt: skip
+
+    def crop_settings(self) -> dict:
+        """``{crop_size, crop_margin, heatmap_sigma, min_hand_points}`` as trained."""
+        return {key: self.config[key] for key in CROP_SETTINGS}
+
+
+def read_crop_settings(location: str) -> dict | None:
+    """The crop settings a saved hand generator (or hand pipeline folder) records, read from its
+    ``hand_generator.json`` alone, local or on S3; None for a hub id. FileNotFoundError /
+    ValueError naming the file when it is missing or lacks them."""
+    if not (storage.is_local(location) or storage.is_s3(location)):
+        return None
+    uri = storage.join(location, HandGenerator.config_name)
+    if not storage.exists(uri):
+        raise FileNotFoundError(f"{uri} not found: not a hand generator saved by train-hand")
+    return _crop_settings_of(json.loads(storage.read_text(uri)), uri)
+
+
+def _crop_settings_of(config: dict, where: str) -> dict:
+    missing = [key for key in CROP_SETTINGS if config.get(key) is None]
+    if missing:
+        raise ValueError(f"{where} does not record {', '.join(missing)}: this hand generator was saved before models carried their "
+                         "training settings; retrain it, or add the values its crop set and training used to that file")  # fmt: skip
+    return {key: config[key] for key in CROP_SETTINGS}
 
 
 def build_hand_generator(unet: UNet2DConditionModel, extra_in_channels: int = CONDITION_CHANNELS, init: str = "random",
-                         mask_head_source: str | None = None, mask_head_channels: tuple[int, ...] | None = None) -> HandGenerator:  # fmt: skip
-    """The stage-1 model from a pretrained SD UNet (grown in place)."""
+                         mask_head_source: str | None = None, mask_head_channels: tuple[int, ...] | None = None,
+                         **crop_settings) -> HandGenerator:  # fmt: skip
+    """The stage-1 model from a pretrained SD UNet (grown in place). ``crop_settings``: the crop
+    set's ``crop_size``, ``crop_margin``, ``min_hand_points`` and the ``heatmap_sigma``
+    training uses, recorded in the model's config."""
+    unknown = set(crop_settings) - set(CROP_SETTINGS)
+    if unknown:
+        raise TypeError(f"unknown crop settings {sorted(unknown)}; known: {', '.join(CROP_SETTINGS)}")
     grow_conv_in(unet, extra_in_channels, init)
     source = mask_head_source or default_mask_head_source(unet)
     in_channels = _source_channels(unet, source)
-    return HandGenerator(unet, MaskHead(in_channels, mask_head_channels, source))
+    return HandGenerator(unet=unet, mask_head=MaskHead(in_channels, mask_head_channels, source), condition_channels=extra_in_channels,
+                         **crop_settings)  # fmt: skip
 
 
 def _source_channels(unet: UNet2DConditionModel, source: str) -> int:

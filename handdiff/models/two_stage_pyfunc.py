@@ -3,7 +3,9 @@ two trained stages' pipeline folders (artifacts ``hand`` and ``body``).
 
 Input: a DataFrame with ``keypoints`` (399 floats: 133 x (x, y, score) in the pixels of the
 ``size`` square), ``caption`` (str) and ``seed`` (int), e.g. a condition set's rows. Params:
-the two-stage settings (``PARAMS``). Output: ``image`` (PNG bytes), ``hands`` (crops made).
+the two-stage inference settings (``PARAMS``); the crop size, margin, heatmap sigma, hand rule
+and canvas fill are the models' own (saved at training). Output: ``image`` (PNG bytes),
+``hands`` (crops made).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import mlflow.pyfunc
 import numpy as np
 
-PARAMS = {"size": 512, "crop_size": 512, "margin": 0.25, "hand_steps": 50, "hand_guidance": 7.5, "body_steps": 50, "body_guidance": 7.5,
+PARAMS = {"size": 512, "hand_steps": 50, "hand_guidance": 7.5, "body_steps": 50, "body_guidance": 7.5,
           "strategy": "sme", "handoff": "pixel"}  # fmt: skip
 """The params ``predict`` takes, with their defaults (logged in the model's signature)."""
 

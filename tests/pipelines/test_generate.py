@@ -15,13 +15,16 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from handdiff import storage
-from handdiff.config import to_yaml
+from handdiff.config import ConfigError, to_yaml
 from handdiff.data.images import decode_image
 from handdiff.data.parts import part_uris, read_parts
+from handdiff.data.hand_crops import plan_hand_crops
 from handdiff.data.records import ANNOTATION_SCHEMA, ERROR_SCHEMA
 from handdiff.inference.generate_stages import GENERATION_SCHEMA
+from handdiff.inference.generators import HandDiffGenerator
 from pipelines import generate
 from pipelines.job import TrackingConfig
+from tests.conftest import TRAINED_SETTINGS
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -29,7 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 def config(annotated, two_stage_models, output: str, uri: str, dataset: str = "hagrid", **changes) -> generate.Config:
     settings = {
         "tracking": TrackingConfig(run_name="generate-test", tracking_uri=uri), "conditions": {"path": f"{annotated.output}/{dataset}", "size": 64},
-        "output": output, "handdiff": {**two_stage_models, "crop_size": 64, "hand_steps": 2, "body_steps": 4},
+        "output": output, "handdiff": {**two_stage_models, "hand_steps": 2, "body_steps": 4},
         "resources": {"actors": 1, "batch_size": 4, "num_cpus": 0.5, "num_gpus": 0},
         "tasks": {"num_cpus": 0.5, "concurrency": 2}, "index_rows_per_file": 4,
     }  # fmt: skip
@@ -47,12 +50,21 @@ def test_every_condition_is_one_image_or_one_error_and_a_rerun_makes_none(ray_se
     assert sorted(records.column("image_id").to_pylist() + [e["image_id"] for e in errors]) == sorted(r["image_id"] for r in annotated_rows)
     for error in errors:  # only people without a body cannot be drawn
         assert (error["stage"], error["reason"]) == ("condition", "no body keypoints")
+    conditions = {c["image_id"]: c for c in generate.load_conditions(cfg.conditions)[0]}
     for row in records.to_pylist():
         assert decode_image(storage.read_bytes(row["image_uri"])).shape == (64, 64, 3)
         assert row["method"] == "handdiff" and (row["strategy"], row["handoff"]) == ("sme", "pixel")
         assert set(json.loads(row["stage_seconds"])) == {"stage1", "compose", "stage2"} and row["seconds"] > 0
         assert json.loads(row["models"])["hand_model"] == two_stage_models["hand_model"]
-        assert json.loads(row["details"])["hands"] >= 0 and row["canvas_uri"]
+        details = json.loads(row["details"])
+        assert details["hands"] >= 0 and row["canvas_uri"]
+        # what the models were trained with decides the crops and the canvas, not a default of generate's
+        keypoints = np.asarray(conditions[row["image_id"]]["keypoints"], np.float32).reshape(133, 3)
+        plans = plan_hand_crops(keypoints, TRAINED_SETTINGS["crop_margin"], TRAINED_SETTINGS["min_hand_points"])
+        assert details["boxes"] == [[p.x0, p.y0, p.side] for p in plans]
+        canvas = decode_image(storage.read_bytes(row["canvas_uri"]))
+        assert (canvas == TRAINED_SETTINGS["fill"]).all(axis=2).mean() > 0.5
+        assert json.loads(row["models"])["fill"] == TRAINED_SETTINGS["fill"]
     images = sorted(p for p in (tmp_path / "out" / "images").rglob("*.png"))
     assert len(images) == records.num_rows
     client = MlflowClient(uri)
@@ -106,7 +118,22 @@ def test_the_registered_two_stage_model_generates_through_mlflow(mlflow_server, 
     records = [r for r in read_parts(f"{annotated.output}/laion_human/records", schema=ANNOTATION_SCHEMA).to_pylist()][:2]
     conditions = pd.DataFrame([condition_from_record(r, 64, 0.1, seed) for seed, r in enumerate(records)])
     model = mlflow.pyfunc.load_model("models:/two-stage-test/1")  # as users load it, from the registry over HTTP
-    out = model.predict(conditions, params={"size": 64, "crop_size": 64, "hand_steps": 2, "body_steps": 4, "strategy": "naive"})
+    out = model.predict(conditions, params={"size": 64, "hand_steps": 2, "body_steps": 4, "strategy": "naive"})
     assert len(out) == 2 and all(decode_image(png).shape == (64, 64, 3) for png in out["image"])
-    again = model.predict(conditions.iloc[:1], params={"size": 64, "crop_size": 64, "hand_steps": 2, "body_steps": 4, "strategy": "naive"})
+    again = model.predict(conditions.iloc[:1], params={"size": 64, "hand_steps": 2, "body_steps": 4, "strategy": "naive"})
     assert again["image"][0] == out["image"][0]  # the seed column decides the image
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"crop_size": 128}, "crop_size=128 but the models were trained with crop_size=64"),
+    ({"crop_margin": 0.25}, "crop_margin=0.25 but the models were trained with crop_margin=0.35"),
+])  # fmt: skip
+def test_a_setting_that_contradicts_the_trained_models_stops_the_job_before_it_starts(annotated, two_stage_models, tmp_path, changes, message):
+    cfg = config(annotated, two_stage_models, str(tmp_path / "out"), "sqlite:///unused.db")
+    cfg.handdiff = cfg.handdiff.model_copy(update=changes)
+    with pytest.raises(ConfigError, match=message):
+        cfg.preflight()
+    agreeing = cfg.handdiff.model_copy(update={"crop_size": 64, "crop_margin": 0.35})
+    generate.check_trained_settings(agreeing, "handdiff")  # the trained values themselves are fine
+    with pytest.raises(ValueError, match=message):  # the library path (the actors, the benchmark) says so too
+        HandDiffGenerator(**two_stage_models, **changes)

@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from handdiff import storage
 from handdiff.data.parts import read_parts
+from handdiff.data.rle import rle_area
 from handdiff.metrics.keypoints import keypoint_ap, mpjpe
 from handdiff.metrics.score_stages import SCORE_SCHEMA
 from pipelines import build_benchmark_set, generate, score
@@ -47,8 +48,14 @@ def test_the_oracle_scores_dap_near_one_where_the_person_is_found(ray_session, a
     for part in ("wholebody", "hands"):
         assert mpjpe(targets, detections, [256] * len(found), part)[0] < 0.02, part  # within 2 % of the image
 
+    # the OKS scale is each real person's mask area, from the benchmark set
+    masks = {r["image_id"]: r["person_mask"] for r in read_parts(f"{conditions}/records", ["image_id", "person_mask"]).to_pylist()}
+    assert [r["person_area"] for r in rows] == [float(rle_area([masks[r["image_id"]]])) for r in rows]
     summary = json.loads(storage.read_text(f"{cfg.output}/summary.json"))
     assert set(score.METRICS) <= set(summary["metrics"]) and summary["metrics"]["clipsim"] >= 0
+    assert summary["conventions"] == {"oks_area": "person", "kid_subset": 1000, "min_visibility": 0.5}
+    assert abs(summary["metrics"]["fid"]) < 1e-2  # whole-image FID of the real images against themselves
+    assert summary["metrics"]["kid_fg_std"] >= 0
     lo, hi = summary["intervals"]["clipsim"]
     assert lo <= summary["metrics"]["clipsim"] <= hi
     assert set(summary["by"]) <= {r["gesture"] for r in rows}

@@ -81,10 +81,11 @@ def test_holistic_hands_are_the_persons_own_and_land_on_the_drawn_hands(holistic
             if gt[:, 2].min() == 0 or got[:, 2].max() == 0:
                 continue
             size = np.ptp(gt[:, :2], axis=0).max()  # the hand's extent, px
-            error = np.linalg.norm(got[:, :2] - gt[:, :2], axis=1).mean()
+            seen = got[:, 2] > 0  # a point past the image's edge is absent
+            error = np.linalg.norm(got[seen, :2] - gt[seen, :2], axis=1).mean()
             assert error < 0.4 * size, (record["image_id"], side, error, size)  # seen: 6% to 26% of the hand's size
             if truth[kp.hand_slice(other), 2].min() > 0:
-                swapped = np.linalg.norm(got[:, :2] - truth[kp.hand_slice(other)][:, :2], axis=1).mean()
+                swapped = np.linalg.norm(got[seen, :2] - truth[kp.hand_slice(other)][seen, :2], axis=1).mean()
                 assert error < swapped / 3
             found += 1
     assert found >= 10  # Holistic finds most drawn hands
@@ -115,7 +116,7 @@ class _Result:
 def test_index_tables_map_each_part_to_its_slots():
     rng = np.random.default_rng(0)
     pose, face, left, right = (rng.uniform(0, 1, (n, 2)) for n in (33, 468, 21, 21))
-    vis = rng.uniform(0.2, 1, 33)
+    vis = rng.uniform(0.5, 1, 33)  # all seen: the presence rule has its own test
     out = holistic_to_wholebody(_Result(_landmarks(pose, visibility=vis), _landmarks(face), _landmarks(left), _landmarks(right)), 200, 100)
     np.testing.assert_allclose(out[kp.BODY, :2], pose[list(POSE_TO_BODY)] * [200, 100], rtol=1e-5)
     np.testing.assert_allclose(out[kp.BODY, 2], vis[list(POSE_TO_BODY)], rtol=1e-5)
@@ -128,3 +129,51 @@ def test_index_tables_map_each_part_to_its_slots():
     assert len(FACE_MESH_TO_DLIB68) == 68 and all(0 <= i < 468 for ids in FACE_MESH_TO_DLIB68 for i in ids)
     empty = holistic_to_wholebody(_Result(), 10, 10)
     assert empty[:, 2].sum() == 0
+
+
+def test_a_landmark_is_present_only_when_seen_and_inside_the_image():
+    pose = np.full((33, 2), 0.5)
+    vis = np.full(33, 0.9)
+    vis[POSE_TO_BODY[13]] = 0.49  # left knee: under Mediapipe's drawing threshold
+    vis[POSE_TO_BODY[14]] = 0.0  # right knee: a visibility of exactly 0 is not "no visibility field"
+    pose[POSE_TO_BODY[15]] = (0.5, 1.4)  # left ankle: below the frame, confidently guessed
+    pose[POSE_TO_BODY[16]] = (-0.01, 0.5)  # right ankle: just left of it
+    left = np.full((21, 2), 0.3)
+    left[20] = (1.02, 0.3)  # a fingertip past the right edge
+    out = holistic_to_wholebody(_Result(_landmarks(pose, visibility=vis), left=_landmarks(left)), 200, 100)
+    for name in ("left_knee", "right_knee", "left_ankle", "right_ankle"):
+        assert out[kp.BODY_INDEX[name]].tolist() == [0, 0, 0], name  # absent: no score, no position
+    assert out[kp.BODY_INDEX["nose"], 2] == pytest.approx(0.9)
+    assert out[kp.LEFT_HAND, 2].sum() == 20 and out[kp.LEFT_HAND.start + 20].tolist() == [0, 0, 0]
+    looser = holistic_to_wholebody(_Result(_landmarks(pose, visibility=vis)), 200, 100, min_visibility=0.4)
+    assert looser[kp.BODY_INDEX["left_knee"], 2] == pytest.approx(0.49)  # the threshold is a setting
+    assert looser[kp.BODY_INDEX["right_knee"], 2] == 0 and looser[kp.BODY_INDEX["left_ankle"], 2] == 0
+
+
+def _grace_hopper() -> np.ndarray:
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        return np.asarray(Image.open(f).convert("RGB"))
+
+
+@pytest.mark.parametrize("photo", ["astronaut", "grace_hopper"])
+def test_real_upper_body_photos_have_no_present_point_outside_the_image(holistic, photo):
+    """Both are head-and-shoulders photos: Mediapipe Pose still places hips, knees, ankles and
+    feet (the astronaut's down to y = 985 on a 512-px photo, visibilities 0.006-0.056)."""
+    from handdiff.annotation.masks import person_prompt
+    from handdiff.data.framing import person_square
+
+    image = skimage.data.astronaut() if photo == "astronaut" else _grace_hopper()
+    height, width = image.shape[:2]
+    keypoints = holistic(image)
+    present = keypoints[keypoints[:, 2] > 0]
+    assert len(present) > 20  # the face and shoulders are there
+    assert (present[:, 0] >= 0).all() and (present[:, 0] < width).all() and (present[:, 1] >= 0).all() and (present[:, 1] < height).all()
+    for name in ("left_knee", "right_knee", "left_ankle", "right_ankle"):
+        assert keypoints[kp.BODY_INDEX[name], 2] == 0, name
+    assert keypoints[kp.FEET, 2].max() == 0
+    box = kp.hand_box(keypoints[:, :2], keypoints[:, 2])  # the person box annotation writes
+    assert box[1] + box[3] <= height and box[0] + box[2] <= width
+    assert person_prompt(keypoints, width, height, 0.1).box[3] <= height
+    # the framing every set uses keeps the person's size: the square fits in the photo
+    x0, y0, side = person_square(list(box), 0.1, width, height)
+    assert side <= max(width, height), side

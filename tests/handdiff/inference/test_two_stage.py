@@ -10,11 +10,12 @@ import torch
 from handdiff.assets.figures import person_keypoints
 from handdiff.assets.tiny_zoo import model_locations
 from handdiff.data import keypoints as kp
-from handdiff.data.hand_crops import plan_crops
-from handdiff.inference.compose import paste_square
-from handdiff.inference.two_stage import TwoStagePipeline, TwoStageSettings, hand_plans
+from handdiff.data.hand_crops import make_crops, plan_crops, plan_hand_crops
+from handdiff.data.rle import encode_rle
+from handdiff.inference.compose import paste_square, resize_square
+from handdiff.inference.two_stage import TwoStagePipeline, TwoStageSettings
 from handdiff.models.body_controlnet import grow_controlnet_condition, latent_mask
-from handdiff.models.body_pipeline import BodyOutpaintPipeline
+from handdiff.models.body_pipeline import BodyOutpaintPipeline, OutpaintSettings
 from handdiff.models.hand_generator import build_hand_generator
 from handdiff.models.hand_pipeline import HandGenerationPipeline
 from handdiff.models.loading import load_controlnet, load_sd_pipeline
@@ -27,7 +28,7 @@ def pipeline(tiny_zoo) -> TwoStagePipeline:
     zoo = model_locations(tiny_zoo)
     hand_sd = load_sd_pipeline(zoo["sd15"])
     torch.manual_seed(0)
-    hand = HandGenerationPipeline.from_parts(hand_sd, build_hand_generator(hand_sd.unet))
+    hand = HandGenerationPipeline.from_parts(hand_sd, build_hand_generator(hand_sd.unet, crop_size=SIZE))
     with torch.no_grad():  # a fresh mask head outputs ~0 everywhere: spread it so that the predicted masks hold some pixels
         hand.generator.mask_head.layers[-1].weight.mul_(200.0)
         hand.generator.mask_head.layers[-1].bias.fill_(0.5)
@@ -36,7 +37,7 @@ def pipeline(tiny_zoo) -> TwoStagePipeline:
 
 
 def settings(**changes) -> TwoStageSettings:
-    return TwoStageSettings(**{"size": SIZE, "crop_size": SIZE, "hand_steps": 2, "body_steps": 5, "hand_guidance": 2.0, "body_guidance": 2.0, **changes})
+    return TwoStageSettings(**{"size": SIZE, "hand_steps": 2, "body_steps": 5, "hand_guidance": 2.0, "body_guidance": 2.0, **changes})
 
 
 def pose(hands: str) -> np.ndarray:
@@ -54,12 +55,41 @@ def pose(hands: str) -> np.ndarray:
 
 
 def test_crops_follow_the_training_rule():
-    assert len(hand_plans(pose("two"), 0.25)) == 2
-    touching = hand_plans(pose("touching"), 0.25)
+    assert len(plan_hand_crops(pose("two"), 0.25, 5)) == 2
+    touching = plan_hand_crops(pose("touching"), 0.25, 5)
     assert len(touching) == 1 and touching[0].sides == ("left", "right")
-    assert hand_plans(pose("none"), 0.25) == []
+    assert plan_hand_crops(pose("none"), 0.25, 5) == []
     hand = pose("one")[kp.LEFT_HAND]
-    assert hand_plans(pose("one"), 0.25) == plan_crops([list(kp.hand_box(hand[:, :2], hand[:, 2]))], ["left"], 0.25)
+    assert plan_hand_crops(pose("one"), 0.25, 5) == plan_crops([list(kp.hand_box(hand[:, :2], hand[:, 2]))], ["left"], 0.25)
+
+
+def test_a_hand_the_crop_set_would_not_use_is_not_planned_at_inference_either(pipeline, monkeypatch):
+    keypoints = pose("two")
+    keypoints[kp.RIGHT_HAND.start + 4 :] = 0  # the right hand: 4 present points, under the 5 of the crop rule
+    masks = [encode_rle(np.ones((SIZE, SIZE), bool))] * 2
+    record = {"keypoints": keypoints.reshape(-1), "hand_masks": masks}
+    trained = [c["sides"] for c in make_crops(record, np.zeros((SIZE, SIZE, 3), np.uint8), SIZE, 0.25, min_hand_points=5)]
+    assert trained == [["left"]]
+    (result,) = pipeline([keypoints], ["a person"], [1], settings())
+    assert result.hands == 1 and result.boxes == [(p.x0, p.y0, p.side) for p in plan_hand_crops(keypoints, 0.25, 5)]
+    monkeypatch.setitem(pipeline.hand.generator.config, "min_hand_points", 4)  # a model trained on a looser rule plans both
+    assert pipeline([keypoints], ["a person"], [1], settings())[0].hands == 2
+
+
+def test_generation_uses_what_the_models_were_trained_with(pipeline, monkeypatch):
+    """Crop margin, hand rule, heatmap sigma and canvas fill come from the models' configs."""
+    import handdiff.inference.two_stage as two_stage
+
+    sigmas = []
+    condition = two_stage.hand_condition
+    monkeypatch.setattr(two_stage, "hand_condition", lambda points, masks, sigma: sigmas.append(sigma) or condition(points, masks, sigma))
+    for key, value in {"crop_margin": 0.6, "heatmap_sigma": 3.25}.items():
+        monkeypatch.setitem(pipeline.hand.generator.config, key, value)
+    monkeypatch.setattr(pipeline.body, "settings", OutpaintSettings(fill=40))
+    (result,) = pipeline([pose("one")], ["a person"], [1], settings())
+    assert sigmas == [3.25]
+    assert result.boxes == [(p.x0, p.y0, p.side) for p in plan_hand_crops(pose("one"), 0.6, 5)]
+    assert (result.canvas[~result.hand_mask] == 40).all()
 
 
 @pytest.mark.parametrize("hands, crops", [("one", 1), ("two", 2), ("touching", 1)])
@@ -69,7 +99,7 @@ def test_stage_one_hand_pixels_are_pasted_back_exactly(pipeline, hands, crops):
     assert result.image.shape == (SIZE, SIZE, 3) and result.crops[0].shape == (SIZE, SIZE, 3)
     assert result.hand_mask.any()
     assert np.array_equal(result.image[result.hand_mask], result.canvas[result.hand_mask])  # stage 1's pixels, untouched
-    assert (result.canvas[~result.hand_mask] == 127).all()  # background removed: only hands on the fill
+    assert (result.canvas[~result.hand_mask] == pipeline.body.settings.config.fill).all()  # background removed: only hands on the fill
     assert len(result.mask_sizes) == 5 - 2 and result.mask_sizes[0] > result.mask_sizes[-1]  # SME shrinks
 
 
@@ -140,7 +170,29 @@ def test_each_strategy_hands_its_masks_and_the_exact_mask_to_stage_two(pipeline,
     else:  # the whole crop squares, more than the hands
         squares = torch.zeros(1, 1, SIZE, SIZE)
         for x0, y0, side in result.boxes:
-            paste_square(squares[0], torch.ones(1, 4, 4), x0, y0, side, mode="nearest")
+            paste_square(squares[0], torch.ones(1, 4, 4), x0, y0, side, binary=True)
         assert all(torch.equal(m, latent_mask(squares, (SIZE // 8, SIZE // 8))) for m in masks) and (squares >= exact).all()
         in_squares = squares[0, 0].numpy() > 0  # the canvas keeps each crop whole, its background too
         assert np.array_equal(result.image[in_squares & result.hand_mask], result.canvas[in_squares & result.hand_mask])
+
+
+def test_shrinking_a_crop_into_the_canvas_averages_like_opencv_inter_area():
+    """1-px stripes shrunk from 512 to 100 px: area averaging gives the stripes' mean grey, as
+    OpenCV's INTER_AREA (which made the training crops) does; bilinear without antialiasing
+    samples a few source pixels per output pixel and leaves moire bands."""
+    import cv2
+
+    stripes = np.zeros((512, 512), np.float32)
+    stripes[:, ::2] = 1.0
+    ours = resize_square(torch.as_tensor(stripes)[None], 100)[0].numpy()
+    reference = cv2.resize(stripes, (100, 100), interpolation=cv2.INTER_AREA)
+    assert np.abs(ours - reference).max() < 1e-5 and np.abs(ours - 0.5).max() < 0.1  # 5.12 px per output px: 0.41-0.59
+    aliased = torch.nn.functional.interpolate(torch.as_tensor(stripes)[None, None], size=(100, 100), mode="bilinear")[0, 0].numpy()
+    assert np.abs(aliased - reference).mean() > 0.1 and np.abs(aliased - 0.5).max() > 0.4  # what the paste did before
+    target = torch.zeros(1, 200, 200)
+    paste_square(target, torch.as_tensor(stripes)[None], 50, 50, 100)
+    assert np.abs(target[0, 50:150, 50:150].numpy() - reference).max() < 1e-5  # the paste itself; latents take the same path
+    mask = torch.zeros(1, 512, 512)
+    mask[:, 100:400, 100:400] = 1
+    small = resize_square(mask, 100, binary=True)
+    assert set(small.unique().tolist()) == {0.0, 1.0} and abs(small.mean().item() - (300 / 512) ** 2) < 0.02

@@ -66,3 +66,36 @@ def test_the_scorer_equals_a_direct_xtcocotools_call_on_its_files(tmp_path):
     evaluation = COCOeval(gt, gt.loadRes(str(tmp_path / "dt.json")), "keypoints", sigmas=WHOLEBODY_SIGMAS, use_area=True)
     evaluation.evaluate(), evaluation.accumulate(), evaluation.summarize()
     assert ours == pytest.approx(evaluation.stats[0]) and 0 < ours < 1
+
+
+def test_the_oks_scale_is_the_persons_area_for_every_part_as_coco_wholebody_evaluates(tmp_path):
+    """COCO-WholeBody's myeval_*.py divide every part's squared distances by gt['area'], the
+    person's segment area: a hand error is judged against the person's size, not the hand's."""
+    import json
+
+    targets = people(4)
+    person_areas = [150_000.0, None, 120_000.0, 90_000.0]  # one image without a mask: the visible-keypoint box instead
+    shifted = [t.copy() for t in targets]
+    for s in shifted:
+        s[kp.HANDS, :2] += (2.0, 3.0)
+    for part in ("wholebody", "hands"):
+        keypoint_ap(targets, shifted, part, tmp_path / part, person_areas)
+        gt = json.loads((tmp_path / part / "gt.json").read_text())
+        areas = [a["area"] for a in gt["annotations"]]
+        body = targets[1][targets[1][:, 2] > 0, :2]
+        assert areas == pytest.approx([150_000.0, np.ptp(body[:, 0]) * np.ptp(body[:, 1]), 120_000.0, 90_000.0]), part
+    by_person = keypoint_ap(targets, shifted, "hands", tmp_path / "p", person_areas)
+    by_hand_box = keypoint_ap(targets, shifted, "hands", tmp_path / "h", person_areas, oks_area="part_box")
+    assert by_hand_box < by_person  # the same 3.6 px weighs more against a hand's box than against a person
+    gt = json.loads((tmp_path / "h" / "gt.json").read_text())
+    hands = targets[0][kp.HANDS][targets[0][kp.HANDS, 2] > 0, :2]
+    assert gt["annotations"][0]["area"] == pytest.approx(np.ptp(hands[:, 0]) * np.ptp(hands[:, 1]))
+
+
+def test_a_point_the_detection_does_not_hold_is_a_miss_even_where_its_coordinates_are_right(tmp_path):
+    targets = people(4)
+    detections = [t.copy() for t in targets]
+    for d in detections:
+        d[kp.LEFT_HAND.start + 10 :, 2] = 0  # half the hand not detected, the positions left as they are
+    assert keypoint_ap(targets, detections, "hands", tmp_path / "h") < 0.5
+    assert keypoint_ap(targets, [t.copy() for t in targets], "hands", tmp_path / "all") == pytest.approx(1.0)

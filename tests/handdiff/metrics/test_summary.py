@@ -40,3 +40,41 @@ def test_intervals_hold_the_estimate_and_groups_split_the_rows(tmp_path):
     groups = score_by(data, "gesture", tmp_path / "groups")
     assert set(groups) == {"fist", "palm"} and groups["fist"]["images"] == groups["palm"]["images"] == 6
     assert groups["palm"]["clipsim"] == pytest.approx(np.mean([r["clip_score"] for r in data if r["gesture"] == "palm"]))
+
+
+def test_kid_uses_torchmetrics_subset_size_and_reports_its_std(tmp_path, monkeypatch):
+    import torchmetrics.image.kid as kid_module
+
+    sizes = []
+    original = kid_module.KernelInceptionDistance.__init__
+
+    def spy(self, *args, subset_size=1000, **kwargs):
+        sizes.append(subset_size)
+        original(self, *args, subset_size=subset_size, **kwargs)
+
+    monkeypatch.setattr(kid_module.KernelInceptionDistance, "__init__", spy)
+    data = rows(12)
+    for r in data:
+        r["fake_features"] = r["fake_features"] + np.random.default_rng(1).normal(0, 0.5, 192)
+    figures = score_set(data, tmp_path)
+    assert sizes == [12]  # torchmetrics' 1,000, capped at the set's size (not a subset of 50)
+    assert figures["kid_fg_std"] > 0 and np.isfinite(figures["kid_fg"])
+
+
+def test_dap_scales_by_the_persons_area_and_whole_image_fid_is_its_own_figure(tmp_path):
+    data = rows(8, shift=3.0)
+    for r in data:
+        r["person_area"] = 512.0 * 512.0  # the person fills the frame
+    hand_box = score_set(data, tmp_path / "small", oks_area="part_box")
+    large = score_set(data, tmp_path / "large")
+    assert large["dap_hands"] > hand_box["dap_hands"]  # the same 4 px weigh less against the person than against the hands' box
+    for r in data:
+        r["person_area"] = 64.0 * 64.0  # a person this small: the same error weighs more
+    assert score_set(data, tmp_path / "tiny")["dap"] < large["dap"]
+    assert np.isnan(large["fid"])  # rows without whole-image features have no whole-image FID
+    rng = np.random.default_rng(2)
+    for r in data:
+        r["real_image_features"] = rng.normal(size=192)
+        r["fake_image_features"] = r["real_image_features"] + 3.0
+    whole = score_set(data, tmp_path / "whole")
+    assert whole["fid"] > 1.0 and whole["fid_fg"] == pytest.approx(large["fid_fg"])  # foreground FID untouched

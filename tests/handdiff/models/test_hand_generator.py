@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from diffusers import UNet2DConditionModel
@@ -66,10 +68,13 @@ def test_sd15_shaped_unet_feeds_the_head_its_1_16_feature_map():
 
 
 def test_save_and_reload_with_from_pretrained(tiny_zoo, tmp_path):
-    model = build_hand_generator(tiny_unet(tiny_zoo))
+    model = build_hand_generator(tiny_unet(tiny_zoo), crop_size=96, crop_margin=0.4, heatmap_sigma=2.5, min_hand_points=7)
     model.save_pretrained(tmp_path)
     again = HandGenerator.from_pretrained(tmp_path)
     assert again.unet.config.in_channels == 15 and again.mask_head.config.source == model.mask_head.config.source
+    # what training chose travels with the model
+    assert again.crop_settings() == {"crop_size": 96, "crop_margin": 0.4, "heatmap_sigma": 2.5, "min_hand_points": 7}
+    assert json.loads((tmp_path / "hand_generator.json").read_text())["crop_margin"] == 0.4
     assert UNet2DConditionModel.from_pretrained(tmp_path / "unet").conv_in.in_channels == 15  # a standard diffusers UNet
     batch = inputs()
     for a, b in zip(model(*batch), again(*batch), strict=True):
@@ -89,3 +94,16 @@ def test_gradients_reach_the_new_channels_and_the_head(tiny_zoo):
     (noise.square().mean() + mask.square().mean()).backward()
     assert model.unet.conv_in.weight.grad[:, 4:].abs().sum() > 0
     assert all(p.grad is not None for p in model.mask_head.parameters())
+
+
+def test_an_unset_sigma_is_recorded_as_the_number_training_used(tiny_zoo):
+    assert build_hand_generator(tiny_unet(tiny_zoo), crop_size=128).config.heatmap_sigma == 2.0  # 128 / 64
+
+
+def test_a_saved_generator_without_its_crop_settings_is_refused(tiny_zoo, tmp_path):
+    build_hand_generator(tiny_unet(tiny_zoo)).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "hand_generator.json").read_text())
+    del config["crop_margin"], config["heatmap_sigma"]
+    (tmp_path / "hand_generator.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="does not record crop_margin, heatmap_sigma"):
+        HandGenerator.from_pretrained(tmp_path)

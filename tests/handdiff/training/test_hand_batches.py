@@ -69,9 +69,11 @@ def test_augmentation_of_precomputed_crops_is_refused_not_skipped():
 
 def test_train_hand_refuses_a_precomputed_set_with_augmentation_before_starting(tmp_path, capsys):
     from handdiff.data.parts import write_part
+    from handdiff.data.set_settings import write_set_settings
     from pipelines import train_hand
 
     write_part(rows(2, encoded=True), f"{tmp_path}/records")
+    write_set_settings(str(tmp_path), {"size": 16, "margin": 0.25, "min_hand_points": 5})  # as build-hand-crops writes it
     with pytest.raises(SystemExit) as exit_info:
         train_hand.main(["--config", "pipelines/configs/train_hand_demo.yaml", f"data.path={tmp_path}"])
     assert exit_info.value.code == 2
@@ -80,3 +82,17 @@ def test_train_hand_refuses_a_precomputed_set_with_augmentation_before_starting(
     cfg = train_hand.Config.model_validate({**train_hand.demo_config("runs/demo").model_dump(), "data": {"path": str(tmp_path)}})
     cfg.train.augment = None
     cfg.preflight()  # without augmentation the set is fine
+
+
+def test_train_hand_refuses_a_crop_set_that_does_not_record_its_settings(tmp_path, capsys):
+    """The model must carry the crop set's size, margin and hand rule: a set without them is
+    refused before anything starts, rather than trained with guessed values."""
+    from handdiff.data.parts import write_part
+    from pipelines import train_hand
+
+    write_part(rows(2), f"{tmp_path}/records")
+    with pytest.raises(SystemExit) as exit_info:
+        train_hand.main(["--config", "pipelines/configs/train_hand_demo.yaml", f"data.path={tmp_path}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "data.path:" in err and "settings.json not found" in err and "rebuild it" in err
