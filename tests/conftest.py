@@ -148,7 +148,8 @@ def hand_crops(annotated, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def outpaint_set(annotated, tmp_path_factory):
-    """The stage-2 set (64-pixel squares) built from the session's annotated LAION-Human and HaGRID."""
+    """The stage-2 set (64-pixel squares, a canvas fill of 100, not the default) built from the
+    session's annotated LAION-Human and HaGRID."""
     from pipelines import build_outpaint_set
     from pipelines.job import TrackingConfig
 
@@ -156,7 +157,7 @@ def outpaint_set(annotated, tmp_path_factory):
     cfg = build_outpaint_set.Config(
         tracking=TrackingConfig(run_name="outpaint-test", tracking_uri=annotated.tracking.tracking_uri),
         sources={name: {"path": f"{annotated.output}/{name}"} for name in ("laion_human", "hagrid")},
-        output=str(out / "set"), size=64, tasks={"num_cpus": 0.5, "concurrency": 2}, index_rows_per_file=8,
+        output=str(out / "set"), size=64, fill=100, tasks={"num_cpus": 0.5, "concurrency": 2}, index_rows_per_file=8,
     )  # fmt: skip
     assert build_outpaint_set.run(cfg) == 0
     return cfg

@@ -51,9 +51,9 @@ def crop_square(image: np.ndarray, x0: float, y0: float, side: float, size: int,
 def points_to_square(points: np.ndarray, x0: float, y0: float, side: float, size: int) -> np.ndarray:
     """(N, 3) image keypoints (x_px, y_px, score) -> the same points in the ``size`` square's pixels.
 
-    Follows ``crop_square``'s grid; a point that lands outside the square scores 0.
+    Follows ``crop_square``'s grid; a point that lands outside the square is absent, ``(0, 0, 0)``.
     """
     scale = size / max(1, int(round(side)))
     xy = (points[:, :2] - [math.floor(x0), math.floor(y0)]) * scale
     inside = (xy >= 0).all(1) & (xy < size).all(1) & (points[:, 2] > 0)
-    return np.column_stack([xy, np.where(inside, points[:, 2], 0)]).astype(np.float32)
+    return np.where(inside[:, None], np.column_stack([xy, points[:, 2]]), 0).astype(np.float32)

@@ -25,6 +25,8 @@ def test_selected_rows_are_all_cropped_once(hand_crops, annotated):
     report = json.loads(storage.read_text(f"{hand_crops.output}/selection.json"))
     assert len(ids) == len(set(ids)) == sum(r["selected"] for r in report.values())
     assert report["hagrid"]["selected"] == 12 and report["interhand26m"]["selected"] == report["interhand26m"]["available"]
+    # what the rows were made with, for train-hand to save in the model
+    assert json.loads(storage.read_text(f"{hand_crops.output}/settings.json")) == {"size": 64, "margin": 0.25, "min_hand_points": 5}
 
 
 def test_only_train_images_are_cropped(hand_crops, annotated):

@@ -56,6 +56,7 @@ def test_two_workers_lower_the_loss_log_everything_and_export_a_model_that_sampl
     assert version.run_id == run.info.run_id
     final = BodyOutpaintPipeline.from_pretrained(run.data.tags["final_model"])
     assert final.controlnet.config.conditioning_channels == 4
+    assert (final.settings.config.fill, final.settings.config.size, final.settings.config.person_margin) == (100, 64, 0.1)  # the set's
     assert isinstance(ControlNetModel.from_pretrained(f"{run.data.tags['final_model']}/controlnet"), ControlNetModel)
     assert sorted(p.name for p in (tmp_path / "runs" / "overfit").iterdir() if p.name.startswith("step_")) == ["step_00000022", "step_00000024"]
 

@@ -37,10 +37,11 @@ def history(uri: str, run_name: str, metric: str) -> list[tuple[int, float]]:
 def test_two_workers_lower_the_loss_on_a_tiny_set_and_log_everything(ray_session, annotated, demo_workdir, tmp_path):
     tiny = build_hand_crops.Config(tracking=TrackingConfig(run_name="tiny-set", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"),
                                    sources={"reinterhand": {"path": f"{annotated.output}/reinterhand", "count": 4}},
-                                   output=str(tmp_path / "tiny"), size=64, tasks={"num_cpus": 0.5, "concurrency": 1})  # fmt: skip
+                                   output=str(tmp_path / "tiny"), size=64, margin=0.4, min_hand_points=6,
+                                   tasks={"num_cpus": 0.5, "concurrency": 1})  # fmt: skip
     assert build_hand_crops.run(tiny) == 0
     uri = f"sqlite:///{tmp_path}/db.sqlite"
-    cfg = config(tiny, demo_workdir, uri, "overfit", str(tmp_path / "runs"), steps=24, lr=2e-3)
+    cfg = config(tiny, demo_workdir, uri, "overfit", str(tmp_path / "runs"), steps=24, lr=2e-3, heatmap_sigma=1.5)
     cfg.logging.sample_every_steps = 24
     assert train_hand.run(cfg) == 0
     losses = [v for _, v in history(uri, "overfit", "loss")]
@@ -55,6 +56,8 @@ def test_two_workers_lower_the_loss_on_a_tiny_set_and_log_everything(ray_session
     assert version.run_id == run.info.run_id
     final = HandGenerationPipeline.from_pretrained(run.data.tags["final_model"])
     assert final.generator.unet.config.in_channels == 15
+    # what the crop set and training chose travels with the model (none of them a default)
+    assert final.generator.crop_settings() == {"crop_size": 64, "crop_margin": 0.4, "heatmap_sigma": 1.5, "min_hand_points": 6}
     # the registered model generates hands and masks through MLflow's own loader
     import mlflow.pyfunc
     import pandas as pd
@@ -63,8 +66,8 @@ def test_two_workers_lower_the_loss_on_a_tiny_set_and_log_everything(ray_session
     model = mlflow.pyfunc.load_model("models:/hand-overfit/1")
     keypoints = np.zeros((42, 3), np.float32)
     keypoints[:21] = np.column_stack([np.linspace(10, 50, 21), np.linspace(10, 50, 21), np.ones(21)])
-    out = model.predict(pd.DataFrame({"caption": ["a hand"], "keypoints": [keypoints.reshape(-1).tolist()]}), params={"size": 64, "steps": 2})
-    assert decode_image(out["image"][0]).shape == (64, 64, 3) and out["mask"][0]["size"] == [64, 64]
+    out = model.predict(pd.DataFrame({"caption": ["a hand"], "keypoints": [keypoints.reshape(-1).tolist()]}), params={"steps": 2})
+    assert decode_image(out["image"][0]).shape == (64, 64, 3) and out["mask"][0]["size"] == [64, 64]  # the model's crop size
     checkpoints = sorted(p.name for p in (tmp_path / "runs" / "overfit").iterdir() if p.name.startswith("step_"))
     assert checkpoints == ["step_00000022", "step_00000024"]  # num_to_keep = 2
 
