@@ -101,7 +101,8 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None, runs_prefi
             "hand_steps": 3, "body_steps": 5}  # fmt: skip
     baseline = {"base": storage.join(zoo, "sd15"), "controlnet": storage.join(zoo, "controlnet-openpose"),
                 "adapter": storage.join(zoo, "t2i-adapter-openpose"), "humansd": storage.join(zoo, "humansd"),
-                "handrefiner": storage.join(zoo, "handrefiner-controlnet"), "steps": 3}  # fmt: skip
+                "handrefiner": storage.join(zoo, "handrefiner-controlnet"), "inpainting": storage.join(zoo, "sd15-inpainting"),
+                "handrefiner_steps": 3, "steps": 3}  # fmt: skip
     return Config(
         ray={"num_cpus": 8},
         tracking=tracking or TrackingConfig(run_name="benchmark-demo"),

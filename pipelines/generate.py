@@ -32,6 +32,7 @@ from handdiff.config import ConfigError, InputPath, StrictModel
 from handdiff.data.conditions import CONDITION_SCHEMA, condition_from_record
 from handdiff.data.parts import check_conservation, index_rows, read_parts, write_index, write_part, written_ids
 from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
+from handdiff.data.skeleton import HUMANSD_THRESHOLD
 from handdiff.data.work_rows import OUTPUTS
 from handdiff.inference.generate_stages import GENERATION_SCHEMA, GenerateImages, conditions_to_rows, write_generated
 from handdiff.provenance import code_version
@@ -79,24 +80,44 @@ class HandDiffSection(StrictModel):
 
 
 class BaselineSection(StrictModel):
-    """The baselines (``method: sd15 | controlnet-openpose | t2i-adapter-openpose | humansd | handrefiner``)."""
+    """The baselines (``method: sd15 | controlnet-openpose | t2i-adapter-openpose | humansd | handrefiner``),
+    each driven as its authors' code drives it (``handdiff.inference.baselines``)."""
 
     base: str
     """SD 1.5: a path, s3:// prefix or hub id (stable-diffusion-v1-5/stable-diffusion-v1-5)."""
     controlnet: str | None = None
-    """controlnet-openpose: lllyasviel/sd-controlnet-openpose."""
+    """controlnet-openpose: ControlNet 1.1's lllyasviel/control_v11p_sd15_openpose (our choice;
+    1.0's lllyasviel/sd-controlnet-openpose with ``controlnet_pose: body``)."""
+    controlnet_pose: Literal["body+hands", "body"] = "body+hands"
+    """The skeleton the ControlNet gets: 1.1 was trained on body + hand drawings, 1.0 on the body alone."""
     adapter: str | None = None
     """t2i-adapter-openpose: TencentARC/t2iadapter_openpose_sd14v1."""
     humansd: str | None = None
     """humansd: a diffusers folder with HumanSD's 8-channel UNet (converted once from humansd-v1.ckpt; see the README)."""
+    humansd_pose_threshold: float = Field(HUMANSD_THRESHOLD, ge=0, lt=1)
+    """Keypoints HumanSD draws: above this score (its inference default 0.05)."""
     handrefiner: str | None = None
     """handrefiner: the depth inpainting ControlNet (control_sd15_inpaint_depth_hand, in diffusers format)."""
+    inpainting: str | None = None
+    """handrefiner: SD 1.5's 9-channel inpainting pipeline whose UNet the ControlNet steers
+    (stable-diffusion-v1-5/stable-diffusion-inpainting, or the UNet of HandRefiner's fine-tuned checkpoint)."""
+    handrefiner_control_scale: float = Field(0.55, ge=0)
+    """HandRefiner's ``--strength``, the ControlNet's scale (0.55 as its README's example)."""
+    handrefiner_steps: int = Field(50, ge=1)
+    """HandRefiner's DDIM steps (fixed at 50 in handrefiner.py)."""
+    handrefiner_guidance: float = 9.0
+    """HandRefiner's guidance scale (9.0 in handrefiner.py)."""
     steps: int = Field(50, ge=1)
-    guidance: float = 7.5
+    guidance: float | None = None
+    """Unset: each method's authors' own (SD 7.5, ControlNet 9, T2I-Adapter 7.5, HumanSD 10); a value applies to all."""
 
 
 BASELINE_MODELS = {"sd15": (), "controlnet-openpose": ("controlnet",), "t2i-adapter-openpose": ("adapter",), "humansd": ("humansd",),
-                   "handrefiner": ("handrefiner",)}  # fmt: skip
+                   "handrefiner": ("handrefiner", "inpainting")}  # fmt: skip
+"""The model locations each baseline needs."""
+BASELINE_OPTIONS = {"controlnet-openpose": {"pose": "controlnet_pose"}, "humansd": {"pose_threshold": "humansd_pose_threshold"},
+                    "handrefiner": {k: k for k in ("handrefiner_control_scale", "handrefiner_steps", "handrefiner_guidance")}}  # fmt: skip
+"""Each baseline's own settings: generator keyword -> ``BaselineSection`` field."""
 
 
 class Config(JobConfig):
@@ -143,7 +164,9 @@ class Config(JobConfig):
         if self.method == "handdiff":
             return {**self.handdiff.model_dump(), **device}
         b = self.baseline
-        return {"base": b.base, "steps": b.steps, "guidance": b.guidance, **{m: getattr(b, m) for m in BASELINE_MODELS[self.method]}, **device}
+        options = {key: getattr(b, name) for key, name in BASELINE_OPTIONS.get(self.method, {}).items()}
+        models = {m: getattr(b, m) for m in BASELINE_MODELS[self.method]}
+        return {"base": b.base, "steps": b.steps, "guidance": b.guidance, **models, **options, **device}
 
 
 def check_trained_settings(section: HandDiffSection, where: str) -> None:

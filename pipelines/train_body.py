@@ -45,7 +45,10 @@ class ModelSection(StrictModel):
     base: str
     """SD 1.5 (its UNet stays frozen): a path, s3:// prefix or hub id (stable-diffusion-v1-5/stable-diffusion-v1-5)."""
     controlnet: str
-    """The OpenPose ControlNet to start from: a path, s3:// prefix or hub id (lllyasviel/sd-controlnet-openpose)."""
+    """The OpenPose ControlNet to start from: a path, s3:// prefix or hub id. ControlNet 1.1's
+    lllyasviel/control_v11p_sd15_openpose (our choice: the paper says only "the official
+    Openpose-pretrained checkpoint"; 1.1 was trained on body + hand drawings like our skeletons,
+    1.0's lllyasviel/sd-controlnet-openpose on bodies alone)."""
 
 
 class BodyTrainSection(TrainSection):

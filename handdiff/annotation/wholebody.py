@@ -116,3 +116,24 @@ class FaceCounter:
     def __call__(self, image: np.ndarray) -> int:
         result = self._detector.process(np.ascontiguousarray(image))
         return len(result.detections or [])
+
+
+class HandLandmarks:
+    """Mediapipe Hands in static-image mode: ``(H, W, 3)`` uint8 RGB -> each hand found, (21, 3) of
+    (x_px, y_px, 1) in the canonical hand order (Mediapipe's own 21-point order), points outside
+    the image absent. Handedness is not reported: who uses this (HandRefiner's hand finding)
+    draws every hand alike."""
+
+    def __init__(self, max_hands: int = 2, min_detection_confidence: float = 0.5):
+        import mediapipe as mp
+
+        self._hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=max_hands, min_detection_confidence=min_detection_confidence)
+        self.model_id = f"mediapipe-hands {mp.__version__} max_hands={max_hands} min_conf={min_detection_confidence}"
+
+    def __call__(self, image: np.ndarray) -> list[np.ndarray]:
+        result = self._hands.process(np.ascontiguousarray(image))
+        height, width = image.shape[:2]
+        return [kp.seen_points(_points(hand, width, height), width, height) for hand in result.multi_hand_landmarks or []]
+
+    def close(self) -> None:
+        self._hands.close()

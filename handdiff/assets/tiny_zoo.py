@@ -7,6 +7,7 @@ models with small seeded configs, saved in their libraries' own formats, so that
     <zoo>/t2i-adapter-openpose/    T2IAdapter matching that UNet
     <zoo>/humansd/                 HumanSD-shaped pipeline: SD 2.1-style UNet with 8 input channels
     <zoo>/handrefiner-controlnet/  HandRefiner-style depth ControlNet for hand inpainting
+    <zoo>/sd15-inpainting/         StableDiffusionInpaintPipeline: the SD 1.5 parts with a 9-channel inpainting UNet
     <zoo>/sam/sam_tiny.pth         segment-anything checkpoint, architecture "tiny"
     <zoo>/llava/                   LlavaForConditionalGeneration + LlavaProcessor
     <zoo>/clip/                    CLIPModel + CLIPProcessor
@@ -34,11 +35,11 @@ from handdiff import storage
 
 ZOO_VERSION = 1
 SD_DIR, CONTROLNET_DIR, SAM_FILE, LLAVA_DIR, CLIP_DIR = "sd15", "controlnet-openpose", "sam/sam_tiny.pth", "llava", "clip"
-T2I_ADAPTER_DIR, HUMANSD_DIR, HANDREFINER_DIR = "t2i-adapter-openpose", "humansd", "handrefiner-controlnet"
+T2I_ADAPTER_DIR, HUMANSD_DIR, HANDREFINER_DIR, INPAINTING_DIR = "t2i-adapter-openpose", "humansd", "handrefiner-controlnet", "sd15-inpainting"
 INCEPTION_FILE = "inception/pt_inception-2015-12-05-6726825d.pth"
 SAM_ARCH = "tiny"
 ZOO_LAYOUT = {"sd15": SD_DIR, "controlnet": CONTROLNET_DIR, "sam": SAM_FILE, "captioner": LLAVA_DIR, "clip": CLIP_DIR, "inception": INCEPTION_FILE,
-              "t2i_adapter": T2I_ADAPTER_DIR, "humansd": HUMANSD_DIR, "handrefiner": HANDREFINER_DIR}  # fmt: skip
+              "t2i_adapter": T2I_ADAPTER_DIR, "humansd": HUMANSD_DIR, "handrefiner": HANDREFINER_DIR, "inpainting": INPAINTING_DIR}  # fmt: skip
 IMAGE_SIZE = 64
 """Generation size the tiny SD models are meant for (any multiple of 32 works)."""
 
@@ -176,6 +177,19 @@ def build_handrefiner_controlnet(out: Path, unet) -> None:
     ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16, 32, 32)).save_pretrained(out / HANDREFINER_DIR)
 
 
+def build_sd_inpainting(out: Path, unet) -> None:
+    """SD 1.5's inpainting pipeline, tiny: the zoo's SD parts with a UNet of the same shape whose
+    ``conv_in`` takes 9 channels (noisy latents, mask, masked-image latents), as
+    ``stable-diffusion-inpainting``'s, the UNet HandRefiner's ControlNet steers."""
+    from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline, UNet2DConditionModel
+
+    torch.manual_seed(6)
+    sd = StableDiffusionPipeline.from_pretrained(out / SD_DIR, safety_checker=None, requires_safety_checker=False)
+    inpainting = UNet2DConditionModel.from_config({**unet.config, "in_channels": 9})
+    StableDiffusionInpaintPipeline(vae=sd.vae, text_encoder=sd.text_encoder, tokenizer=sd.tokenizer, unet=inpainting, scheduler=sd.scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False).save_pretrained(out / INPAINTING_DIR)  # fmt: skip
+
+
 def build_sam_checkpoint(out: Path) -> None:
     from handdiff.models.sam import build_sam
 
@@ -276,6 +290,7 @@ def build_tiny_zoo(out: str, force: bool = False) -> dict:
         build_t2i_adapter(root, unet)
         build_humansd(root)
         build_handrefiner_controlnet(root, unet)
+        build_sd_inpainting(root, unet)
         build_sam_checkpoint(root)
         build_llava(root)
         build_clip(root)

@@ -1,27 +1,63 @@
-"""The benchmark's diffusers baselines behind the generator interface (SPEC 7 Table I): SD 1.5
-from text alone, the OpenPose ControlNet and the OpenPose T2I-Adapter, each given the
-condition's caption and, for the pose-conditioned ones, its skeleton drawn as OpenPose does
-(``handdiff.data.skeleton``). Every image's initial noise comes from its own seed, so an
-image depends only on its condition.
+"""The benchmark's baselines behind the generator interface (SPEC 7 Table I), each driven as its
+authors' code drives it: the input it was trained on, its sampler settings, its model variant.
+What each receives, and the file of its authors' code that says so:
+
+| method | receives | authors' code |
+|---|---|---|
+| ``sd15`` | the caption; DDIM, guidance 7.5 | ``CompVis/stable-diffusion`` ``scripts/txt2img.py`` (``--scale 7.5``) |
+| ``controlnet-openpose`` | ControlNet 1.1's body + hand drawing (``draw_skeleton``; ``pose: body`` draws 1.0's body-only one); guidance 9 | ``lllyasviel/ControlNet-v1-1-nightly`` ``gradio_openpose.py`` (hand and face on, scale 9.0); 1.0: ``lllyasviel/ControlNet`` ``gradio_pose2image.py`` (hand off) |
+| ``t2i-adapter-openpose`` | the body alone as pytorch-openpose draws it (``draw_openpose_body``); guidance 7.5, weight 1 | ``TencentARC/T2I-Adapter`` ``ldm/modules/extra_condition/openpose/{api,util}.py``, ``ldm/inference_base.py`` |
+| ``humansd`` | HumanSD's own COCO-17 drawing (``draw_humansd_pose``) as latents beside the noise; guidance 10 | ``IDEA-Research/HumanSD`` ``scripts/pose2img.py`` (``draw_humansd_skeleton``, ``--scale 10.0``) |
+| ``handrefiner`` | SD's image, the hands Mediapipe finds in it, one padded rectangle each, a depth image; SD 1.5's 9-channel inpainting UNet, control scale 0.55, 50 DDIM steps at guidance 9 from pure noise, the image's noised latents put back outside the mask before every step | ``wenquanlu/HandRefiner`` ``handrefiner.py``, ``cldm/ddim_hacked.py``, ``preprocessor/meshgraphormer.py`` |
+
+Every method samples with DDIM (eta 0), every image's initial noise comes from its own seed
+(an image depends only on its condition), and every method gets the caption alone with an
+empty unconditional prompt (our choice: the authors' demo scripts add quality words and
+negative prompts, which would make CLIPSIM and the others measure prompt engineering).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from PIL import Image
 
-from handdiff.data.skeleton import draw_skeleton
+from handdiff.data import keypoints as kp
+from handdiff.data.skeleton import HUMANSD_THRESHOLD, draw_humansd_pose, draw_openpose_body, draw_skeleton
 from handdiff.inference.generators import Generated, Generator
 from handdiff.models.sd_parts import vae_factor
 
 
-class _DiffusersBaseline(Generator):
-    """A diffusers text-to-image pipeline (built by ``_pipeline``), batched per output size."""
+def _seeded_noise(conditions: list[dict], size: int, factor: int) -> torch.Tensor:
+    """(B, 4, size/factor, size/factor): each condition's initial noise from its own seed."""
+    return torch.cat([torch.randn((1, 4, size // factor, size // factor), generator=torch.Generator().manual_seed(int(c["seed"])))
+                      for c in conditions])  # fmt: skip
 
-    def __init__(self, base: str, steps: int = 50, guidance: float = 7.5, device: str = "cpu", dtype: str = "float32", **models: str):
+
+def _by_size(conditions: list[dict]) -> list[tuple[int, list[int]]]:
+    """(size, indices) per output size: one batched pass each."""
+    return [(size, [i for i, c in enumerate(conditions) if int(c["size"]) == size]) for size in sorted({int(c["size"]) for c in conditions})]
+
+
+def _keypoints(condition: dict) -> np.ndarray:
+    return np.asarray(condition["keypoints"], np.float32).reshape(kp.NUM_KEYPOINTS, 3)
+
+
+def _uint8(images: np.ndarray) -> np.ndarray:
+    return (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
+
+
+class _DiffusersBaseline(Generator):
+    """A diffusers text-to-image pipeline (built by ``_pipeline``), batched per output size.
+    ``guidance`` None: the method's authors' own (``authors_guidance``)."""
+
+    authors_guidance: float = 7.5
+
+    def __init__(self, base: str, steps: int = 50, guidance: float | None = None, device: str = "cpu", dtype: str = "float32", **models: str):
         from diffusers import DDIMScheduler
 
         from handdiff.models.loading import load_sd_pipeline
@@ -30,8 +66,8 @@ class _DiffusersBaseline(Generator):
         self.pipe = self._pipeline(sd, **models).to(device)
         self.pipe.scheduler = DDIMScheduler.from_config(self.pipe.scheduler.config)  # the paper's sampler, as for ours
         self.pipe.set_progress_bar_config(disable=True)
-        self.settings = {"base": base, **models, "steps": steps, "guidance": guidance, "dtype": dtype}
-        self.steps, self.guidance = steps, guidance
+        self.steps, self.guidance = steps, self.authors_guidance if guidance is None else guidance
+        self.settings = {"base": base, **models, "steps": steps, "guidance": self.guidance, "dtype": dtype}
 
     def _pipeline(self, sd, **models):
         return sd
@@ -41,45 +77,50 @@ class _DiffusersBaseline(Generator):
         return {}
 
     def generate(self, conditions: list[dict]) -> list[Generated]:
-        import time
-
         out: dict[int, Generated] = {}
-        for size in sorted({int(c["size"]) for c in conditions}):
-            group = [i for i, c in enumerate(conditions) if int(c["size"]) == size]
+        for size, group in _by_size(conditions):
             batch = [conditions[i] for i in group]
-            factor = vae_factor(self.pipe.vae)
-            noise = torch.cat([torch.randn((1, 4, size // factor, size // factor), generator=torch.Generator().manual_seed(int(c["seed"])))
-                               for c in batch])  # fmt: skip
+            noise = _seeded_noise(batch, size, vae_factor(self.pipe.vae))
             start = time.perf_counter()
             images = self.pipe([c["caption"] for c in batch], height=size, width=size, num_inference_steps=self.steps,
                                guidance_scale=self.guidance, latents=noise.to(self.pipe.device, self.pipe.unet.dtype), output_type="np",
                                **self._condition(batch, size)).images  # fmt: skip
             seconds = (time.perf_counter() - start) / len(batch)
             for i, image in zip(group, images, strict=True):
-                out[i] = Generated((np.clip(image, 0, 1) * 255).round().astype(np.uint8), {"generate": seconds})
+                out[i] = Generated(_uint8(image), {"generate": seconds})
         return [out[i] for i in range(len(conditions))]
 
     def describe(self) -> dict[str, Any]:
         return dict(self.settings)
 
 
-def skeletons(conditions: list[dict], size: int) -> list[Image.Image]:
-    return [Image.fromarray(draw_skeleton(np.asarray(c["keypoints"], np.float32).reshape(133, 3), size)) for c in conditions]
+def pose_images(conditions: list[dict], size: int, draw: Callable[[np.ndarray, int], np.ndarray]) -> list[Image.Image]:
+    """Each condition's keypoints drawn by ``draw`` at ``size``."""
+    return [Image.fromarray(draw(_keypoints(c), size)) for c in conditions]
 
 
 class SD15Generator(_DiffusersBaseline):
-    """SD 1.5 from the caption alone (``StableDiffusionPipeline``)."""
+    """SD 1.5 from the caption alone (``StableDiffusionPipeline``); guidance 7.5 as
+    ``CompVis/stable-diffusion``'s ``scripts/txt2img.py``."""
 
     method = "sd15"
 
 
 class ControlNetOpenPoseGenerator(_DiffusersBaseline):
-    """The OpenPose ControlNet (``StableDiffusionControlNetPipeline``) on the skeleton image."""
+    """The OpenPose ControlNet (``StableDiffusionControlNetPipeline``) on a skeleton drawn as its
+    version's annotator drew its training data: ``pose="body+hands"`` for ControlNet 1.1's
+    ``control_v11p_sd15_openpose`` (trained on body, hand and face combinations;
+    ``ControlNet-v1-1-nightly/gradio_openpose.py`` draws hands and face by default), ``"body"``
+    for 1.0's ``sd-controlnet-openpose`` (``ControlNet/gradio_pose2image.py`` calls its annotator
+    with the hand option off). Guidance 9, both versions' demo default."""
 
     method = "controlnet-openpose"
+    authors_guidance = 9.0
 
-    def __init__(self, base: str, controlnet: str, **options):
+    def __init__(self, base: str, controlnet: str, pose: Literal["body+hands", "body"] = "body+hands", **options):
         super().__init__(base, controlnet=controlnet, **options)
+        self.pose = pose
+        self.settings["pose"] = pose
 
     def _pipeline(self, sd, controlnet: str):
         from diffusers import StableDiffusionControlNetPipeline
@@ -89,11 +130,16 @@ class ControlNetOpenPoseGenerator(_DiffusersBaseline):
         return StableDiffusionControlNetPipeline(**sd.components, controlnet=load_controlnet(controlnet, torch_dtype=sd.unet.dtype))
 
     def _condition(self, conditions: list[dict], size: int) -> dict[str, Any]:
-        return {"image": skeletons(conditions, size)}
+        return {"image": pose_images(conditions, size, draw_skeleton if self.pose == "body+hands" else draw_openpose_body)}
 
 
 class T2IAdapterOpenPoseGenerator(_DiffusersBaseline):
-    """The OpenPose T2I-Adapter (``StableDiffusionAdapterPipeline``) on the skeleton image."""
+    """The OpenPose T2I-Adapter (``StableDiffusionAdapterPipeline``) on the body alone, drawn as
+    its authors' annotator draws it (``draw_openpose_body``; ``TencentARC/T2I-Adapter``
+    ``ldm/modules/extra_condition/openpose/api.py`` draws no hands). Adapter weight 1 at every
+    step, DDIM, guidance 7.5: ``ldm/inference_base.py``'s ``--cond_weight 1.0``, ``--cond_tau
+    1.0``, ``--sampler ddim``, ``--scale 7.5`` (diffusers' ``adapter_conditioning_scale`` 1 and
+    its per-step adapter residuals are the same thing)."""
 
     method = "t2i-adapter-openpose"
 
@@ -109,13 +155,16 @@ class T2IAdapterOpenPoseGenerator(_DiffusersBaseline):
         return StableDiffusionAdapterPipeline(**parts, adapter=load_t2i_adapter(adapter, torch_dtype=sd.unet.dtype))
 
     def _condition(self, conditions: list[dict], size: int) -> dict[str, Any]:
-        return {"image": skeletons(conditions, size)}
+        return {"image": pose_images(conditions, size, draw_openpose_body)}
 
 
 class HumanSDGenerator(Generator):
-    """HumanSD's design on diffusers: an SD 2.1-base-shaped UNet whose ``conv_in`` takes 8
-    channels, the noisy latents concatenated with the VAE latents of the skeleton image
-    (``conditioning_key: hybrid``), sampled with DDIM + CFG (the skeleton latents in both halves).
+    """HumanSD on diffusers: an SD 2.1-base-shaped UNet whose ``conv_in`` takes 8 channels, the
+    noisy latents concatenated with the VAE latents of HumanSD's own pose drawing
+    (``draw_humansd_pose``: COCO-17 body, keypoints above ``pose_threshold``; ``conditioning_key:
+    hybrid``), sampled with DDIM + CFG (the pose latents in both halves, as ``c_concat`` in
+    ``scripts/pose2img.py``'s ``uc_full``), guidance 10 (its ``--scale`` default), from pure noise
+    (its ``--strength 1.0``: ``do_full_sample``).
 
     ``humansd`` is a diffusers folder (SD layout, 8-channel UNet). The released
     ``humansd-v1.ckpt`` is a Lightning checkpoint: convert it once, where it is trusted, to
@@ -125,8 +174,10 @@ class HumanSDGenerator(Generator):
     """
 
     method = "humansd"
+    authors_guidance = 10.0
 
-    def __init__(self, humansd: str, steps: int = 50, guidance: float = 7.5, device: str = "cpu", dtype: str = "float32", **_unused):
+    def __init__(self, humansd: str, steps: int = 50, guidance: float | None = None, device: str = "cpu", dtype: str = "float32",
+                 pose_threshold: float = HUMANSD_THRESHOLD, **_unused):  # fmt: skip
         from diffusers import DDIMScheduler
 
         from handdiff.models.loading import load_sd_pipeline
@@ -135,30 +186,28 @@ class HumanSDGenerator(Generator):
         if self.sd.unet.config.in_channels != 8:
             raise ValueError(f"{humansd}: a HumanSD UNet takes 8 input channels, this one {self.sd.unet.config.in_channels}")
         self.scheduler = DDIMScheduler.from_config(self.sd.scheduler.config)
-        self.settings = {"humansd": humansd, "steps": steps, "guidance": guidance, "dtype": dtype}
-        self.steps, self.guidance = steps, guidance
+        self.steps, self.guidance, self.pose_threshold = steps, self.authors_guidance if guidance is None else guidance, pose_threshold
+        self.settings = {"humansd": humansd, "steps": steps, "guidance": self.guidance, "pose_threshold": pose_threshold, "dtype": dtype}
+
+    def pose_images(self, conditions: list[dict], size: int) -> list[Image.Image]:
+        return pose_images(conditions, size, lambda keypoints, s: draw_humansd_pose(keypoints, s, self.pose_threshold))
 
     @torch.no_grad()
     def generate(self, conditions: list[dict]) -> list[Generated]:
-        import time
-
         from handdiff.models.sd_parts import encode_prompts
 
         out: dict[int, Generated] = {}
         sd, device, dtype = self.sd, self.sd.unet.device, self.sd.unet.dtype
-        for size in sorted({int(c["size"]) for c in conditions}):
-            group = [i for i, c in enumerate(conditions) if int(c["size"]) == size]
+        for size, group in _by_size(conditions):
             batch = [conditions[i] for i in group]
             start = time.perf_counter()
-            pixels = torch.as_tensor(np.stack([np.asarray(s) for s in skeletons(batch, size)])).permute(0, 3, 1, 2).to(device, dtype) / 127.5 - 1
-            pose = sd.vae.encode(pixels).latent_dist.mode() * sd.vae.config.scaling_factor
+            pixels = torch.as_tensor(np.stack([np.asarray(im) for im in self.pose_images(batch, size)])).permute(0, 3, 1, 2)
+            pose = sd.vae.encode(pixels.to(device, dtype) / 127.5 - 1).latent_dist.mode() * sd.vae.config.scaling_factor
             text = encode_prompts(sd.tokenizer, sd.text_encoder, [c["caption"] for c in batch], device).to(dtype)
             guided = self.guidance > 1.0
             if guided:
                 text = torch.cat([encode_prompts(sd.tokenizer, sd.text_encoder, [""] * len(batch), device).to(dtype), text])
-            factor = vae_factor(sd.vae)
-            latents = torch.cat([torch.randn((1, 4, size // factor, size // factor), generator=torch.Generator().manual_seed(int(c["seed"])))
-                                 for c in batch]).to(device, dtype) * self.scheduler.init_noise_sigma  # fmt: skip
+            latents = _seeded_noise(batch, size, vae_factor(sd.vae)).to(device, dtype) * self.scheduler.init_noise_sigma
             self.scheduler.set_timesteps(self.steps, device=device)
             for t in self.scheduler.timesteps:
                 x = torch.cat([latents, pose], dim=1)
@@ -171,28 +220,27 @@ class HumanSDGenerator(Generator):
             images = ((sd.vae.decode(latents / sd.vae.config.scaling_factor).sample.float() + 1) / 2).clamp(0, 1)
             seconds = (time.perf_counter() - start) / len(batch)
             for i, image in zip(group, images, strict=True):
-                out[i] = Generated((image.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8), {"generate": seconds})
+                out[i] = Generated(_uint8(image.permute(1, 2, 0).cpu().numpy()), {"generate": seconds})
         return [out[i] for i in range(len(conditions))]
 
     def describe(self) -> dict[str, Any]:
         return dict(self.settings)
 
 
-def hand_depth(keypoints: np.ndarray, size: int) -> Image.Image:
-    """A depth-like image of the target hands drawn from their 2D keypoints (our stand-in for
-    HandRefiner's hand-mesh depth, a stated deviation): each hand's bones as thick bright strokes
-    and its palm filled, on black; nearer is brighter, and without 3D all hand pixels are "near"."""
+def hand_depth(hands: list[np.ndarray], size: int) -> Image.Image:
+    """A depth-like image of ``hands`` ((21, 3) keypoints each, px) drawn from their 2D points (our
+    stand-in for HandRefiner's hand-mesh depth, the stated deviation): each hand's bones as
+    thick bright strokes and its palm filled, on black; nearer is brighter, and without 3D all
+    hand pixels are "near"."""
     import cv2
 
-    from handdiff.data import keypoints as kp
     from handdiff.data.skeleton import HAND_BONES
 
     canvas = np.zeros((size, size), np.uint8)
     width = max(2, size // 64)
-    for side in kp.SIDES:
-        hand = keypoints[kp.hand_slice(side)]
+    palm = [0, 1, 5, 9, 13, 17]
+    for hand in hands:
         here = hand[:, 2] > 0
-        palm = [0, 1, 5, 9, 13, 17]
         if here[palm].all():
             cv2.fillConvexPoly(canvas, cv2.convexHull(hand[palm, :2].astype(np.int32)), 200)
         for a, b in HAND_BONES:
@@ -201,64 +249,125 @@ def hand_depth(keypoints: np.ndarray, size: int) -> Image.Image:
     return Image.fromarray(np.repeat(canvas[..., None], 3, axis=2))
 
 
-def hand_regions(keypoints: np.ndarray, size: int, margin: float = 0.25) -> Image.Image:
-    """The inpainting mask: each target hand's box grown by ``margin`` of its longer side, white on black."""
-    from handdiff.annotation.masks import expand_box
-    from handdiff.data import keypoints as kp
-
-    mask = np.zeros((size, size), np.uint8)
-    for side in kp.SIDES:
-        hand = keypoints[kp.hand_slice(side)]
-        box = kp.hand_box(hand[:, :2], hand[:, 2])
-        if box is not None:
-            x0, y0, x1, y1 = np.round(expand_box(box, margin, size, size)).astype(int)
-            mask[y0:y1, x0:x1] = 255
-    return Image.fromarray(mask)
+def handrefiner_mask(hands: list[np.ndarray], size: int) -> np.ndarray:
+    """(size, size) bool: one rectangle per hand around its present points, each axis padded by
+    max(15 % of the hand's extent + 1 px, 30 px at 512), clipped, as HandRefiner's
+    ``get_mask_bounding_box`` (``preprocessor/meshgraphormer.py``: ``padding=30,
+    dynamic_resize=0.15``, inclusive maxima)."""
+    mask = np.zeros((size, size), bool)
+    padding = max(1, round(30 * size / 512))
+    for hand in hands:
+        xy = hand[hand[:, 2] > 0, :2].astype(int)
+        if not len(xy):
+            continue
+        (x0, y0), (x1, y1) = xy.min(0), xy.max(0)
+        px, py = max(int((x1 - x0 + 1) * 0.15), padding), max(int((y1 - y0 + 1) * 0.15), padding)
+        mask[max(y0 - py, 0) : min(y1 + py, size - 1) + 1, max(x0 - px, 0) : min(x1 + px, size - 1) + 1] = True
+    return mask
 
 
 class HandRefinerGenerator(_DiffusersBaseline):
-    """HandRefiner's design: SD 1.5 draws the image, then every target hand region is inpainted
-    again by a depth-conditioned inpainting ControlNet (``control_sd15_inpaint_depth_hand``,
-    ``StableDiffusionControlNetInpaintPipeline``). HandRefiner takes depth from a hand-mesh
-    model fitted to the generated hands; the shipped default draws it from the target hand
-    keypoints (``hand_depth``), a stated deviation."""
+    """HandRefiner (``wenquanlu/HandRefiner``, ``handrefiner.py``) on SD 1.5's images: SD draws the
+    image from the caption; the hands Mediapipe finds in it (HandRefiner's own
+    ``MeshGraphormerMediapipe`` detects them with Mediapipe's hand landmarker at confidence
+    0.6) get one padded rectangle each (``handrefiner_mask``) and a depth image; then the whole
+    image is denoised again from pure noise with SD 1.5's 9-channel inpainting UNet (noisy
+    latents, mask, masked-image latents) steered by the depth inpainting ControlNet
+    (``control_sd15_inpaint_depth_hand``) at ``handrefiner_control_scale`` (HandRefiner's
+    ``--strength``: ``model.control_scales = [strength] * 13``; 0.55 as its README's example),
+    ``handrefiner_steps`` (50) DDIM steps at guidance ``handrefiner_guidance`` (9.0), putting the
+    image's latents, noised to the coming step, back outside the mask before every step but the
+    first's own noise (``cldm/ddim_hacked.py``: ``img = img_orig * (1. - mask) + mask * img``). The
+    output is the whole decoded image, as HandRefiner writes it. An image where no hand is
+    found is SD's, unrefined (HandRefiner has nothing to do there).
+
+    Stated deviation: the depth comes from the detected hands' 2D keypoints (``hand_depth``), not
+    from a Mesh Graphormer hand mesh fitted to them.
+    """
 
     method = "handrefiner"
 
-    def __init__(self, base: str, handrefiner: str, strength: float = 0.55, **options):
-        super().__init__(base, handrefiner=handrefiner, **options)
-        from diffusers import StableDiffusionControlNetInpaintPipeline
+    def __init__(self, base: str, handrefiner: str, inpainting: str, handrefiner_control_scale: float = 0.55, handrefiner_steps: int = 50,
+                 handrefiner_guidance: float = 9.0, hand_detector: Callable[[np.ndarray], list[np.ndarray]] | None = None,
+                 **options):  # fmt: skip
+        super().__init__(base, handrefiner=handrefiner, inpainting=inpainting, **options)
+        from diffusers import DDIMScheduler, StableDiffusionControlNetInpaintPipeline, UNet2DConditionModel
 
-        from handdiff.models.loading import load_controlnet
+        from handdiff.models.loading import load_controlnet, resolve
 
-        self.inpaint = StableDiffusionControlNetInpaintPipeline(
-            **{k: v for k, v in self.pipe.components.items() if k != "image_encoder"},
-            controlnet=load_controlnet(handrefiner, torch_dtype=self.pipe.unet.dtype),
+        dtype = self.pipe.unet.dtype
+        unet = UNet2DConditionModel.from_pretrained(resolve(inpainting), subfolder="unet", torch_dtype=dtype)
+        if unet.config.in_channels != 9:
+            raise ValueError(f"{inpainting}: HandRefiner's UNet is SD 1.5's inpainting UNet with 9 input channels, this one has "
+                             f"{unet.config.in_channels}")  # fmt: skip
+        parts = {k: v for k, v in self.pipe.components.items() if k not in ("image_encoder", "unet", "scheduler")}
+        self.refiner = StableDiffusionControlNetInpaintPipeline(
+            **parts, unet=unet, scheduler=DDIMScheduler.from_config(self.pipe.scheduler.config),
+            controlnet=load_controlnet(handrefiner, torch_dtype=dtype),
         ).to(self.pipe.device)  # fmt: skip
-        self.inpaint.set_progress_bar_config(disable=True)
-        self.strength = strength
-        self.settings["strength"] = strength
+        self.refiner.set_progress_bar_config(disable=True)
+        self.control_scale, self.refine_steps, self.refine_guidance = handrefiner_control_scale, handrefiner_steps, handrefiner_guidance
+        self.find_hands = hand_detector or _mediapipe_hands()
+        self.settings.update(handrefiner_control_scale=handrefiner_control_scale, handrefiner_steps=handrefiner_steps,
+                             handrefiner_guidance=handrefiner_guidance)  # fmt: skip
 
-    def _pipeline(self, sd, handrefiner: str):
+    def _pipeline(self, sd, handrefiner: str, inpainting: str):
         return sd
 
     def generate(self, conditions: list[dict]) -> list[Generated]:
-        import time
-
         drawn = super().generate(conditions)
         start = time.perf_counter()
-        for c, g in zip(conditions, drawn, strict=True):
-            size, keypoints = int(c["size"]), np.asarray(c["keypoints"], np.float32).reshape(133, 3)
-            mask = hand_regions(keypoints, size)
-            if not np.asarray(mask).any():
-                continue  # no visible hand: nothing to refine
-            refined = self.inpaint(c["caption"], image=Image.fromarray(g.image), mask_image=mask, control_image=hand_depth(keypoints, size),
-                                   height=size, width=size, num_inference_steps=self.steps, guidance_scale=self.guidance, strength=self.strength,
-                                   generator=torch.Generator().manual_seed(int(c["seed"])), output_type="np").images[0]  # fmt: skip
-            # outside the hand regions the SD image stays as drawn (the inpainting's VAE round trip would blur it)
-            inside = np.asarray(mask)[..., None] > 0
-            g.image = np.where(inside, (np.clip(refined, 0, 1) * 255).round().astype(np.uint8), g.image)
+        hands = [self.find_hands(g.image) for g in drawn]
+        todo = [i for i, found in enumerate(hands) if found]
+        for size, group in _by_size([conditions[i] for i in todo]):
+            indices = [todo[j] for j in group]
+            refined = self.refine([drawn[i].image for i in indices], [hands[i] for i in indices], [conditions[i] for i in indices], size)
+            for i, image in zip(indices, refined, strict=True):
+                drawn[i].image = image
         share = (time.perf_counter() - start) / len(conditions)
-        for g in drawn:
+        for g, found in zip(drawn, hands, strict=True):
             g.seconds["refine"] = share
+            g.details["refined_hands"] = len(found)
         return drawn
+
+    @torch.no_grad()
+    def refine(self, images: list[np.ndarray], hands: list[list[np.ndarray]], conditions: list[dict], size: int) -> list[np.ndarray]:
+        """HandRefiner's pass over ``images`` ((size, size, 3) uint8) with their ``hands``; the refined images."""
+        pipe, device, dtype = self.refiner, self.refiner.device, self.refiner.unet.dtype
+        factor = vae_factor(pipe.vae)
+        masks = np.stack([handrefiner_mask(h, size) for h in hands])
+        generators = [torch.Generator().manual_seed(int(c["seed"]) + 1) for c in conditions]
+        pixels = torch.as_tensor(np.stack(images)).permute(0, 3, 1, 2).to(device, dtype) / 127.5 - 1
+        original = torch.cat([pipe.vae.encode(pixels[i : i + 1]).latent_dist.sample(generators[i]) for i in range(len(images))])
+        original = original * pipe.vae.config.scaling_factor
+        # HandRefiner resizes the mask to the latents with F.interpolate's default (nearest), as diffusers does for the UNet's mask channel
+        keep = 1 - torch.nn.functional.interpolate(torch.as_tensor(masks[:, None], dtype=dtype), size=(size // factor,) * 2).to(device)
+        pipe.scheduler.set_timesteps(self.refine_steps, device=device)
+        timesteps = pipe.scheduler.timesteps
+
+        def noised(t) -> torch.Tensor:
+            noise = torch.cat([torch.randn(original[:1].shape, generator=g) for g in generators]).to(device, dtype)
+            return pipe.scheduler.add_noise(original, noise, t.reshape(1))
+
+        def reinject(pipeline, i, t, tensors):  # before step i + 1: the image's latents noised to it, outside the mask
+            if i + 1 < len(timesteps):
+                tensors["latents"] = keep * noised(timesteps[i + 1]) + (1 - keep) * tensors["latents"]
+            return tensors
+
+        start = _seeded_noise(conditions, size, factor).to(device, dtype)
+        start = keep * noised(timesteps[0]) + (1 - keep) * start
+        out = pipe([c["caption"] for c in conditions], image=[Image.fromarray(im) for im in images],
+                   mask_image=[Image.fromarray(m.astype(np.uint8) * 255) for m in masks],
+                   control_image=[hand_depth(h, size) for h in hands], height=size, width=size, strength=1.0,
+                   num_inference_steps=self.refine_steps, guidance_scale=self.refine_guidance,
+                   controlnet_conditioning_scale=self.control_scale, generator=generators, latents=start / pipe.scheduler.init_noise_sigma,
+                   callback_on_step_end=reinject, output_type="np").images  # fmt: skip
+        return list(_uint8(out))
+
+
+def _mediapipe_hands() -> Callable[[np.ndarray], list[np.ndarray]]:
+    """Mediapipe's hand landmarker on an (H, W, 3) uint8 image -> each found hand's (21, 3) points
+    (px, score 1), as HandRefiner finds the hands to repair (confidence 0.6, at most two)."""
+    from handdiff.annotation.wholebody import HandLandmarks
+
+    return HandLandmarks(max_hands=2, min_detection_confidence=0.6)

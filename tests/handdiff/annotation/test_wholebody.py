@@ -177,3 +177,27 @@ def test_real_upper_body_photos_have_no_present_point_outside_the_image(holistic
     # the framing every set uses keeps the person's size: the square fits in the photo
     x0, y0, side = person_square(list(box), 0.1, width, height)
     assert side <= max(width, height), side
+
+
+def test_the_hand_landmarker_handrefiner_uses_finds_the_drawn_hands(sample_data):
+    """HandRefiner repairs the hands Mediapipe finds in the image: on the sample figures whose
+    hands Holistic finds, the hand landmarker finds hands within the drawn ones."""
+    from handdiff.annotation.wholebody import HandLandmarks
+
+    finder = HandLandmarks(max_hands=2, min_detection_confidence=0.6)
+    found = 0
+    for record in open_reader(**sample_sources(sample_data)["hagrid"]):
+        if is_error(record) or record["keypoints"] is None:
+            continue
+        truth = keypoints_from_column(record["keypoints"])
+        try:
+            image = load_image(record["image_uri"])
+        except Exception:
+            continue  # the sample's deliberately broken files
+        for hand in finder(image):
+            assert hand.shape == (21, 3)
+            near = min(np.linalg.norm(hand[hand[:, 2] > 0, :2].mean(0) - truth[s][truth[s][:, 2] > 0, :2].mean(0)) for s in (kp.LEFT_HAND, kp.RIGHT_HAND)
+                       if truth[s][:, 2].max() > 0)  # fmt: skip
+            assert near < 0.1 * max(image.shape[:2])  # on one of the drawn hands
+            found += 1
+    assert found >= 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from handdiff.assets.figures import person_keypoints
 from handdiff.assets.tiny_zoo import model_locations
@@ -22,7 +23,7 @@ def conditions(n: int = 2, size: int = 64) -> list[dict]:
 
 @pytest.mark.parametrize("method, models", [("sd15", {}), ("controlnet-openpose", {"controlnet": "controlnet"}),
                                             ("t2i-adapter-openpose", {"adapter": "t2i_adapter"}), ("humansd", {"humansd": "humansd"}),
-                                            ("handrefiner", {"handrefiner": "handrefiner"})])  # fmt: skip
+                                            ("handrefiner", {"handrefiner": "handrefiner", "inpainting": "inpainting"})])  # fmt: skip
 def test_each_baseline_generates_one_image_per_condition_reproducibly(tiny_zoo, method, models):
     zoo = model_locations(tiny_zoo)
     generator = make_generator(method, base=zoo["sd15"], steps=2, **{k: zoo[v] for k, v in models.items()})
@@ -44,15 +45,122 @@ def test_humansd_refuses_a_unet_without_the_pose_channels(tiny_zoo):
         make_generator("humansd", humansd=model_locations(tiny_zoo)["sd15"])
 
 
-def test_handrefiner_changes_only_the_hand_regions(tiny_zoo):
-    from handdiff.inference.baselines import hand_regions
+def _spy(monkeypatch, target, name: str, calls: list, record):
+    original = getattr(target, name)
+
+    def spy(*args, **kwargs):
+        calls.append(record(*args, **kwargs))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, spy)
+
+
+@pytest.mark.parametrize("method, models, draw", [
+    ("controlnet-openpose", {"controlnet": "controlnet"}, "draw_skeleton"),
+    ("t2i-adapter-openpose", {"adapter": "t2i_adapter"}, "draw_openpose_body"),
+])  # fmt: skip
+def test_pose_baselines_receive_the_drawing_their_authors_trained_on(tiny_zoo, monkeypatch, method, models, draw):
+    """ControlNet 1.1: body + hands; T2I-Adapter's OpenPose adapter: the body alone, as its annotator draws it."""
+    from handdiff.data import skeleton
 
     zoo = model_locations(tiny_zoo)
-    refiner = make_generator("handrefiner", base=zoo["sd15"], handrefiner=zoo["handrefiner"], steps=2)
-    plain = make_generator("sd15", base=zoo["sd15"], steps=2)
+    generator = make_generator(method, base=zoo["sd15"], steps=1, **{k: zoo[v] for k, v in models.items()})
+    seen = []
+    _spy(monkeypatch, type(generator.pipe), "__call__", seen, lambda self, *a, **k: (np.asarray(k["image"][0]), k["guidance_scale"]))
     (condition,) = conditions(1)
-    refined, drawn = refiner.generate([condition])[0].image, plain.generate([condition])[0].image
-    regions = np.asarray(hand_regions(np.asarray(condition["keypoints"], np.float32).reshape(133, 3), 64)) > 0
-    assert regions.any() and not regions.all()
-    assert np.array_equal(refined[~regions], drawn[~regions])  # the SD image, untouched outside the hands
-    assert not np.array_equal(refined[regions], drawn[regions])  # the hands inpainted again
+    generator.generate([condition])
+    image, guidance = seen[0]
+    assert np.array_equal(image, getattr(skeleton, draw)(np.asarray(condition["keypoints"], np.float32).reshape(133, 3), 64))
+    assert guidance == {"controlnet-openpose": 9.0, "t2i-adapter-openpose": 7.5}[method]  # the authors' demo defaults
+    if method == "controlnet-openpose":
+        body_only = make_generator(method, base=zoo["sd15"], steps=1, pose="body", controlnet=zoo["controlnet"])
+        assert body_only._condition([condition], 64)["image"][0].tobytes() == skeleton.draw_openpose_body(
+            np.asarray(condition["keypoints"], np.float32).reshape(133, 3), 64).tobytes()  # ControlNet 1.0's
+
+
+def test_humansd_receives_its_own_pose_drawing_as_latents_beside_the_noise(tiny_zoo, monkeypatch):
+    from handdiff.data.skeleton import draw_humansd_pose
+
+    generator = make_generator("humansd", humansd=model_locations(tiny_zoo)["humansd"], steps=2)
+    assert generator.guidance == 10.0  # scripts/pose2img.py --scale
+    (condition,) = conditions(1)
+    keypoints = np.asarray(condition["keypoints"], np.float32).reshape(133, 3)
+    assert np.array_equal(np.asarray(generator.pose_images([condition], 64)[0]), draw_humansd_pose(keypoints, 64))
+    encoded, inputs = [], []
+    _spy(monkeypatch, generator.sd.vae, "encode", encoded, lambda pixels, *a, **k: pixels.clone())
+    _spy(monkeypatch, generator.sd.unet, "forward", inputs, lambda x, *a, **k: x.clone())
+    generator.generate([condition])
+    expected = torch.as_tensor(draw_humansd_pose(keypoints, 64)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    assert torch.allclose(encoded[0], expected)
+    assert len(inputs) == 2 and inputs[0].shape[1] == 8  # noisy latents + pose latents, both CFG halves
+    assert torch.equal(inputs[0][0, 4:], inputs[0][1, 4:]) and torch.equal(inputs[0][0, 4:], inputs[1][0, 4:])  # the same pose latents
+
+
+def test_handrefiner_mask_is_one_padded_rectangle_per_hand():
+    from handdiff.inference.baselines import handrefiner_mask
+
+    hand = np.zeros((21, 3), np.float32)
+    hand[:, :2], hand[:, 2] = np.column_stack([np.linspace(100, 140, 21), np.linspace(200, 300, 21)]), 1
+    mask = handrefiner_mask([hand], 512)
+    ys, xs = np.nonzero(mask)
+    # x: 41 px wide -> max(int(41 * 0.15), 30) = 30 each side; y: 101 px tall -> max(int(101 * 0.15), 30) = 30
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (70, 170, 170, 330) and mask.sum() == 101 * 161
+    tall = hand.copy()
+    tall[:, 1] = np.linspace(0, 400, 21)  # 401 px: int(401 * 0.15) = 60 > 30, and clipped at the top
+    ys, _ = np.nonzero(handrefiner_mask([tall], 512))
+    assert (ys.min(), ys.max()) == (0, 460)
+
+
+@pytest.fixture(scope="module")
+def refiner(tiny_zoo):
+    zoo = model_locations(tiny_zoo)
+    found: dict = {"hands": []}
+    generator = make_generator("handrefiner", base=zoo["sd15"], handrefiner=zoo["handrefiner"], inpainting=zoo["inpainting"], steps=2,
+                               handrefiner_steps=4, handrefiner_control_scale=0.7, hand_detector=lambda image: found["hands"])  # fmt: skip
+    return generator, found
+
+
+def test_handrefiner_inpaints_as_its_authors_code_does(refiner, monkeypatch):
+    """9-channel inpainting UNet input, the control scale as the ControlNet's scale, every step
+    run from pure noise at guidance 9, the image's noised latents outside the mask before every step."""
+    from handdiff.inference.baselines import handrefiner_mask
+
+    generator, found = refiner
+    (condition,) = conditions(1)
+    hand = np.asarray(condition["keypoints"], np.float32).reshape(133, 3)[91:112]
+    found["hands"] = [hand]
+    unet, controlnet, noised, calls = [], [], [], []
+    pipe = generator.refiner
+    _spy(monkeypatch, pipe.unet, "forward", unet, lambda x, *a, **k: x.clone())
+    _spy(monkeypatch, pipe.controlnet, "forward", controlnet, lambda *a, **k: k["conditioning_scale"])
+    _spy(monkeypatch, type(pipe), "__call__", calls, lambda self, *a, **k: k)
+    original_add_noise = pipe.scheduler.add_noise
+    monkeypatch.setattr(pipe.scheduler, "add_noise", lambda *a: noised.append(original_add_noise(*a)) or noised[-1])
+    sd_image = make_generator("sd15", base=generator.settings["base"], steps=2).generate([condition])[0].image
+    out = generator.generate([condition])[0]
+    assert out.details["refined_hands"] == 1 and not np.array_equal(out.image, sd_image)
+    assert len(unet) == 4 and all(x.shape[1] == 9 for x in unet)  # every step, noisy latents + mask + masked-image latents
+    assert controlnet == [0.7] * 4  # HandRefiner's --strength is the ControlNet's scale, not an img2img strength
+    assert calls[0]["guidance_scale"] == 9.0 and calls[0]["strength"] == 1.0  # from pure noise, handrefiner.py's scale
+    mask = torch.nn.functional.interpolate(torch.as_tensor(handrefiner_mask([hand], 64), dtype=torch.float32)[None, None], size=(8, 8))
+    assert mask.any() and not mask.all()
+    for x in unet:
+        assert torch.equal(x[:1, 4:5], mask) and torch.equal(x[1:, 4:5], mask)  # the mask channel, in both CFG halves
+    outside = (mask == 0).expand(1, 4, 8, 8)
+    for step, (x, kept) in enumerate(zip(unet, noised, strict=True)):  # the image's latents noised to each step, outside the mask
+        assert torch.allclose(x[:1, :4][outside], kept[outside]), step
+
+
+def test_handrefiner_leaves_an_image_without_hands_as_sd_drew_it(refiner):
+    generator, found = refiner
+    found["hands"] = []
+    (condition,) = conditions(1)
+    out = generator.generate([condition])[0]
+    sd_image = make_generator("sd15", base=generator.settings["base"], steps=2).generate([condition])[0].image
+    assert out.details["refined_hands"] == 0 and np.array_equal(out.image, sd_image)
+
+
+def test_handrefiner_refuses_a_unet_without_the_inpainting_channels(tiny_zoo):
+    zoo = model_locations(tiny_zoo)
+    with pytest.raises(ValueError, match="9 input channels"):
+        make_generator("handrefiner", base=zoo["sd15"], handrefiner=zoo["handrefiner"], inpainting=zoo["sd15"], hand_detector=lambda image: [])
