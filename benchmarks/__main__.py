@@ -14,7 +14,7 @@ from pathlib import Path
 
 from benchmarks.report import print_table
 
-SUITES = ("readers", "annotate", "train_hand", "train_body", "generate", "score", "capacity")
+SUITES = ("readers", "annotate", "train_hand", "train_body", "generate", "score", "benchmark_figures", "capacity")
 
 
 def summary(suite: str) -> str:

@@ -31,8 +31,10 @@ from handdiff.data.parts import part_uris
 from handdiff.data.keypoints import MIN_VISIBILITY
 from handdiff.metrics.images import KID_SUBSET_SIZE
 from handdiff.metrics.keypoints import OksArea
-from handdiff.metrics.summary import METRICS, conventions
-from handdiff.metrics.tables import PAPER_NAMES, PAPER_TABLE_I, PAPER_TABLE_II, TABLE_II_METRICS, deltas, read_csv_rows, table_rows, to_csv, to_markdown
+from handdiff.metrics.summary import METRICS, conventions, paired_differences, read_resamples
+from handdiff.metrics.tables import (
+    PAPER_NAMES, PAPER_TABLE_I, PAPER_TABLE_II, TABLE_II_METRICS, deltas, paired_markdown, read_csv_rows, table_rows, to_csv, to_markdown,
+)  # fmt: skip
 from pipelines import generate, score
 from pipelines.job import JobConfig, TrackingConfig, job_run, quiet, run_job
 from pipelines.ray_stages import Resources, TaskResources
@@ -69,7 +71,8 @@ class Config(JobConfig):
     scoring_resources: Resources = Resources(actors=1, batch_size=16, num_cpus=2, num_gpus=1)
     tasks: TaskResources = TaskResources()
     dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
-    bootstrap: int = Field(100, ge=0)
+    bootstrap: int = Field(1000, ge=0)
+    """Bootstrap resamples per method (one evaluation each, resampled), for the intervals and the paired comparisons."""
     kid_subset: int = Field(KID_SUBSET_SIZE, ge=2)
     """KID's subset size (torchmetrics' default; ``min(kid_subset, n)`` on smaller sets)."""
     oks_area: OksArea = "person"
@@ -79,6 +82,9 @@ class Config(JobConfig):
     index_rows_per_file: int = Field(64, ge=1)
     compare_to: str | None = None
     """An earlier benchmark output: write the deltas of Table I against its ``table1.csv``."""
+    paired_reference: str | None = None
+    """The ``methods`` entry every other row's paired differences are taken against (default: the
+    first of ours); Table II's are taken against ``sme``."""
 
     def preflight(self) -> None:
         for name, section in self.methods.items():
@@ -86,7 +92,7 @@ class Config(JobConfig):
                 generate.check_trained_settings(section.handdiff, f"methods.{name}.handdiff")
 
     RESUME_SAFE = (*JobConfig.RESUME_SAFE, "methods.*", "ablation", "ablation.*", "compare_to", "bootstrap", "kid_subset", "oks_area",
-                   "min_visibility", "generation.*", "detection.*", "scoring_resources.*")  # fmt: skip
+                   "min_visibility", "paired_reference", "generation.*", "detection.*", "scoring_resources.*")  # fmt: skip
     """A benchmark is rerun to add or change methods: each method's work is keyed by its settings
     (its own generate and score runs), so such a rerun continues this job; the run's params keep
     the first values, its tables and ``runs.json`` show the current ones."""
@@ -163,7 +169,23 @@ def generate_and_score(cfg: Config, name: str, section: dict, count: int | None)
     )  # fmt: skip
     with quiet():
         score.run(scoring)
-    return {**json.loads(storage.read_text(f"{scored}/summary.json")), "method": section["method"], "key": key}
+    return {**json.loads(storage.read_text(f"{scored}/summary.json")), "method": section["method"], "key": key, "scores": scored}
+
+
+def paired_tables(cfg: Config, results: dict[str, dict[str, dict]]) -> dict[str, str]:
+    """``table1_paired.md`` / ``table2_paired.md``: every row against the reference, on the same
+    resamples (each method's ``resamples.parquet``, drawn with the same seed over the same conditions)."""
+    ours = [name for name, section in cfg.methods.items() if section.method == "handdiff"]
+    files = {}
+    for table, reference, metrics, title in (("table1", cfg.paired_reference or (ours[0] if ours else None), METRICS, "Table I, paired"),
+                                             ("table2", "sme", TABLE_II_METRICS, "Table II, paired")):  # fmt: skip
+        samples = {name: read_resamples(f"{r['scores']}/resamples.parquet") for name, r in results[table].items()
+                   if storage.exists(f"{r['scores']}/resamples.parquet")}  # fmt: skip
+        if reference not in samples or len(samples) < 2:
+            continue
+        differences = {name: paired_differences(samples[reference], s) for name, s in samples.items() if name != reference}
+        files[f"{table}_paired.md"] = paired_markdown(differences, metrics, f"{title}: {reference} minus each method", reference)
+    return files
 
 
 def run(cfg: Config) -> int:
@@ -176,6 +198,7 @@ def run(cfg: Config) -> int:
     how = conventions(cfg.oks_area, cfg.kid_subset, cfg.min_visibility)
     files = {"table1.csv": to_csv(table1, METRICS), "table1.md": to_markdown(table1, METRICS, "Table I", how),
              "table2.csv": to_csv(table2, TABLE_II_METRICS), "table2.md": to_markdown(table2, TABLE_II_METRICS, "Table II (blending ablation)", how)}  # fmt: skip
+    files.update(paired_tables(cfg, results))
     if cfg.compare_to:
         changes = deltas(table1, read_csv_rows(storage.read_text(f"{cfg.compare_to}/table1.csv")))
         files["table1_deltas.md"] = "\n".join(["| method | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
@@ -191,6 +214,8 @@ def run(cfg: Config) -> int:
         mlflow.log_dict({t: {n: {"key": r["key"], "method": r["method"]} for n, r in rows.items()} for t, rows in results.items()}, "runs.json")
     print(f"\nbenchmark under {cfg.output} (MLflow run {active.info.run_id}, experiment {cfg.experiment!r})\n")
     print(files["table1.md"])
+    if "table1_paired.md" in files:
+        print(files["table1_paired.md"])
     if results["table2"]:
         print(files["table2.md"])
     if "table1_deltas.md" in files:

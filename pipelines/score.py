@@ -7,9 +7,13 @@ DAP (xtcocotools OKS AP; whole body with COCO-WholeBody sigmas, hands with the h
 OKS scaled by the real person's area as COCO-WholeBody's evaluation does), MPJPE (image-size
 units, with the detection rate), CLIPSIM (torchmetrics), FID fg / KID fg (torchmetrics, 192-d
 Inception features, KID over subsets of min(1000, n) with its std) and whole-image FID (Table II).
-Detected points follow annotation's presence rule (``min_visibility``, inside the image). Per-image rows are written as resumable parts
-under ``<output>/records``; rows in = scored + errors. ``<output>/summary.json`` and the MLflow
-run hold the figures.
+Detected points follow annotation's presence rule (``min_visibility``, inside the image).
+Per-image rows are written as resumable parts under ``<output>/records``; rows in = scored +
+errors. The figures come from one evaluation of those rows: the bootstrap (``bootstrap``
+resamples of the conditions, drawn with ``seed`` so that every method of a benchmark draws the
+same ones) and the breakdown re-accumulate its per-image results instead of evaluating again.
+``<output>/summary.json`` and the MLflow run hold the figures, ``<output>/resamples.parquet``
+every metric per resample (the benchmark's paired comparisons read it).
 
     handdiff score --config pipelines/configs/score_demo.yaml
     ray job submit --working-dir . -- python -m pipelines.score --config pipelines/configs/score.yaml
@@ -25,19 +29,21 @@ from collections.abc import Sequence
 from typing import Literal
 
 import mlflow
+import numpy as np
 from pydantic import Field
 
 from handdiff import storage
 from handdiff.config import InputPath, StrictModel
 from handdiff.data.keypoints import MIN_VISIBILITY
-from handdiff.models.sam import SamArch
 from handdiff.data.parts import check_conservation, part_uris, read_part, read_parts, write_index, written_ids
+from handdiff.data.records import ERROR_SCHEMA
 from handdiff.data.work_rows import OUTPUTS
 from handdiff.inference.generate_stages import GENERATION_SCHEMA
-from handdiff.metrics.score_stages import SCORE_SCHEMA, DetectPeople, ImageScores, score_inputs, write_scores
 from handdiff.metrics.images import KID_SUBSET_SIZE
 from handdiff.metrics.keypoints import OksArea
-from handdiff.metrics.summary import METRICS, bootstrap_intervals, conventions, score_by, score_set
+from handdiff.metrics.score_stages import SCORE_SCHEMA, DetectPeople, ImageScores, score_inputs, write_scores
+from handdiff.metrics.summary import METRICS, conventions, evaluate, figures, percentile_intervals, resampled_figures, score_by, write_resamples
+from handdiff.models.sam import SamArch
 from handdiff.provenance import code_version
 from pipelines.job import JobConfig, TrackingConfig, job_run, run_job
 from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
@@ -69,8 +75,9 @@ class Config(JobConfig):
     resources: Resources = Resources(actors=1, batch_size=16, num_cpus=2, num_gpus=1)
     """The GPU actors of SAM, CLIP and Inception."""
     tasks: TaskResources = TaskResources()
-    bootstrap: int = Field(100, ge=0)
-    """Bootstrap resamples for the 95 % intervals (0: none)."""
+    bootstrap: int = Field(1000, ge=0)
+    """Bootstrap resamples for the 95 % intervals and paired comparisons (0: none); cheap, since
+    each resample re-accumulates one evaluation's per-image results. KID has none: its ± std is its spread."""
     breakdown_by: str | None = "gesture"
     kid_subset: int = Field(KID_SUBSET_SIZE, ge=2)
     """KID's subset size (torchmetrics' default, 1,000; ``min(kid_subset, n)`` on smaller sets)."""
@@ -112,18 +119,30 @@ def score_entries(cfg: Config) -> list[dict]:
     return [{**row, "part": where.get(row["image_id"], "(no condition)")} for row in generated]
 
 
-def figures(cfg: Config) -> dict:
-    """Table I's figures of the scored rows, with intervals and the breakdown."""
+def condition_ids(cfg: Config) -> list[str]:
+    """The conditions the generate job was given (its images and its errors): the ids every
+    method's resamples draw from, the same for every method of a benchmark (paired comparisons)."""
+    ids = read_parts(f"{cfg.generated}/records", ["image_id"], GENERATION_SCHEMA).column("image_id").to_pylist()
+    if storage.exists(f"{cfg.generated}/errors"):
+        ids += read_parts(f"{cfg.generated}/errors", ["image_id"], ERROR_SCHEMA).column("image_id").to_pylist()
+    return ids
+
+
+def summarize(cfg: Config) -> tuple[dict, dict[str, np.ndarray]]:
+    """Table I's figures of the scored rows from one evaluation, with bootstrap intervals and the
+    breakdown from the same evaluation; and each metric per resample (for paired comparisons)."""
     rows = read_parts(f"{cfg.output}/records", schema=SCORE_SCHEMA).to_pylist()
     used = conventions(cfg.oks_area, cfg.kid_subset, cfg.min_visibility)
     if not rows:
-        return {"metrics": {}, "intervals": {}, "by": {}, "conventions": used}
-    how = {"kid_subset": cfg.kid_subset, "oks_area": cfg.oks_area}
+        return {"metrics": {}, "intervals": {}, "by": {}, "conventions": used}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        metrics = score_set(rows, f"{tmp}/all", **how)
-        intervals = bootstrap_intervals(rows, f"{tmp}/boot", cfg.bootstrap, cfg.seed, **how) if cfg.bootstrap else {}
-        by = score_by(rows, cfg.breakdown_by, f"{tmp}/by", **how) if cfg.breakdown_by else {}
-    return {"metrics": metrics, "intervals": intervals, "by": by, "method": rows[0]["method"], "conventions": used}
+        evaluation = evaluate(rows, tmp, cfg.oks_area)
+        metrics = figures(evaluation, kid_subset=cfg.kid_subset)
+        samples = resampled_figures(evaluation, condition_ids(cfg), cfg.bootstrap, cfg.seed) if cfg.bootstrap else {}
+        by = score_by(rows, cfg.breakdown_by, tmp, cfg.kid_subset, evaluation=evaluation) if cfg.breakdown_by else {}
+    result = {"metrics": metrics, "intervals": percentile_intervals(samples), "by": by, "method": rows[0]["method"], "conventions": used,
+              "resamples": cfg.bootstrap, "seed": cfg.seed}  # fmt: skip
+    return result, samples
 
 
 def run(cfg: Config) -> int:
@@ -139,8 +158,10 @@ def run(cfg: Config) -> int:
             ds = map_actors(ds, ImageScores, cfg.resources, **cfg.models.model_dump(), device=device)
             run_to_parts(map_tasks(ds, write_scores, cfg.tasks, output=cfg.output), "score", log)
         counts = check_conservation(cfg.output, OUTPUTS, total)
-        result = figures(cfg)
+        result, samples = summarize(cfg)
         storage.write_text(f"{cfg.output}/summary.json", json.dumps(result, indent=1, default=float))
+        if samples:
+            write_resamples(samples, f"{cfg.output}/resamples.parquet")
         mlflow.log_metrics({k: float(v) for k, v in result["metrics"].items()})
         mlflow.log_metrics({f"{k}_ci_{end}": float(v) for k, (lo, hi) in result["intervals"].items() for end, v in (("lo", lo), ("hi", hi))})
         mlflow.log_metrics({"rows_in": total, **counts})

@@ -22,6 +22,7 @@ share of target-visible joints that were detected) is reported beside it.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 from pathlib import Path
@@ -112,8 +113,55 @@ def coco_files(targets: list[np.ndarray], detections: list[np.ndarray | None], p
     return directory / "gt.json", directory / "dt.json", len(images)
 
 
+class KeypointEvaluation:
+    """xtcocotools' ``COCOeval`` of one part over a set of images, evaluated once: each image's
+    OKS match is computed by ``evaluate`` (one target and at most one detection per image, so an
+    image's match does not depend on the others), and ``ap(images)`` re-accumulates those
+    per-image results (``COCOeval.accumulate`` over the chosen ``evalImgs``) for any subset or
+    resample of the images, repeats included. That equals a fresh ``COCOeval`` on the chosen
+    images (a test checks it). Only the "all" area range is evaluated: DAP is its AP."""
+
+    def __init__(self, gt_file: str | Path, dt_file: str | Path, part_sigmas: np.ndarray, images: int):
+        """``images``: how many rows the files were written from (``coco_files``: image ``i`` has id ``i``)."""
+        from xtcocotools.coco import COCO
+        from xtcocotools.cocoeval import COCOeval
+
+        gt = json.loads(Path(gt_file).read_text())
+        self.position = np.full(images, -1, np.int64)
+        self.position[[image["id"] for image in gt["images"]]] = np.arange(len(gt["images"]))
+        detections = json.loads(Path(dt_file).read_text())
+        self.evaluator = None
+        if detections:
+            with contextlib.redirect_stdout(io.StringIO()):  # COCO prints its progress and tables
+                coco = COCO(str(gt_file))
+                self.evaluator = COCOeval(coco, coco.loadRes(detections), "keypoints", sigmas=np.asarray(part_sigmas), use_area=True)
+                self.evaluator.params.areaRng, self.evaluator.params.areaRngLbl = [self.evaluator.params.areaRng[0]], ["all"]
+                self.evaluator.evaluate()
+
+    def ap(self, images: np.ndarray | None = None) -> float:
+        """AP (OKS 0.50:0.95) of the rows ``images`` (indices, repeats allowed; all when None); NaN
+        when none of them has a visible target point in the part, 0 when nothing was detected."""
+        positions = self.position if images is None else self.position[np.asarray(images, np.int64)]
+        positions = positions[positions >= 0]
+        if not len(positions):
+            return float("nan")
+        if self.evaluator is None:
+            return 0.0
+        whole = self.evaluator
+        chosen = copy.copy(whole)
+        params = copy.copy(whole._paramsEval)
+        params.imgIds = [whole._paramsEval.imgIds[p] for p in positions]  # repeats too: accumulate walks positions
+        chosen.params, chosen._paramsEval = params, params
+        chosen.evalImgs = [whole.evalImgs[p] for p in positions]  # one category, one area range: [image]
+        with contextlib.redirect_stdout(io.StringIO()):
+            chosen.accumulate()
+            chosen.summarize()
+        return max(float(chosen.stats[0]), 0.0)
+
+
 def coco_keypoint_ap(gt_file: str | Path, dt_file: str | Path, part_sigmas: np.ndarray) -> float:
-    """xtcocotools' keypoint AP (OKS 0.50:0.95) of the files; 0 when nothing was detected."""
+    """xtcocotools' keypoint AP (OKS 0.50:0.95) of the files, by a fresh ``COCOeval`` with its
+    default parameters; 0 when nothing was detected."""
     from xtcocotools.coco import COCO
     from xtcocotools.cocoeval import COCOeval
 
@@ -129,26 +177,44 @@ def coco_keypoint_ap(gt_file: str | Path, dt_file: str | Path, part_sigmas: np.n
     return max(float(evaluation.stats[0]), 0.0)
 
 
+def keypoint_evaluation(targets: list[np.ndarray], detections: list[np.ndarray | None], part: Part, directory: str | Path,
+                        person_areas: list[float | None] | None = None, oks_area: OksArea = "person") -> KeypointEvaluation:  # fmt: skip
+    """The once-evaluated DAP of ``part`` over all rows (see the module docstring); the COCO files stay in ``directory``."""
+    areas = oks_areas(targets, person_areas, part, oks_area)
+    gt_file, dt_file, _ = coco_files(targets, detections, part, directory, areas)
+    return KeypointEvaluation(gt_file, dt_file, sigmas(part), len(targets))
+
+
 def keypoint_ap(targets: list[np.ndarray], detections: list[np.ndarray | None], part: Part, directory: str | Path,
                 person_areas: list[float | None] | None = None, oks_area: OksArea = "person") -> float:  # fmt: skip
     """DAP of ``part`` (see the module docstring); the COCO files stay in ``directory``."""
-    areas = oks_areas(targets, person_areas, part, oks_area)
-    gt_file, dt_file, evaluated = coco_files(targets, detections, part, directory, areas)
-    return coco_keypoint_ap(gt_file, dt_file, sigmas(part)) if evaluated else float("nan")
+    return keypoint_evaluation(targets, detections, part, directory, person_areas, oks_area).ap()
+
+
+def joint_errors(targets: list[np.ndarray], detections: list[np.ndarray | None], sizes: list[int], part: Part) -> np.ndarray:
+    """Per image, (sum of joint distances in image-size units, joints detected, joints visible in
+    the target), over ``part``: (N, 3) float64, so that MPJPE and the detection rate of any subset
+    or resample are sums of rows (``mpjpe_of``)."""
+    out = np.zeros((len(targets), 3))
+    for i, (target, detection, size) in enumerate(zip(targets, detections, sizes, strict=True)):
+        t = np.asarray(target, np.float32)[PARTS[part]]
+        visible = t[:, 2] > 0
+        out[i, 2] = visible.sum()
+        if detection is None:
+            continue
+        d = np.asarray(detection, np.float32)[PARTS[part]]
+        both = visible & (d[:, 2] > 0)
+        out[i, :2] = np.linalg.norm((d[both, :2] - t[both, :2]) / size, axis=1).sum(), both.sum()
+    return out
+
+
+def mpjpe_of(errors: np.ndarray, images: np.ndarray | None = None) -> tuple[float, float]:
+    """(MPJPE, detection rate) of the rows ``images`` (repeats allowed; all when None) of ``joint_errors``."""
+    total = (errors if images is None else errors[np.asarray(images, np.int64)]).sum(0)
+    return (total[0] / total[1] if total[1] else float("nan")), (total[1] / total[2] if total[2] else float("nan"))
 
 
 def mpjpe(targets: list[np.ndarray], detections: list[np.ndarray | None], sizes: list[int], part: Part) -> tuple[float, float]:
     """(MPJPE in image-size units, detection rate) over joints visible in the target (and, for
     the distance, detected). An image without a detection detects none of its joints."""
-    distances, visible_total, detected_total = [], 0, 0
-    for target, detection, size in zip(targets, detections, sizes, strict=True):
-        t = np.asarray(target, np.float32)[PARTS[part]]
-        visible = t[:, 2] > 0
-        visible_total += int(visible.sum())
-        if detection is None:
-            continue
-        d = np.asarray(detection, np.float32)[PARTS[part]]
-        both = visible & (d[:, 2] > 0)
-        detected_total += int(both.sum())
-        distances += list(np.linalg.norm((d[both, :2] - t[both, :2]) / size, axis=1))
-    return (float(np.mean(distances)) if distances else float("nan")), (detected_total / visible_total if visible_total else float("nan"))
+    return mpjpe_of(joint_errors(targets, detections, sizes, part))

@@ -118,3 +118,21 @@ def _minus(a, b):
 def read_csv_rows(text: str, metrics: tuple[str, ...] = METRICS) -> list[dict]:
     """Rows of a ``to_csv`` table (values only)."""
     return [{"name": r["name"], "method": r["method"], **{m: float(r[m]) if r[m] else None for m in metrics}} for r in csv.DictReader(io.StringIO(text))]
+
+
+def paired_markdown(differences: dict[str, dict[str, tuple[float, float, float]]], metrics: tuple[str, ...], title: str, reference: str) -> str:
+    """Per compared method, each metric's paired difference ``reference - method`` (median over the
+    shared resamples) with its 95 % interval; ``*`` marks an interval that excludes 0 (the two rows
+    are distinguishable on that metric)."""
+
+    def cell(value: tuple[float, float, float] | None) -> str:
+        if value is None:
+            return "-"
+        median, lo, hi = value
+        return f"{median:+.3f} [{lo:+.3f}, {hi:+.3f}]" + ("*" if lo > 0 or hi < 0 else "")
+
+    lines = [f"### {title}", "", "| method | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    lines += [f"| {name} | " + " | ".join(cell(d.get(m)) for m in metrics) + " |" for name, d in differences.items()]
+    lines += ["", f"{reference} minus each method on the same bootstrap resamples of the same conditions: median [95 % interval]; "
+              "* where the interval excludes 0. KID has no resamples (its own ± std is its spread)."]  # fmt: skip
+    return "\n".join(lines) + "\n"

@@ -26,7 +26,7 @@ def test_tables_for_every_method_and_a_rerun_redoes_only_the_changed_one(benchma
     # the same benchmark again, with sd15 changed: only sd15 is generated (under a new key) and scored again
     again = cfg.model_copy(deep=True)
     again.methods["sd15"].baseline.steps = 3
-    again.compare_to = cfg.output
+    again.compare_to, again.paired_reference = cfg.output, "oracle"
     assert benchmark.run(again) == 0
     now = {p.name for p in (Path(cfg.output) / "generated").iterdir()}
     oracle = next(n for n in generated if n.startswith("oracle-"))
@@ -34,3 +34,7 @@ def test_tables_for_every_method_and_a_rerun_redoes_only_the_changed_one(benchma
     assert sorted(part_uris(f"{generated[oracle]}/records")) == stamps[oracle]
     out = capsys.readouterr().out
     assert "### Table I" in out and "### Changes since" in out and storage.exists(f"{cfg.output}/table1_deltas.md")
+    # every row against the reference on the same resamples of the same conditions
+    paired = storage.read_text(f"{cfg.output}/table1_paired.md")
+    assert "oracle minus each method" in paired and "| sd15 |" in paired and "| oracle |" not in paired
+    assert "### Table I, paired" in out

@@ -13,6 +13,7 @@ from handdiff.data.parts import read_parts
 from handdiff.data.rle import rle_area
 from handdiff.metrics.keypoints import keypoint_ap, mpjpe
 from handdiff.metrics.score_stages import SCORE_SCHEMA
+from handdiff.metrics.summary import read_resamples
 from pipelines import build_benchmark_set, generate, score
 from pipelines.job import TrackingConfig
 
@@ -58,6 +59,9 @@ def test_the_oracle_scores_dap_near_one_where_the_person_is_found(ray_session, a
     assert summary["metrics"]["kid_fg_std"] >= 0
     lo, hi = summary["intervals"]["clipsim"]
     assert lo <= summary["metrics"]["clipsim"] <= hi
+    samples = read_resamples(f"{cfg.output}/resamples.parquet")  # every metric per resample, for paired comparisons
+    assert all(len(v) == 10 for v in samples.values()) and "kid_fg" not in samples
+    assert min(samples["clipsim"]) <= summary["metrics"]["clipsim"] <= max(samples["clipsim"])
     assert set(summary["by"]) <= {r["gesture"] for r in rows}
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("handdiff-score").experiment_id])

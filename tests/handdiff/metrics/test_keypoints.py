@@ -99,3 +99,25 @@ def test_a_point_the_detection_does_not_hold_is_a_miss_even_where_its_coordinate
         d[kp.LEFT_HAND.start + 10 :, 2] = 0  # half the hand not detected, the positions left as they are
     assert keypoint_ap(targets, detections, "hands", tmp_path / "h") < 0.5
     assert keypoint_ap(targets, [t.copy() for t in targets], "hands", tmp_path / "all") == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("part", ["wholebody", "hands"])
+def test_a_resample_reaccumulated_from_one_evaluation_equals_a_fresh_evaluation(tmp_path, part):
+    """Each image's OKS match is evaluated once; a resample (repeats included) re-accumulates
+    those per-image results and must give exactly what xtcocotools gives on the resampled set."""
+    from handdiff.metrics.keypoints import keypoint_evaluation
+
+    rng = np.random.default_rng(3)
+    targets = people(12)
+    detections = [t + np.column_stack([rng.normal(0, 4 + i, (133, 2)), np.zeros(133)]).astype(np.float32) for i, t in enumerate(targets)]
+    detections[2] = None  # nobody found
+    detections[5][kp.HANDS, 2] = 0  # no hands found
+    detections[7][kp.LEFT_HAND.start + 5 :, 2] = 0  # part of a hand
+    once = keypoint_evaluation(targets, detections, part, tmp_path / "once")
+    assert once.ap() == keypoint_ap(targets, detections, part, tmp_path / "all")
+    for b in range(5):
+        draw = rng.integers(0, 12, 12)
+        assert len(set(draw.tolist())) < 12  # repeats
+        fresh = keypoint_ap([targets[i] for i in draw], [detections[i] for i in draw], part, tmp_path / f"fresh{b}")
+        assert once.ap(draw) == fresh, (b, draw)
+    assert once.ap(np.array([2])) == 0.0 and np.isnan(once.ap(np.array([], np.int64)))

@@ -78,3 +78,26 @@ def test_dap_scales_by_the_persons_area_and_whole_image_fid_is_its_own_figure(tm
         r["fake_image_features"] = r["real_image_features"] + 3.0
     whole = score_set(data, tmp_path / "whole")
     assert whole["fid"] > 1.0 and whole["fid_fg"] == pytest.approx(large["fid_fg"])  # foreground FID untouched
+
+
+def test_paired_differences_over_shared_resamples(tmp_path):
+    """Every method is scored on the same conditions, so the same draws serve all: identical
+    methods differ by exactly 0; a method whose keypoints are off by 6 px is worse, and the
+    paired interval says so."""
+    from handdiff.metrics.summary import evaluate, paired_differences, resampled_figures
+
+    ours, same, shifted = rows(12, seed=4), rows(12, seed=4), rows(12, shift=6.0, seed=4)
+    for data in (ours, same, shifted):
+        for i, r in enumerate(data):
+            r["image_id"] = f"img{i:02d}"
+    ids = [r["image_id"] for r in ours]
+    samples = {name: resampled_figures(evaluate(data, tmp_path / name), ids, resamples=30, seed=7)
+               for name, data in (("ours", ours), ("same", same), ("shifted", shifted))}  # fmt: skip
+    identical = paired_differences(samples["ours"], samples["same"])
+    assert all(diff == lo == hi == 0 for diff, lo, hi in identical.values())
+    versus = paired_differences(samples["ours"], samples["shifted"])
+    assert versus["mpjpe"][2] < 0 and versus["mpjpe_hands"][2] < 0  # ours lower, every resample
+    assert versus["dap_hands"][1] > 0  # ours higher
+    assert versus["clipsim"] == (0.0, 0.0, 0.0)  # the same captions and scores
+    missing = resampled_figures(evaluate(ours[:6], tmp_path / "half"), ids, resamples=30, seed=7)
+    assert all(len(v) == 30 for v in missing.values())  # conditions a method has no row for drop out of its resamples
