@@ -49,7 +49,7 @@ def run() -> list[Figure]:
         figures(evaluation)
         plain = time.perf_counter() - start
         start = time.perf_counter()
-        resampled_figures(evaluation, ids, RESAMPLES, seed=0)
+        resampled_figures(evaluation, ids, RESAMPLES, seed=0, workers=os.cpu_count() or 1)
         resampling = time.perf_counter() - start
         start = time.perf_counter()
         score_by(rows, "gesture", f"{tmp}/by", evaluation=evaluation)
@@ -62,7 +62,7 @@ def run() -> list[Figure]:
     label = f"{ROWS:,} rows"
     return [
         Figure("figures", f"{label}: one evaluation (Table I, KID included)", plain, "s"),
-        Figure("figures", f"{label}: {RESAMPLES:,} resamples from it", resampling, "s", plain, "of one evaluation"),
+        Figure("figures", f"{label}: {RESAMPLES:,} resamples from it ({os.cpu_count()} processes)", resampling, "s", plain, "of one evaluation"),
         Figure("figures", f"{label}: per-gesture breakdown from it ({GESTURES} groups)", breakdown, "s", plain, "of one evaluation"),
         Figure("figures", f"{label}: all of it", plain + resampling + breakdown, "s", plain, "of one evaluation"),
         Figure("figures", f"{label}: one resample evaluated again (before)", old, "s", plain, "of one evaluation"),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -79,6 +80,8 @@ class Config(JobConfig):
     """Bootstrap resamples for the 95 % intervals and paired comparisons (0: none); cheap, since
     each resample re-accumulates one evaluation's per-image results. KID has none: its ± std is its spread."""
     breakdown_by: str | None = "gesture"
+    resample_workers: int | None = Field(None, ge=1)
+    """Processes the bootstrap resamples spread over in the driver (default: the driver's cores, at most 8)."""
     kid_subset: int = Field(KID_SUBSET_SIZE, ge=2)
     """KID's subset size (torchmetrics' default, 1,000; ``min(kid_subset, n)`` on smaller sets)."""
     oks_area: OksArea = "person"
@@ -89,6 +92,9 @@ class Config(JobConfig):
     """A detected body or foot point counts only at this visibility, inside the image (as annotation)."""
     seed: int = 0
     index_rows_per_file: int = Field(64, ge=1)
+
+    RESUME_SAFE = (*JobConfig.RESUME_SAFE, "resample_workers")
+    """How many processes resample changes nothing they compute."""
 
 
 def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
@@ -138,7 +144,8 @@ def summarize(cfg: Config) -> tuple[dict, dict[str, np.ndarray]]:
     with tempfile.TemporaryDirectory() as tmp:
         evaluation = evaluate(rows, tmp, cfg.oks_area)
         metrics = figures(evaluation, kid_subset=cfg.kid_subset)
-        samples = resampled_figures(evaluation, condition_ids(cfg), cfg.bootstrap, cfg.seed) if cfg.bootstrap else {}
+        workers = cfg.resample_workers or min(8, len(os.sched_getaffinity(0)))
+        samples = resampled_figures(evaluation, condition_ids(cfg), cfg.bootstrap, cfg.seed, workers) if cfg.bootstrap else {}
         by = score_by(rows, cfg.breakdown_by, tmp, cfg.kid_subset, evaluation=evaluation) if cfg.breakdown_by else {}
     result = {"metrics": metrics, "intervals": percentile_intervals(samples), "by": by, "method": rows[0]["method"], "conventions": used,
               "resamples": cfg.bootstrap, "seed": cfg.seed}  # fmt: skip

@@ -137,6 +137,10 @@ class KeypointEvaluation:
                 self.evaluator = COCOeval(coco, coco.loadRes(detections), "keypoints", sigmas=np.asarray(part_sigmas), use_area=True)
                 self.evaluator.params.areaRng, self.evaluator.params.areaRngLbl = [self.evaluator.params.areaRng[0]], ["all"]
                 self.evaluator.evaluate()
+            # accumulate and summarize read only evalImgs and the params: drop the rest (the COCO
+            # sets, OKS matrices), which would otherwise be held, and pickled to resampling workers
+            self.evaluator.cocoGt = self.evaluator.cocoDt = None
+            self.evaluator._gts = self.evaluator._dts = self.evaluator.ious = None
 
     def ap(self, images: np.ndarray | None = None) -> float:
         """AP (OKS 0.50:0.95) of the rows ``images`` (indices, repeats allowed; all when None); NaN

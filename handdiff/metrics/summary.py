@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from handdiff.data.keypoints import MIN_VISIBILITY
 from handdiff.metrics.images import KID_SUBSET_SIZE, fid_from_features, fid_kid_from_features
@@ -105,21 +106,51 @@ def resample_draws(image_ids: list[str], resamples: int, seed: int = 0) -> np.nd
     return np.random.default_rng(seed).integers(0, len(image_ids), (resamples, len(image_ids)))
 
 
-def resampled_figures(evaluation: Evaluation, condition_ids: list[str], resamples: int, seed: int = 0) -> dict[str, np.ndarray]:
+def resampled_figures(evaluation: Evaluation, condition_ids: list[str], resamples: int, seed: int = 0, workers: int = 1) -> dict[str, np.ndarray]:
     """Each metric on each bootstrap resample of the conditions: {metric: (resamples,)}. The draws
     are over the sorted ``condition_ids`` (the same for every method of a benchmark); a drawn
     condition the method has no row for is left out of that resample. KID is left out: its own
     std over torchmetrics' subsets is its spread, and recomputing its subsets per resample would
-    cost more than everything else together."""
+    cost more than everything else together. ``workers`` > 1 spreads the resamples over that
+    many processes (each receives the evaluation once)."""
     ordered = sorted(condition_ids)
     row_of = {image_id: i for i, image_id in enumerate(evaluation.image_ids)}
     index = np.asarray([row_of.get(image_id, -1) for image_id in ordered], np.int64)
+    draws = [index[draw] for draw in resample_draws(ordered, resamples, seed)]  # rows, -1 for conditions without one
+    if workers > 1 and len(draws) > workers:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        chunks = np.array_split(np.arange(len(draws)), workers)
+        context = multiprocessing.get_context("spawn")  # torch's thread pools do not survive a fork
+        threads = max(1, torch.get_num_threads() // workers)  # the workers share the cores: no oversubscribed spinning
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_hold, initargs=(evaluation, threads)) as pool:
+            parts = list(pool.map(_figures_of_draws, [[draws[i] for i in chunk] for chunk in chunks]))
+        per_resample = [figures_row for part in parts for figures_row in part]
+    else:
+        per_resample = _figures_of(evaluation, draws)
     out: dict[str, list[float]] = {}
-    for draw in resample_draws(ordered, resamples, seed):  # positions in ``ordered``
-        rows = index[draw]
-        for key, value in figures(evaluation, rows[rows >= 0], kid=False).items():
+    for row in per_resample:
+        for key, value in row.items():
             out.setdefault(key, []).append(value)
     return {key: np.asarray(values) for key, values in out.items() if key not in ("images", "kid_fg", "kid_fg_std")}
+
+
+def _figures_of(evaluation: Evaluation, draws: list[np.ndarray]) -> list[dict[str, float]]:
+    return [figures(evaluation, rows[rows >= 0], kid=False) for rows in draws]
+
+
+_HELD: list[Evaluation] = []
+
+
+def _hold(evaluation: Evaluation, threads: int) -> None:
+    """A resampling worker's initializer: keep the evaluation it received, use its share of the cores."""
+    torch.set_num_threads(threads)
+    _HELD[:] = [evaluation]
+
+
+def _figures_of_draws(draws: list[np.ndarray]) -> list[dict[str, float]]:
+    return _figures_of(_HELD[0], draws)
 
 
 def percentile_intervals(samples: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:

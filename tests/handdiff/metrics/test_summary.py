@@ -101,3 +101,15 @@ def test_paired_differences_over_shared_resamples(tmp_path):
     assert versus["clipsim"] == (0.0, 0.0, 0.0)  # the same captions and scores
     missing = resampled_figures(evaluate(ours[:6], tmp_path / "half"), ids, resamples=30, seed=7)
     assert all(len(v) == 30 for v in missing.values())  # conditions a method has no row for drop out of its resamples
+
+
+def test_resamples_spread_over_processes_give_the_same_figures(tmp_path):
+    from handdiff.metrics.summary import evaluate, resampled_figures
+
+    data = rows(10, shift=2.0, seed=5)
+    evaluation = evaluate(data, tmp_path)
+    ids = [f"#{i}" for i in range(10)]
+    alone, spread = resampled_figures(evaluation, ids, 12, seed=2), resampled_figures(evaluation, ids, 12, seed=2, workers=2)
+    assert sorted(alone) == sorted(spread)
+    for key in alone:
+        np.testing.assert_array_equal(alone[key], spread[key])
