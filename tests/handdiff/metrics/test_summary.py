@@ -111,5 +111,5 @@ def test_resamples_spread_over_processes_give_the_same_figures(tmp_path):
     ids = [f"#{i}" for i in range(10)]
     alone, spread = resampled_figures(evaluation, ids, 12, seed=2), resampled_figures(evaluation, ids, 12, seed=2, workers=2)
     assert sorted(alone) == sorted(spread)
-    for key in alone:
-        np.testing.assert_array_equal(alone[key], spread[key])
+    for key in alone:  # FID's matrix products may round differently with fewer threads
+        np.testing.assert_allclose(alone[key], spread[key], rtol=1e-9, atol=1e-12)
