@@ -30,6 +30,7 @@ from handdiff.config import InputPath, StrictModel
 from handdiff.data.parts import part_uris
 from handdiff.data.keypoints import MIN_VISIBILITY
 from handdiff.metrics.images import KID_SUBSET_SIZE
+from handdiff.models.fingerprint import fingerprint
 from handdiff.metrics.keypoints import OksArea
 from handdiff.metrics.summary import METRICS, conventions, paired_differences, read_resamples
 from handdiff.metrics.tables import (
@@ -130,11 +131,26 @@ def demo_config(workdir: str, tracking: TrackingConfig | None = None, runs_prefi
     )
 
 
-def run_key(section: dict, conditions: str, count: int | None) -> str:
-    """What a method's images depend on: its settings (model locations included), the condition
-    set (its parts are named by the ids they hold) and how many conditions were taken."""
-    identity = {"method": section, "conditions": sorted(uri.rsplit("/", 1)[1] for uri in part_uris(f"{conditions}/records")), "count": count}
+def run_key(section: dict, conditions: str, count: int | None, models: dict[str, str]) -> str:
+    """What a method's images depend on: its settings, the *contents* of its models (``models``:
+    location -> fingerprint; a model retrained in place gets a new key), the condition set (its
+    parts are named by the ids they hold) and how many conditions were taken."""
+    identity = {"method": section, "models": models, "count": count,
+                "conditions": sorted(uri.rsplit("/", 1)[1] for uri in part_uris(f"{conditions}/records"))}  # fmt: skip
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def fingerprinted(locations: list[str], cache: dict[str, str]) -> dict[str, str]:
+    """location -> fingerprint (``handdiff.models.fingerprint``), each model read once per run (``cache``)."""
+    for location in locations:
+        if location not in cache:
+            cache[location] = fingerprint(location)
+    return {location: cache[location] for location in locations}
+
+
+def method_models(section: dict, cache: dict[str, str]) -> dict[str, str]:
+    """location -> fingerprint of every model a method section loads."""
+    return fingerprinted(generate.Config(conditions={"path": "unused"}, output="unused", **section).model_locations(), cache)
 
 
 def method_runs(cfg: Config) -> list[tuple[str, str, dict, int | None]]:
@@ -149,11 +165,13 @@ def method_runs(cfg: Config) -> list[tuple[str, str, dict, int | None]]:
     return runs
 
 
-def generate_and_score(cfg: Config, name: str, section: dict, count: int | None) -> dict:
+def generate_and_score(cfg: Config, name: str, section: dict, count: int | None, fingerprints: dict[str, str]) -> dict:
     """One method's pass: generate (skipped when done), score (likewise); its summary."""
-    key = run_key(section, cfg.conditions, count)
-    # the per-image score rows depend on the detector's presence rule too: a changed rule scores anew
-    detection = hashlib.sha1(json.dumps({"min_visibility": cfg.min_visibility}).encode()).hexdigest()[:6]
+    models = method_models(section, fingerprints)
+    key = run_key(section, cfg.conditions, count, models)
+    # the per-image score rows depend on the scoring models' contents and the detector's presence rule too
+    scorers = fingerprinted([cfg.scoring.clip, cfg.scoring.sam, cfg.scoring.inception], fingerprints)
+    detection = hashlib.sha1(json.dumps({"min_visibility": cfg.min_visibility, "models": scorers}, sort_keys=True).encode()).hexdigest()[:6]
     prefix = f"{cfg.tracking.run_name}-{name}-{key}"
     generated, scored = storage.join(cfg.output, "generated", f"{name}-{key}"), storage.join(cfg.output, "scores", f"{name}-{key}-{detection}")
     gen = generate.Config(
@@ -169,7 +187,8 @@ def generate_and_score(cfg: Config, name: str, section: dict, count: int | None)
     )  # fmt: skip
     with quiet():
         score.run(scoring)
-    return {**json.loads(storage.read_text(f"{scored}/summary.json")), "method": section["method"], "key": key, "scores": scored}
+    return {**json.loads(storage.read_text(f"{scored}/summary.json")), "method": section["method"], "key": key, "scores": scored,
+            "models": models}
 
 
 def paired_tables(cfg: Config, results: dict[str, dict[str, dict]]) -> dict[str, str]:
@@ -190,9 +209,10 @@ def paired_tables(cfg: Config, results: dict[str, dict[str, dict]]) -> dict[str,
 
 def run(cfg: Config) -> int:
     results: dict[str, dict[str, dict]] = {"table1": {}, "table2": {}}
+    fingerprints: dict[str, str] = {}  # each model read once per run
     for table, name, section, count in method_runs(cfg):
         log.info("benchmark: %s %s", table, name)
-        results[table][name] = generate_and_score(cfg, name, section, count)
+        results[table][name] = generate_and_score(cfg, name, section, count, fingerprints)
     table1 = table_rows(results["table1"], PAPER_TABLE_I, METRICS, PAPER_NAMES)
     table2 = table_rows(results["table2"], PAPER_TABLE_II, TABLE_II_METRICS)
     how = conventions(cfg.oks_area, cfg.kid_subset, cfg.min_visibility)
@@ -211,7 +231,9 @@ def run(cfg: Config) -> int:
         for table, rows in results.items():
             for name, result in rows.items():
                 mlflow.log_metrics({f"{table}.{name}.{m}": float(v) for m, v in result["metrics"].items() if v == v})
-        mlflow.log_dict({t: {n: {"key": r["key"], "method": r["method"]} for n, r in rows.items()} for t, rows in results.items()}, "runs.json")
+        mlflow.log_dict({t: {n: {"key": r["key"], "method": r["method"], "models": r["models"]} for n, r in rows.items()} for t, rows in results.items()},
+                        "runs.json")  # fmt: skip
+        mlflow.set_tags({f"model.{i}": f"{location} {digest}" for i, (location, digest) in enumerate(sorted(fingerprints.items()))})
     print(f"\nbenchmark under {cfg.output} (MLflow run {active.info.run_id}, experiment {cfg.experiment!r})\n")
     print(files["table1.md"])
     if "table1_paired.md" in files:

@@ -156,6 +156,14 @@ class Config(JobConfig):
                 raise ValueError(f"method {self.method} needs the baseline section with base{''.join(', ' + m for m in missing)}")
         return self
 
+    def model_locations(self) -> list[str]:
+        """Every model location the method loads (what ``models.json`` fingerprints)."""
+        if self.method == "handdiff":
+            return [self.handdiff.hand_model, self.handdiff.body_model]
+        if self.method in BASELINE_MODELS:
+            return [self.baseline.base, *(getattr(self.baseline, m) for m in BASELINE_MODELS[self.method])]
+        return []
+
     def generator_options(self) -> dict:
         gpu = self.resources.num_gpus > 0
         if self.method == "oracle":
@@ -246,11 +254,31 @@ def register_two_stage(section: HandDiffSection, name: str) -> None:
     log_pipeline_model(artifacts, "two_stage", two_stage_pyfunc, name)
 
 
+def check_models(cfg: Config, done: set[str]) -> dict[str, str]:
+    """The fingerprints of the models (``handdiff.models.fingerprint``), kept as ``<output>/models.json``.
+    An output already holding images of other model contents (a model retrained in place since)
+    is refused: resuming would mix two models' images in one set."""
+    from handdiff.models.fingerprint import fingerprint
+
+    models = {location: fingerprint(location) for location in cfg.model_locations()}
+    uri = storage.join(cfg.output, "models.json")
+    if done and storage.exists(uri):
+        before = json.loads(storage.read_text(uri))
+        changed = [location for location, now in models.items() if before.get(location) not in (None, now)]
+        if changed:
+            raise ConfigError(f"{cfg.output} holds {len(done)} images of other contents of {', '.join(changed)} (retrained in place "
+                              "since?): resuming would mix two models' images; write to a new output, or delete this one")  # fmt: skip
+    storage.write_text(uri, json.dumps(models, indent=1, sort_keys=True))
+    return models
+
+
 def run(cfg: Config) -> int:
     options = cfg.generator_options()
     with job_run(cfg) as active:
         conditions, bad = load_conditions(cfg.conditions)
         done = set().union(*(written_ids(f"{cfg.output}/{t}") for t in OUTPUTS))
+        models = check_models(cfg, done)
+        mlflow.set_tags({f"model.{i}": f"{location} {digest}" for i, (location, digest) in enumerate(sorted(models.items()))})
         if bad:
             write_part(to_table([e for e in bad if e["image_id"] not in done], ERROR_SCHEMA), f"{cfg.output}/errors")
         total, index = write_index(conditions, f"{cfg.output}/_index", done, cfg.index_rows_per_file)

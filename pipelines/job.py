@@ -83,6 +83,12 @@ class JobConfig(StrictModel):
         """Checks that need more than the config itself (e.g. a look at the input data), run
         before Ray starts or an MLflow run opens; raise ``ConfigError`` with one line per problem."""
 
+    def resolved(self) -> JobConfig:
+        """The config as the job runs it and logs it to MLflow (the training jobs make local paths
+        absolute, since Ray Train's workers run in another directory). The rerun check compares
+        this form with the run's params, so the same command continues its run."""
+        return self
+
 
 C = TypeVar("C", bound=JobConfig)
 
@@ -217,7 +223,7 @@ def preflight_tracking(cfg: JobConfig) -> None:
     uri = resolve_tracking_uri(cfg.tracking.tracking_uri)
     check_reachable(uri)
     if cfg.tracking.resume:
-        problem = rerun_conflict(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=uri,
+        problem = rerun_conflict(cfg.experiment, cfg.tracking.run_name, cfg.resolved().model_dump(mode="json"), tracking_uri=uri,
                                  resume_safe=cfg.RESUME_SAFE)  # fmt: skip
         if problem:
             raise ConfigError(problem)

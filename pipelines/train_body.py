@@ -34,7 +34,7 @@ from handdiff.data.set_settings import read_set_settings
 from handdiff.tracking import log_pipeline_model
 from pipelines.job import TrackingConfig, run_job
 from pipelines.training import (
-    LoggingSection, Stage, TrainJobConfig, TrainSection, absolute_paths, final_weights, fit, print_result, train_worker, training_dataset,
+    LoggingSection, Stage, TrainJobConfig, TrainSection, final_weights, fit, print_result, train_worker, training_dataset,
     validation_rows,
 )  # fmt: skip
 
@@ -63,6 +63,7 @@ class Config(TrainJobConfig):
     tracking: TrackingConfig = TrackingConfig(run_name="train-body")
     model: ModelSection
     train: BodyTrainSection = BodyTrainSection()
+    MODEL_PATHS = ("base", "controlnet")
     registered_model: str | None = "handdiff-body-outpainter"
 
     def preflight(self) -> None:
@@ -175,7 +176,7 @@ def export_final_model(cfg: Config, checkpoint, directory: str) -> None:
 def run(cfg: Config) -> int:
     from handdiff.models import body_pyfunc
 
-    cfg = absolute_paths(cfg, "base", "controlnet")
+    cfg = cfg.resolved()
     from handdiff.training.body_batches import outpaint_batch
 
     dataset = training_dataset(cfg, outpaint_batch, "build-outpaint-set", caption_dropout=cfg.train.caption_dropout)

@@ -39,7 +39,7 @@ from handdiff.data.set_settings import read_set_settings
 from handdiff.tracking import log_pipeline_model
 from pipelines.job import TrackingConfig, run_job
 from pipelines.training import (
-    LoggingSection, Stage, TrainJobConfig, TrainSection, absolute_paths, final_weights, fit, print_result, train_worker, training_dataset,
+    LoggingSection, Stage, TrainJobConfig, TrainSection, final_weights, fit, print_result, train_worker, training_dataset,
     validation_rows,
 )  # fmt: skip
 
@@ -81,6 +81,7 @@ class Config(TrainJobConfig):
     tracking: TrackingConfig = TrackingConfig(run_name="train-hand")
     model: ModelSection
     train: HandTrainSection = HandTrainSection()
+    MODEL_PATHS = ("base",)
     registered_model: str | None = "handdiff-hand-generator"
 
     def preflight(self) -> None:
@@ -204,7 +205,7 @@ def export_final_model(cfg: Config, checkpoint, directory: str) -> None:
 def run(cfg: Config) -> int:
     from handdiff.models import hand_pyfunc
 
-    cfg = absolute_paths(cfg, "base")
+    cfg = cfg.resolved()
     cfg.preflight()
     from handdiff.training.hand_batches import hand_crop_batch
 

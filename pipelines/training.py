@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import mlflow
 import numpy as np
@@ -102,6 +102,9 @@ class TrainJobConfig(JobConfig):
     registered_model: str | None = None
     """Register the final model under this name in MLflow (None: log it only)."""
 
+    MODEL_PATHS: ClassVar[tuple[str, ...]] = ()
+    """``model`` fields that may name local folders (made absolute by ``resolved``)."""
+
     RESUME_SAFE = (*JobConfig.RESUME_SAFE, "train.steps", "checkpoint.max_failures", "checkpoint.num_to_keep", "logging.*", "data.tasks.*")
     """A resume may train further (``train.steps``; a schedule tied to the total steps then bends
     where it resumes), keep other checkpoints, log differently or read faster."""
@@ -112,6 +115,10 @@ class TrainJobConfig(JobConfig):
         if self.train.batch_size % per:
             raise ValueError(f"train.batch_size {self.train.batch_size} is not a multiple of workers x grad_accumulation = {per}")
         return self
+
+    def resolved(self) -> TrainJobConfig:
+        """Local paths absolute: Ray Train's workers run in another directory."""
+        return absolute_paths(self, *self.MODEL_PATHS)
 
     @property
     def worker_batch(self) -> int:

@@ -208,14 +208,18 @@ def benchmark_conditions(annotated, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def benchmark_run(ray_session, benchmark_conditions, demo_workdir, tmp_path_factory):
-    """A benchmark of the oracle and SD 1.5 (2 steps) on the session's benchmark set; returns its config."""
+    """A benchmark of the oracle and SD 1.5 (2 steps; its own copy of the zoo's, ``<output>/../sd15``,
+    which a test may retrain in place) on the session's benchmark set; returns its config."""
+    import shutil
+
     from pipelines import benchmark
     from pipelines.job import TrackingConfig
 
     out = tmp_path_factory.mktemp("benchmark-run")
+    shutil.copytree(f"{demo_workdir}/zoo/sd15", out / "sd15")
     cfg = benchmark.demo_config(demo_workdir, TrackingConfig(run_name="bench", tracking_uri=f"sqlite:///{out}/db.sqlite"))
     cfg.conditions, cfg.output, cfg.ablation, cfg.bootstrap = benchmark_conditions.output, str(out / "benchmark"), None, 5
-    cfg.methods = {"oracle": {"method": "oracle"}, "sd15": {"method": "sd15", "baseline": {"base": f"{demo_workdir}/zoo/sd15", "steps": 2}}}
+    cfg.methods = {"oracle": {"method": "oracle"}, "sd15": {"method": "sd15", "baseline": {"base": str(out / "sd15"), "steps": 2}}}
     cfg = benchmark.Config.model_validate(cfg.model_dump())
     assert benchmark.run(cfg) == 0
     return cfg

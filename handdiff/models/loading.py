@@ -10,6 +10,7 @@ Single-file checkpoints (SAM, Inception) take a path, an ``s3://`` key or
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,6 +24,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HANDDIFF_CACHE", Path.home() / ".cache" / "handdiff"))
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def is_hub_id(location: str) -> bool:
+    """``owner/name`` that is not a local path: a Hugging Face hub id (a folder of that name wins)."""
+    return bool(_HUB_ID.match(location)) and not os.path.exists(location)
+
+
 def resolve(location: str) -> str:
     """A local path for a local or ``s3://`` location; a hub id is returned unchanged.
 
@@ -30,6 +39,8 @@ def resolve(location: str) -> str:
     files whose size differs, under a lock so that concurrent actors on a node
     share one copy.
     """
+    if is_hub_id(location):
+        return location  # from_pretrained resolves it
     if storage.is_local(location):
         path = storage.local_path(location)
         if not os.path.exists(path):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
+from safetensors.torch import load_file, save_file
 
 from handdiff import storage
 from handdiff.data.parts import part_uris
@@ -23,14 +26,22 @@ def test_tables_for_every_method_and_a_rerun_redoes_only_the_changed_one(benchma
     assert len(generated) == 2
     stamps = {name: sorted(part_uris(f"{path}/records")) for name, path in generated.items()}
 
-    # the same benchmark again, with sd15 changed: only sd15 is generated (under a new key) and scored again
+    # SD 1.5's model retrained in place (same folder, new weights), then the same benchmark again:
+    # only sd15 is generated (under a new key: what the model is, not where) and scored again
+    unet = Path(cfg.methods["sd15"].baseline.base) / "unet"
+    (weights,) = unet.glob("*.safetensors")
+    tensors = load_file(weights)
+    save_file({k: v + 0.01 if v.is_floating_point() else v for k, v in tensors.items()}, weights)
     again = cfg.model_copy(deep=True)
-    again.methods["sd15"].baseline.steps = 3
     again.compare_to, again.paired_reference = cfg.output, "oracle"
     assert benchmark.run(again) == 0
     now = {p.name for p in (Path(cfg.output) / "generated").iterdir()}
     oracle = next(n for n in generated if n.startswith("oracle-"))
     assert oracle in now and len(now) == 3  # the oracle's key is unchanged, sd15 got a new one
+    client = MlflowClient(cfg.tracking.tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(cfg.experiment).experiment_id], "attributes.run_name = 'bench'")
+    runs = json.loads(Path(client.download_artifacts(run.info.run_id, "runs.json", str(weights.parent.parent.parent))).read_text())
+    assert set(runs["table1"]["sd15"]["models"]) == {str(weights.parent.parent)}  # what each method's models were, by content
     assert sorted(part_uris(f"{generated[oracle]}/records")) == stamps[oracle]
     out = capsys.readouterr().out
     assert "### Table I" in out and "### Changes since" in out and storage.exists(f"{cfg.output}/table1_deltas.md")

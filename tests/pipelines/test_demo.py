@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -10,7 +11,7 @@ from pipelines import demo
 
 @pytest.mark.slow
 @pytest.mark.services
-def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys, job_logs):
+def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys, job_logs, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     argv = [f"workdir={tmp_path / 'demo'}", f"tracking.tracking_uri={uri}"]
     assert demo.main(argv) == 0
@@ -94,3 +95,20 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys, 
     assert err.count("\n") == 0 and "MLflow run 'demo' of experiment 'handdiff-demo'" in err and "(workdir)" in err
     assert "tracking.run_name=" in err and "tracking.resume=false" in err
     assert not elsewhere.exists() and len(client.search_runs([experiment.experiment_id])) == 1
+
+    # the README's continue-a-run example exactly as written, from a checkout whose runs/demo is
+    # this demo: stage 2's demo config, then the same command with more steps continues its run
+    from pipelines import train_body
+
+    checkout = tmp_path / "checkout"
+    (checkout / "runs").mkdir(parents=True)
+    (checkout / "runs" / "demo").symlink_to(tmp_path / "demo")
+    (checkout / "pipelines").symlink_to(Path(train_body.__file__).parent)
+    monkeypatch.chdir(checkout)
+    assert train_body.main(["--config", "pipelines/configs/train_body_demo.yaml"]) == 0
+    assert train_body.main(["--config", "pipelines/configs/train_body_demo.yaml", "train.steps=10"]) == 0
+    from handdiff.tracking import resolve_tracking_uri
+
+    store = MlflowClient(resolve_tracking_uri())  # the store the config names by default, from this checkout
+    (continued,) = store.search_runs([store.get_experiment_by_name("handdiff-train-body").experiment_id], "attributes.run_name = 'train-body-demo'")
+    assert [m.step for m in store.get_metric_history(continued.info.run_id, "loss")] == list(range(1, 11))  # one run, 6 then 4 more steps

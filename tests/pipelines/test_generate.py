@@ -137,3 +137,22 @@ def test_a_setting_that_contradicts_the_trained_models_stops_the_job_before_it_s
     generate.check_trained_settings(agreeing, "handdiff")  # the trained values themselves are fine
     with pytest.raises(ValueError, match=message):  # the library path (the actors, the benchmark) says so too
         HandDiffGenerator(**two_stage_models, **changes)
+
+
+def test_an_output_of_other_model_contents_is_not_resumed(two_stage_models, tmp_path):
+    """A model retrained in place (the same folder, new weights) must not continue an output that
+    holds its earlier images: that would mix two models' images in one set."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    models = {key: shutil.copytree(path, tmp_path / key) for key, path in two_stage_models.items()}
+    cfg = generate.Config(conditions={"path": str(tmp_path)}, output=str(tmp_path / "out"), handdiff={**{k: str(v) for k, v in models.items()}})
+    first = generate.check_models(cfg, done=set())
+    assert set(first) == {str(models["hand_model"]), str(models["body_model"])}
+    assert generate.check_models(cfg, done={"an/image"}) == first  # the same contents resume
+    (weights,) = (models["body_model"] / "controlnet").glob("*.safetensors")
+    save_file({k: v * 1.01 if v.is_floating_point() else v for k, v in load_file(weights).items()}, weights)
+    with pytest.raises(ConfigError, match="holds 1 images of other contents of .*body_model.*new output"):
+        generate.check_models(cfg, done={"an/image"})
+    assert generate.check_models(cfg, done=set()) != first  # a fresh output takes the new contents
