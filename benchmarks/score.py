@@ -1,5 +1,6 @@
 """Scoring speed: the ``score`` job on Ray Data against a plain single-process loop over the same
-stage code (``DetectPeople``: Holistic; ``ImageScores``: SAM, CLIP, Inception), models and images, in images/s.
+stage code (``RealFeatures``: the real side's Inception; ``DetectPeople``: Holistic; ``ImageScores``:
+SAM, CLIP, Inception), models and images, in images/s.
 The loop's steady state times the stage calls alone; end to end, the loop runs from model load
 to the figures, Ray from a cold ``ray.init`` through the whole job (figures included).
 """
@@ -20,10 +21,10 @@ from handdiff.assets.figures import background, draw_person, person_keypoints
 from handdiff.assets.tiny_zoo import build_tiny_zoo, model_locations
 from handdiff.data.conditions import BENCHMARK_SCHEMA
 from handdiff.data.images import encode_image
-from handdiff.data.parts import write_index, write_part
+from handdiff.data.parts import parts_by_id, read_index_files, write_index, write_part
 from handdiff.data.rle import encode_rle
 from handdiff.inference.generate_stages import GENERATION_SCHEMA
-from handdiff.metrics.score_stages import DetectPeople, ImageScores, score_inputs
+from handdiff.metrics.score_stages import DetectPeople, ImageScores, RealFeatures, real_inputs, score_inputs, write_real
 from handdiff.metrics.summary import score_set
 from pipelines import score
 from pipelines.job import RayConfig, TrackingConfig, init_ray
@@ -56,11 +57,19 @@ def plain_loop(cfg: score.Config, directory: str) -> tuple[float, float]:
     torch.set_num_threads(THREADS)
     try:
         start = time.perf_counter()
-        stages = [DetectPeople(), ImageScores(**cfg.models.model_dump())]
-        _, index = write_index(score.score_entries(cfg), f"{directory}/loop_index", set(), BATCH)
-        from handdiff.data.parts import read_index_files
-
+        real_stage, stages = RealFeatures(cfg.models.inception), [DetectPeople(), ImageScores(**cfg.models.model_dump())]
         scoring, rows = 0.0, []
+        where = parts_by_id(f"{cfg.conditions}/records")
+        _, real_index = write_index([{"image_id": i, "part": p} for i, p in where.items()], f"{directory}/loop_real_index", set(), BATCH)
+        for file in real_index:
+            batch = real_inputs(read_index_files(pa.table({"file": [file]})), "bench")
+            began = time.perf_counter()
+            batch = real_stage(batch)
+            scoring += time.perf_counter() - began
+            write_real(batch, f"{directory}/loop_real")
+        real_parts = parts_by_id(f"{directory}/loop_real/records")
+        entries = [{**r, "output": "loop", "part": real_parts[r["image_id"]]} for r in score.generated_rows(cfg.generated)]
+        _, index = write_index(entries, f"{directory}/loop_index", set(), BATCH)
         for file in index:
             batch = score_inputs(read_index_files(pa.table({"file": [file]})), "bench")
             began = time.perf_counter()

@@ -1,12 +1,19 @@
-"""The benchmark (SPEC 7): for every configured method, generate the condition set then score it;
+"""The benchmark (SPEC 7): every configured method generates the condition set, then every
+method's images are scored in one shared pass;
 write Table I (every method x DAP, DAP hands, MPJPE, MPJPE hands, CLIPSIM, FID fg, KID fg, with
 95 % intervals) and Table II (the blending ablation: bbox / naive / sme on ``ablation.images``)
 as CSV and Markdown beside the paper's values, and log them to MLflow.
 
+Shared work is done once: the real side of the condition set (the real foregrounds' Inception
+features, the person areas) is computed once under ``real/<key>`` (the condition set and the
+Inception model's contents) for every method and rerun; one Ray Data pass with one set of
+detection and scoring actor pools scores every method's pending images. Each method keeps its
+own ``generate`` pass (each loads different models).
+
 Reruns reuse work: each method's images live under ``generated/<name>-<key>``, the key a hash of
-the method's settings (models included) and of the condition set, and its scores under
-``scores/<name>-<key>``; a rerun with one method changed generates and scores only that one
-(the others' jobs find everything done). A killed benchmark resumes the same way.
+the method's settings, its models' *contents* and the condition set, and its scores under
+``scores/<name>-<key>-<d>``; a rerun with one method changed generates and scores only that one
+(the others find everything done, their figures reused). A killed benchmark resumes the same way.
 ``compare_to`` names an earlier benchmark output: a table of deltas is written beside.
 
     handdiff benchmark --config pipelines/configs/benchmark_demo.yaml
@@ -23,11 +30,13 @@ from collections.abc import Sequence
 from typing import Literal
 
 import mlflow
+import numpy as np
 from pydantic import Field
 
 from handdiff import storage
 from handdiff.config import InputPath, StrictModel
-from handdiff.data.parts import part_uris
+from handdiff.data.images import encode_image
+from handdiff.data.parts import part_uris, read_parts
 from handdiff.data.keypoints import MIN_VISIBILITY
 from handdiff.metrics.images import KID_SUBSET_SIZE
 from handdiff.models.fingerprint import fingerprint
@@ -165,30 +174,68 @@ def method_runs(cfg: Config) -> list[tuple[str, str, dict, int | None]]:
     return runs
 
 
-def generate_and_score(cfg: Config, name: str, section: dict, count: int | None, fingerprints: dict[str, str]) -> dict:
-    """One method's pass: generate (skipped when done), score (likewise); its summary."""
+def real_side_folder(cfg: Config, fingerprints: dict[str, str]) -> str:
+    """``real/<key>``: the real side of this condition set with this Inception model, shared by
+    every method and every rerun (the key: the condition parts' names and the model's contents)."""
+    identity = {"conditions": sorted(uri.rsplit("/", 1)[1] for uri in part_uris(f"{cfg.conditions}/records")),
+                "inception": fingerprinted([cfg.scoring.inception], fingerprints)[cfg.scoring.inception]}  # fmt: skip
+    return storage.join(cfg.output, "real", hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12])
+
+
+def generate_method(cfg: Config, name: str, section: dict, count: int | None, fingerprints: dict[str, str]) -> dict:
+    """One method's generate pass (skipped when done); where its images and scores go."""
     models = method_models(section, fingerprints)
     key = run_key(section, cfg.conditions, count, models)
     # the per-image score rows depend on the scoring models' contents and the detector's presence rule too
     scorers = fingerprinted([cfg.scoring.clip, cfg.scoring.sam, cfg.scoring.inception], fingerprints)
     detection = hashlib.sha1(json.dumps({"min_visibility": cfg.min_visibility, "models": scorers}, sort_keys=True).encode()).hexdigest()[:6]
-    prefix = f"{cfg.tracking.run_name}-{name}-{key}"
-    generated, scored = storage.join(cfg.output, "generated", f"{name}-{key}"), storage.join(cfg.output, "scores", f"{name}-{key}-{detection}")
+    generated = storage.join(cfg.output, "generated", f"{name}-{key}")
     gen = generate.Config(
-        tracking=TrackingConfig(run_name=prefix, tracking_uri=cfg.tracking.tracking_uri), conditions={"path": cfg.conditions, "count": count},
-        output=generated, dtype=cfg.dtype, resources=cfg.generation, tasks=cfg.tasks, index_rows_per_file=cfg.index_rows_per_file, **section,
+        tracking=TrackingConfig(run_name=f"{cfg.tracking.run_name}-{name}-{key}", tracking_uri=cfg.tracking.tracking_uri),
+        conditions={"path": cfg.conditions, "count": count}, output=generated, dtype=cfg.dtype, resources=cfg.generation, tasks=cfg.tasks,
+        index_rows_per_file=cfg.index_rows_per_file, **section,
     )  # fmt: skip
     with quiet():  # the benchmark prints the tables; each run's own report goes to the log file
         generate.run(gen)
-    scoring = score.Config(
-        tracking=TrackingConfig(run_name=prefix, tracking_uri=cfg.tracking.tracking_uri), generated=generated, conditions=cfg.conditions,
-        output=scored, models=cfg.scoring, detection=cfg.detection, resources=cfg.scoring_resources, tasks=cfg.tasks, bootstrap=cfg.bootstrap,
-        kid_subset=cfg.kid_subset, oks_area=cfg.oks_area, min_visibility=cfg.min_visibility, index_rows_per_file=cfg.index_rows_per_file,
-    )  # fmt: skip
-    with quiet():
-        score.run(scoring)
-    return {**json.loads(storage.read_text(f"{scored}/summary.json")), "method": section["method"], "key": key, "scores": scored,
-            "models": models}
+    return {"method": section["method"], "key": key, "generated": generated, "scores": storage.join(cfg.output, "scores", f"{name}-{key}-{detection}"),
+            "models": models}  # fmt: skip
+
+
+def score_all(cfg: Config, results: dict[str, dict[str, dict]], fingerprints: dict[str, str]) -> tuple[dict, dict[str, float]]:
+    """Every method's images scored in one Ray Data pass (one set of detection and scoring actor
+    pools, one real side for the condition set), then each method's figures (reused when its rows
+    and the figure settings are unchanged). Returns the pass's counts and timing."""
+    scoring = score.Scoring(cfg.conditions, real_side_folder(cfg, fingerprints), cfg.scoring, cfg.detection, cfg.scoring_resources, cfg.tasks,
+                            min_visibility=cfg.min_visibility, rows_per_file=cfg.index_rows_per_file)  # fmt: skip
+    jobs = {r["generated"]: r["scores"] for rows in results.values() for r in rows.values()}
+    counts, timing = score.score_outputs(scoring, jobs, storage.join(cfg.output, "scores", "_index"))
+    settings = score.FigureSettings(cfg.bootstrap, kid_subset=cfg.kid_subset, oks_area=cfg.oks_area, min_visibility=cfg.min_visibility)
+    for rows in results.values():
+        for result in rows.values():
+            result.update({**score.summarize(result["scores"], result["generated"], settings), "method": result["method"]})
+    return counts, timing
+
+
+def figure_one(cfg: Config, table1: dict[str, dict], images: int = 4) -> np.ndarray | None:
+    """The paper's Figure 1: the first ``images`` conditions (by id) that every Table I method
+    generated, in rows; one column per method, the pose condition last. (H, W, 3) uint8."""
+    from handdiff.data.images import decode_image
+    from handdiff.data.skeleton import draw_skeleton
+    from handdiff.viz import contact_sheet
+
+    uris = {name: {r["image_id"]: r["image_uri"] for r in read_parts(f"{r['generated']}/records", ["image_id", "image_uri"]).to_pylist()}
+            for name, r in table1.items()}  # fmt: skip
+    ids = sorted(set.intersection(*(set(u) for u in uris.values())))[:images] if uris else []
+    if not ids:
+        return None
+    conditions = {r["image_id"]: r for r in read_parts(f"{cfg.conditions}/records", ["image_id", "keypoints", "size"]).to_pylist() if r["image_id"] in ids}
+    tiles, labels = [], []
+    for row, image_id in enumerate(ids):
+        tiles += [decode_image(storage.read_bytes(uris[name][image_id])) for name in table1]
+        keypoints = np.asarray(conditions[image_id]["keypoints"], np.float32).reshape(133, 3)
+        tiles.append(draw_skeleton(keypoints, conditions[image_id]["size"]))
+        labels += [*table1, "pose"] if row == 0 else [""] * (len(table1) + 1)
+    return contact_sheet(tiles, columns=len(table1) + 1, cell=160, labels=labels)
 
 
 def paired_tables(cfg: Config, results: dict[str, dict[str, dict]]) -> dict[str, str]:
@@ -211,8 +258,11 @@ def run(cfg: Config) -> int:
     results: dict[str, dict[str, dict]] = {"table1": {}, "table2": {}}
     fingerprints: dict[str, str] = {}  # each model read once per run
     for table, name, section, count in method_runs(cfg):
-        log.info("benchmark: %s %s", table, name)
-        results[table][name] = generate_and_score(cfg, name, section, count, fingerprints)
+        log.info("benchmark: generate %s %s", table, name)
+        results[table][name] = generate_method(cfg, name, section, count, fingerprints)
+    log.info("benchmark: scoring every method in one pass")
+    counts, timing = score_all(cfg, results, fingerprints)
+    figure = figure_one(cfg, results["table1"])
     table1 = table_rows(results["table1"], PAPER_TABLE_I, METRICS, PAPER_NAMES)
     table2 = table_rows(results["table2"], PAPER_TABLE_II, TABLE_II_METRICS)
     how = conventions(cfg.oks_area, cfg.kid_subset, cfg.min_visibility)
@@ -231,6 +281,12 @@ def run(cfg: Config) -> int:
         for table, rows in results.items():
             for name, result in rows.items():
                 mlflow.log_metrics({f"{table}.{name}.{m}": float(v) for m, v in result["metrics"].items() if v == v})
+        if figure is not None:
+            storage.write_bytes(storage.join(cfg.output, "figure1.png"), encode_image(figure, "PNG"))
+            mlflow.log_image(figure, "figures/figure1.png")
+        mlflow.log_metrics({f"scoring.{k}": float(v) for k, v in timing.items()})
+        mlflow.log_metrics({"scoring.rows_in": sum(sum(c.values()) for c in counts.values()),
+                            **{f"scoring.{t}": sum(c[t] for c in counts.values()) for t in ("records", "errors")}})  # fmt: skip
         mlflow.log_dict({t: {n: {"key": r["key"], "method": r["method"], "models": r["models"]} for n, r in rows.items()} for t, rows in results.items()},
                         "runs.json")  # fmt: skip
         mlflow.set_tags({f"model.{i}": f"{location} {digest}" for i, (location, digest) in enumerate(sorted(fingerprints.items()))})

@@ -165,10 +165,10 @@ class Config(JobConfig):
         return []
 
     def generator_options(self) -> dict:
-        gpu = self.resources.num_gpus > 0
         if self.method == "oracle":
             return {"conditions": self.conditions.path}
-        device = {"device": "cuda" if gpu else "cpu", "dtype": self.dtype if gpu else "float32"}
+        on = self.resources.device  # on_device: a GPU node's actor may compute on its CPU (logical GPUs, as in tests)
+        device = {"device": on, "dtype": self.dtype if on == "cuda" else "float32"}
         if self.method == "handdiff":
             return {**self.handdiff.model_dump(), **device}
         b = self.baseline
@@ -258,18 +258,12 @@ def check_models(cfg: Config, done: set[str]) -> dict[str, str]:
     """The fingerprints of the models (``handdiff.models.fingerprint``), kept as ``<output>/models.json``.
     An output already holding images of other model contents (a model retrained in place since)
     is refused: resuming would mix two models' images in one set."""
-    from handdiff.models.fingerprint import fingerprint
+    from handdiff.models.fingerprint import keep_fingerprints
 
-    models = {location: fingerprint(location) for location in cfg.model_locations()}
-    uri = storage.join(cfg.output, "models.json")
-    if done and storage.exists(uri):
-        before = json.loads(storage.read_text(uri))
-        changed = [location for location, now in models.items() if before.get(location) not in (None, now)]
-        if changed:
-            raise ConfigError(f"{cfg.output} holds {len(done)} images of other contents of {', '.join(changed)} (retrained in place "
-                              "since?): resuming would mix two models' images; write to a new output, or delete this one")  # fmt: skip
-    storage.write_text(uri, json.dumps(models, indent=1, sort_keys=True))
-    return models
+    try:
+        return keep_fingerprints(cfg.output, cfg.model_locations(), done)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def run(cfg: Config) -> int:

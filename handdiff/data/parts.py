@@ -70,6 +70,14 @@ def read_parts(directory: str, columns: list[str] | None = None, schema: pa.Sche
     return empty.select(columns) if columns else empty
 
 
+def parts_by_id(directory: str) -> dict[str, str]:
+    """image id -> the part under ``directory`` holding it (reads the id column only)."""
+    where = {}
+    for uri in part_uris(directory):
+        where.update(dict.fromkeys(read_part(uri, ["image_id"]).column("image_id").to_pylist(), uri))
+    return where
+
+
 def written_ids(directory: str) -> set[str]:
     """The image ids already written under ``directory``."""
     ids: set[str] = set()
@@ -82,10 +90,12 @@ INDEX_SCHEMA = pa.schema([pa.field("image_id", pa.string(), nullable=False), pa.
 """A job's work list: one reader entry (JSON) per image."""
 
 
-def write_index(entries: Iterable[Mapping[str, Any]], directory: str, skip: set[str], rows_per_file: int) -> tuple[int, list[str]]:
-    """Stream reader ``entries`` not in ``skip`` into ``INDEX_SCHEMA`` files under ``directory``
-    (replacing any earlier index). Returns (entries seen, files written); the driver's
-    memory stays flat however large the dataset is."""
+def write_index(entries: Iterable[Mapping[str, Any]], directory: str, skip: set[str], rows_per_file: int,
+                key: str = "image_id") -> tuple[int, list[str]]:  # fmt: skip
+    """Stream reader ``entries`` whose ``key`` is not in ``skip`` into ``INDEX_SCHEMA`` files under
+    ``directory`` (replacing any earlier index; the files' ``image_id`` column holds the key, unique
+    per entry). Returns (entries seen, files written); the driver's memory stays flat however
+    large the dataset is."""
     fs, root = storage.filesystem(directory)
     if fs.exists(root):
         fs.rm(root, recursive=True)
@@ -101,8 +111,8 @@ def write_index(entries: Iterable[Mapping[str, Any]], directory: str, skip: set[
 
     for entry in entries:
         seen += 1
-        if entry["image_id"] not in skip:
-            chunk.append({"image_id": entry["image_id"], "entry": json.dumps(entry)})
+        if entry[key] not in skip:
+            chunk.append({"image_id": entry[key], "entry": json.dumps(entry)})
             if len(chunk) >= rows_per_file:
                 flush()
     if chunk:

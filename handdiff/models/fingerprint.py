@@ -83,3 +83,19 @@ def fingerprint(location: str) -> str:
     else:
         entries = _hub(location.removeprefix("hf://"))
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
+
+
+def keep_fingerprints(output: str, locations: list[str], done: set[str]) -> dict[str, str]:
+    """The fingerprints of the models at ``locations``, kept as ``<output>/models.json``. An output
+    already holding rows (``done``) made with other contents of one of them (a model retrained or
+    replaced in place since) raises ``ValueError`` naming it: resuming would mix two models' rows."""
+    models = {location: fingerprint(location) for location in locations}
+    uri = storage.join(output, "models.json")
+    if done and storage.exists(uri):
+        before = json.loads(storage.read_text(uri))
+        changed = [location for location, now in models.items() if before.get(location) not in (None, now)]
+        if changed:
+            raise ValueError(f"{output} holds {len(done)} rows made with other contents of {', '.join(changed)} (replaced in place "
+                             "since?): resuming would mix two models' rows; write to a new output, or delete this one")  # fmt: skip
+    storage.write_text(uri, json.dumps(models, indent=1, sort_keys=True))
+    return models

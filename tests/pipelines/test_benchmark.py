@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file, save_file
 
 from handdiff import storage
-from handdiff.data.parts import part_uris
+from handdiff.data.images import decode_image
+from handdiff.data.parts import part_uris, read_parts
 from handdiff.metrics.tables import read_csv_rows
 from pipelines import benchmark, score
 
@@ -25,6 +27,15 @@ def test_tables_for_every_method_and_a_rerun_redoes_only_the_changed_one(benchma
     generated = {p.name: p for p in (Path(cfg.output) / "generated").iterdir()}
     assert len(generated) == 2
     stamps = {name: sorted(part_uris(f"{path}/records")) for name, path in generated.items()}
+    # one real side for the condition set, shared by both methods: each method's rows carry its features
+    (real,) = (Path(cfg.output) / "real").iterdir()
+    real_rows = {r["image_id"]: r["real_features"] for r in read_parts(str(real / "records")).to_pylist()}
+    condition_ids = set(read_parts(f"{cfg.conditions}/records", ["image_id"]).column("image_id").to_pylist())
+    assert set(real_rows) == condition_ids
+    for scores in (Path(cfg.output) / "scores").glob("*-*"):
+        rows = read_parts(str(scores / "records"), ["image_id", "real_features"]).to_pylist()
+        assert rows and all(r["real_features"] == pytest.approx(real_rows[r["image_id"]]) for r in rows), scores.name
+    real_parts = sorted(part_uris(str(real / "records")))
 
     # SD 1.5's model retrained in place (same folder, new weights), then the same benchmark again:
     # only sd15 is generated (under a new key: what the model is, not where) and scored again
@@ -43,6 +54,15 @@ def test_tables_for_every_method_and_a_rerun_redoes_only_the_changed_one(benchma
     runs = json.loads(Path(client.download_artifacts(run.info.run_id, "runs.json", str(weights.parent.parent.parent))).read_text())
     assert set(runs["table1"]["sd15"]["models"]) == {str(weights.parent.parent)}  # what each method's models were, by content
     assert sorted(part_uris(f"{generated[oracle]}/records")) == stamps[oracle]
+    assert [p.name for p in (Path(cfg.output) / "real").iterdir()] == [real.name] and sorted(part_uris(str(real / "records"))) == real_parts
+    # the paper's Figure 1: conditions in rows, a column per method and the pose last, in the run and beside the tables
+    figure = client.download_artifacts(run.info.run_id, "figures/figure1.png", str(weights.parent.parent.parent))
+    grid = decode_image(Path(figure).read_bytes())
+    assert grid.shape == (4 * 160, 3 * 160, 3) and storage.exists(f"{cfg.output}/figure1.png")
+    pose = grid[160:320, 320:480]  # the second condition's pose column: a skeleton on black
+    assert pose.max() > 0 and np.median(pose) == 0
+    # the scoring pass is one pass for every method: its timing is the benchmark run's
+    assert run.data.metrics["scoring.records"] >= 1 and "scoring.steady_images_per_second" in run.data.metrics
     out = capsys.readouterr().out
     assert "### Table I" in out and "### Changes since" in out and storage.exists(f"{cfg.output}/table1_deltas.md")
     # every row against the reference on the same resamples of the same conditions

@@ -153,6 +153,25 @@ def test_an_output_of_other_model_contents_is_not_resumed(two_stage_models, tmp_
     assert generate.check_models(cfg, done={"an/image"}) == first  # the same contents resume
     (weights,) = (models["body_model"] / "controlnet").glob("*.safetensors")
     save_file({k: v * 1.01 if v.is_floating_point() else v for k, v in load_file(weights).items()}, weights)
-    with pytest.raises(ConfigError, match="holds 1 images of other contents of .*body_model.*new output"):
+    with pytest.raises(ConfigError, match="holds 1 rows made with other contents of .*body_model.*new output"):
         generate.check_models(cfg, done={"an/image"})
     assert generate.check_models(cfg, done=set()) != first  # a fresh output takes the new contents
+
+
+@pytest.mark.parametrize(("resources", "device", "dtype"), [({"num_gpus": 1, "on_device": "cpu"}, "cpu", "float32"),
+                                                             ({"num_gpus": 1}, "cuda", "bfloat16"), ({"num_gpus": 0}, "cpu", "float32")])  # fmt: skip
+def test_the_generators_run_where_on_device_says(resources, device, dtype, tmp_path):
+    """``on_device`` decides where the model computes (a GPU node's actor may compute on its CPU, as
+    annotate's do), and the half-precision dtype only applies on CUDA."""
+    cfg = generate.Config(conditions={"path": str(tmp_path)}, output=str(tmp_path / "out"), method="sd15", baseline={"base": "sd"},
+                          dtype="bfloat16", resources=resources)  # fmt: skip
+    assert (cfg.generator_options()["device"], cfg.generator_options()["dtype"]) == (device, dtype)
+
+
+def test_the_score_jobs_models_run_where_on_device_says(tmp_path):
+    from pipelines import score
+
+    models = {"clip": "c", "sam": "s", "inception": "i"}
+    cfg = score.Config(generated=str(tmp_path), conditions=str(tmp_path), output=str(tmp_path / "s"), models=models,
+                       resources={"num_gpus": 1, "on_device": "cpu"})  # fmt: skip
+    assert cfg.scoring().resources.device == "cpu" and cfg.scoring().real == str(tmp_path / "s" / "real")

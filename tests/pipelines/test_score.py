@@ -49,6 +49,14 @@ def test_the_oracle_scores_dap_near_one_where_the_person_is_found(ray_session, a
     for part in ("wholebody", "hands"):
         assert mpjpe(targets, detections, [256] * len(found), part)[0] < 0.02, part  # within 2 % of the image
 
+    # the real side is computed once under <output>/real, one row per scored condition, and the
+    # scores carry its features
+    real = {r["image_id"]: r for r in read_parts(f"{cfg.output}/real/records").to_pylist()}
+    assert set(real) == set(generated)
+    assert all(r["real_features"] == pytest.approx(real[r["image_id"]]["real_features"]) for r in rows)
+    # the oracle's generated images are the real ones: each whole image's features equal the real side's
+    assert all(np.allclose(r["fake_image_features"], r["real_image_features"], atol=1e-4) for r in rows)
+
     # the OKS scale is each real person's mask area, from the benchmark set
     masks = {r["image_id"]: r["person_mask"] for r in read_parts(f"{conditions}/records", ["image_id", "person_mask"]).to_pylist()}
     assert [r["person_area"] for r in rows] == [float(rle_area([masks[r["image_id"]]])) for r in rows]
