@@ -135,7 +135,8 @@ class Config(JobConfig):
     resources: Resources = Resources(actors=1, batch_size=16, num_gpus=1)
     tasks: TaskResources = TaskResources()
     keep_canvas: bool = True
-    """Also write each image's intermediate (ours: the stage-1 hands on the canvas) under ``canvases/``."""
+    """Also write each image's intermediates: ours, the stage-1 hands on the canvas under ``canvases/``
+    and stage 1's crops over their predicted mask probabilities under ``stage1/``."""
     index_rows_per_file: int = Field(64, ge=1)
     contact_sheet_images: int = Field(8, ge=1)
     registered_model: str | None = None
@@ -228,21 +229,34 @@ def load_conditions(c: ConditionsSection) -> tuple[list[dict], list[dict]]:
 
 
 def contact_sheet(cfg: Config, conditions: list[dict]) -> np.ndarray | None:
-    """Per image: the condition's skeleton, the canvas (ours: the stage-1 hands), the output."""
+    """One image per row, its columns labelled: the condition's pose, stage 1's crops and their
+    predicted masks (ours, pixel hand-off), the canvas (the method's intermediate), the output."""
     from handdiff.data.images import decode_image
     from handdiff.data.skeleton import draw_skeleton
     from handdiff.viz import contact_sheet as sheet
 
     rows = read_parts(f"{cfg.output}/records", schema=GENERATION_SCHEMA).slice(0, cfg.contact_sheet_images).to_pylist()
+    if not rows:
+        return None
     conditions = {c["image_id"]: c for c in conditions}
+    columns = ["pose"] + (["stage-1 crops", "stage-1 masks"] if any(r.get("stage1_uri") for r in rows) else [])
+    columns += ["canvas"] if any(r["canvas_uri"] for r in rows) else []
+    columns.append(cfg.method)
     tiles = []
     for row in rows:
         image = decode_image(storage.read_bytes(row["image_uri"]))
+        blank = np.zeros_like(image)
         keypoints = np.asarray(conditions[row["image_id"]]["keypoints"], np.float32).reshape(133, 3) if row["image_id"] in conditions else None
-        skeleton = draw_skeleton(keypoints, row["size"]) if keypoints is not None else np.zeros_like(image)
-        canvas = decode_image(storage.read_bytes(row["canvas_uri"])) if row["canvas_uri"] else np.zeros_like(image)
-        tiles += [skeleton, canvas, image]
-    return sheet(tiles, columns=6, cell=160) if tiles else None
+        tiles.append(draw_skeleton(keypoints, row["size"]) if keypoints is not None else blank)
+        if "stage-1 crops" in columns:
+            strip = decode_image(storage.read_bytes(row["stage1_uri"])) if row.get("stage1_uri") else None
+            half = strip.shape[0] // 2 if strip is not None else 0
+            tiles += [strip[:half], strip[half:]] if strip is not None else [blank, blank]
+        if "canvas" in columns:
+            tiles.append(decode_image(storage.read_bytes(row["canvas_uri"])) if row["canvas_uri"] else blank)
+        tiles.append(image)
+    labels = [*columns, *[""] * (len(tiles) - len(columns))]
+    return sheet(tiles, columns=len(columns), cell=160, labels=labels)
 
 
 def register_two_stage(section: HandDiffSection, name: str) -> None:

@@ -63,7 +63,7 @@ def read_parts(directory: str, columns: list[str] | None = None, schema: pa.Sche
     """Every part of ``directory`` as one table (empty, with ``schema``, when there is none)."""
     tables = [read_part(uri, columns) for uri in part_uris(directory)]
     if tables:
-        return pa.concat_tables(tables)
+        return pa.concat_tables(tables, promote_options="default")  # parts written before a nullable column was added: nulls
     if schema is None:
         raise FileNotFoundError(f"no parts under {directory}")
     empty = schema.empty_table()

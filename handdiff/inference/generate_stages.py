@@ -31,6 +31,7 @@ GENERATION_SCHEMA = pa.schema(
         pa.field("size", pa.int32(), nullable=False),
         pa.field("image_uri", pa.string(), nullable=False),  # PNG, size x size
         pa.field("canvas_uri", pa.string()),  # PNG of the method's intermediate (ours: stage-1 hands on the canvas), if kept
+        pa.field("stage1_uri", pa.string()),  # ours, if kept: PNG of stage 1's crops over their mask probabilities
         pa.field("seconds", pa.float32(), nullable=False),  # this image's share of the batch's generation time
         pa.field("stage_seconds", pa.string(), nullable=False),  # JSON: per stage
         pa.field("details", pa.string()),  # JSON: the method's own (ours: hands, boxes, per-step mask sizes)
@@ -38,7 +39,8 @@ GENERATION_SCHEMA = pa.schema(
         pa.field("code_version", pa.string(), nullable=False),
     ]
 )
-_BYTES = [pa.field("png", pa.binary()), pa.field("canvas_png", pa.binary()), pa.field("keypoints", pa.list_(pa.float32()))]
+_BYTES = [pa.field("png", pa.binary()), pa.field("canvas_png", pa.binary()), pa.field("stage1_png", pa.binary()),
+          pa.field("keypoints", pa.list_(pa.float32()))]  # fmt: skip
 GENERATION_WORK_SCHEMA = work_schema(GENERATION_SCHEMA, _BYTES)
 
 
@@ -89,6 +91,8 @@ class GenerateImages:
                            strategy=settings.get("strategy"), handoff=settings.get("handoff"))  # fmt: skip
                 if self.keep_canvas and out.canvas is not None:
                     row["canvas_png"] = encode_image(out.canvas, "PNG")
+                if self.keep_canvas and out.stage1 is not None:
+                    row["stage1_png"] = encode_image(out.stage1, "PNG")
 
         return for_ok_rows(batch, generate, GENERATION_WORK_SCHEMA)
 
@@ -99,14 +103,15 @@ def image_path(output: str, image_id: str, kind: str = "images") -> str:
 
 
 def write_generated(batch: pa.Table, output: str) -> pa.Table:
-    """Write each generated image (and canvas) as PNG, then the metadata and errors as parts; returns counts."""
+    """Write each generated image (and its canvas and stage-1 strip) as PNG, then the metadata and errors as parts; returns counts."""
     rows = batch.to_pylist()
     for row in rows:
         if row["status"] != OK:
             continue
         row["image_uri"] = image_path(output, row["image_id"])
         storage.write_bytes(row["image_uri"], row["png"])
-        if row["canvas_png"] is not None:
-            row["canvas_uri"] = image_path(output, row["image_id"], "canvases")
-            storage.write_bytes(row["canvas_uri"], row["canvas_png"])
+        for kind, png, uri in (("canvases", "canvas_png", "canvas_uri"), ("stage1", "stage1_png", "stage1_uri")):
+            if row[png] is not None:
+                row[uri] = image_path(output, row["image_id"], kind)
+                storage.write_bytes(row[uri], row[png])
     return write_outputs(pa.Table.from_pylist(rows, schema=GENERATION_WORK_SCHEMA), output, GENERATION_SCHEMA)

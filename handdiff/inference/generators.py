@@ -25,6 +25,18 @@ class Generated:
     """What the method wants kept in the metadata (JSON-able): e.g. hands, boxes, mask sizes."""
     canvas: np.ndarray | None = None
     """(H, W, 3) uint8: an intermediate worth looking at (ours: the stage-1 hands on the canvas)."""
+    stage1: np.ndarray | None = None
+    """(2S, n S, 3) uint8, ours with the pixel hand-off: stage 1's n crops in a row, their predicted
+    mask probabilities below (grey: black 0, white 1), so that what stage 1 drew is visible even
+    where the masks stay under the threshold."""
+
+
+def stage1_strip(crops: list[np.ndarray], probabilities: list[np.ndarray]) -> np.ndarray | None:
+    """Stage 1's (S, S, 3) crops side by side over their (S, S) mask probabilities; None without crops."""
+    if not crops:
+        return None
+    masks = [np.repeat((np.clip(p, 0, 1) * 255).round().astype(np.uint8)[..., None], 3, axis=2) for p in probabilities]
+    return np.concatenate([np.concatenate(crops, axis=1), np.concatenate(masks, axis=1)], axis=0)
 
 
 class Generator(ABC):
@@ -67,7 +79,8 @@ class HandDiffGenerator(Generator):
             group = [c for c in conditions if int(c["size"]) == size]
             results = self.pipeline([np.asarray(c["keypoints"], np.float32).reshape(133, 3) for c in group], [c["caption"] for c in group],
                                     [int(c["seed"]) for c in group], replace(self.settings, size=size))  # fmt: skip
-            out += [(c, Generated(r.image, r.seconds, {"hands": r.hands, "boxes": r.boxes, "mask_sizes": r.mask_sizes}, r.canvas))
+            out += [(c, Generated(r.image, r.seconds, {"hands": r.hands, "boxes": r.boxes, "mask_sizes": r.mask_sizes}, r.canvas,
+                                  stage1_strip(r.crops, r.crop_mask_probabilities)))
                     for c, r in zip(group, results, strict=True)]  # fmt: skip
         order = {id(c): i for i, c in enumerate(conditions)}
         return [g for c, g in sorted(out, key=lambda pair: order[id(pair[0])])]

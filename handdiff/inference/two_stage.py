@@ -76,7 +76,9 @@ class TwoStageResult:
     crops: list[np.ndarray]
     """Each crop as stage 1 made it, (S, S, 3) uint8 (pixel hand-off only)."""
     crop_masks: list[np.ndarray]
-    """Each crop's predicted hand mask, (S, S) bool."""
+    """Each crop's predicted hand mask, (S, S) bool (``mask_threshold`` applied)."""
+    crop_mask_probabilities: list[np.ndarray]
+    """Each crop's predicted hand mask before the threshold, (S, S) float32 in [0, 1]."""
     hand_mask: np.ndarray
     """(H, W) bool, the hands on the canvas (what the ControlNet sees)."""
     canvas: np.ndarray | None
@@ -166,8 +168,9 @@ class TwoStagePipeline:
         hand_mask, square_mask = torch.zeros(batch, 1, size, size), torch.zeros(batch, 1, size, size)
         canvas = torch.full((batch, 3, size, size), t["fill"] / 255)
         canvas_latents = self.fill_latents(t["fill"]).cpu().expand(batch, 4, size // factor, size // factor).clone()
-        crop_masks = []
+        crop_masks, probabilities = [], []
         for i, (b, plan) in enumerate(owners):
+            probabilities.append(hands.masks[i, 0].float().cpu().numpy())
             keep = (hands.masks[i].cpu() > s.mask_threshold).float()
             crop_masks.append(keep[0].numpy().astype(bool))
             region = None if s.strategy == "bbox" else keep  # bbox keeps the crop's own background
@@ -202,7 +205,8 @@ class TwoStagePipeline:
             results.append(TwoStageResult(
                 image=_to_uint8(images[b : b + 1])[0], hands=n, boxes=[(p.x0, p.y0, p.side) for p in plans[b]],
                 crops=list(_to_uint8(hands.images[indices])) if n and hands.images is not None else [],
-                crop_masks=[crop_masks[i] for i in indices], hand_mask=hand_mask[b, 0].numpy() > 0,
+                crop_masks=[crop_masks[i] for i in indices], crop_mask_probabilities=[probabilities[i] for i in indices],
+                hand_mask=hand_mask[b, 0].numpy() > 0,
                 canvas=_to_uint8(canvas[b : b + 1])[0] if s.handoff == "pixel" else None,
                 mask_sizes=[int(round(float(m[b].sum()) * factor * factor)) for m in blends],
                 seconds={k: v / batch for k, v in seconds.items()},

@@ -117,7 +117,8 @@ def resampled_figures(evaluation: Evaluation, condition_ids: list[str], resample
     row_of = {image_id: i for i, image_id in enumerate(evaluation.image_ids)}
     index = np.asarray([row_of.get(image_id, -1) for image_id in ordered], np.int64)
     draws = [index[draw] for draw in resample_draws(ordered, resamples, seed)]  # rows, -1 for conditions without one
-    if workers > 1 and len(draws) > workers:
+    workers = min(workers, len(draws) // MIN_RESAMPLES_PER_WORKER)  # a spawned worker imports torch: seconds before its first resample
+    if workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -139,6 +140,9 @@ def resampled_figures(evaluation: Evaluation, condition_ids: list[str], resample
 def _figures_of(evaluation: Evaluation, draws: list[np.ndarray]) -> list[dict[str, float]]:
     return [figures(evaluation, rows[rows >= 0], kid=False) for rows in draws]
 
+
+MIN_RESAMPLES_PER_WORKER = 100
+"""Fewer resamples than this per worker are done in this process: spawning costs more than they do."""
 
 _HELD: list[Evaluation] = []
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from handdiff.metrics.tables import read_csv_rows
 from pipelines import demo
 
 
@@ -73,6 +74,9 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys, 
     for name in ("oracle", "sd15", "controlnet", "t2i-adapter", "humansd", "handrefiner", "handdiff"):
         assert f"| {name} |" in out
     assert (tmp_path / "demo" / "benchmark" / "table1.csv").exists() and (tmp_path / "demo" / "benchmark" / "table2.md").exists()
+    table1 = {r["name"]: r for r in read_csv_rows((tmp_path / "demo" / "benchmark" / "table1.csv").read_text())}
+    assert table1["oracle"]["dap"] > 0.3  # the conditions are at a size where Holistic finds the sample people
+    assert (tmp_path / "demo" / "benchmark" / "figure1.png").exists()
 
     # a second demo reuses what the first wrote and continues the same MLflow runs
     assert demo.main(argv) == 0

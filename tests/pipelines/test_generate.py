@@ -64,6 +64,15 @@ def test_every_condition_is_one_image_or_one_error_and_a_rerun_makes_none(ray_se
         assert details["boxes"] == [[p.x0, p.y0, p.side] for p in plans]
         canvas = decode_image(storage.read_bytes(row["canvas_uri"]))
         assert (canvas == TRAINED_SETTINGS["fill"]).all(axis=2).mean() > 0.5
+        # stage 1's crops over their mask probabilities, one column per hand, whatever the threshold kept
+        if plans:
+            strip = decode_image(storage.read_bytes(row["stage1_uri"]))
+            crop = TRAINED_SETTINGS["crop_size"]
+            assert strip.shape == (2 * crop, len(plans) * crop, 3)
+            masks = strip[crop:]
+            assert (masks[..., 0] == masks[..., 2]).all() and masks.std() > 0  # grey probabilities, not a blank
+        else:
+            assert row["stage1_uri"] is None
         assert json.loads(row["models"])["fill"] == TRAINED_SETTINGS["fill"]
     images = sorted(p for p in (tmp_path / "out" / "images").rglob("*.png"))
     assert len(images) == records.num_rows
@@ -71,6 +80,8 @@ def test_every_condition_is_one_image_or_one_error_and_a_rerun_makes_none(ray_se
     (run,) = client.search_runs([client.get_experiment_by_name("handdiff-generate").experiment_id])
     assert run.data.metrics["records"] == records.num_rows and run.data.metrics["seconds_per_image.stage2"] > 0
     assert [a.path for a in client.list_artifacts(run.info.run_id, "contact_sheets")] == ["contact_sheets/generated.png"]
+    sheet = decode_image(open(client.download_artifacts(run.info.run_id, "contact_sheets/generated.png", str(tmp_path)), "rb").read())
+    assert sheet.shape[1] == 5 * 160  # pose, stage-1 crops, stage-1 masks, canvas, image: one person per row
 
     stamps = {p: p.stat().st_mtime_ns for p in images}
     parts = part_uris(f"{cfg.output}/records")

@@ -104,12 +104,14 @@ def test_paired_differences_over_shared_resamples(tmp_path):
 
 
 def test_resamples_spread_over_processes_give_the_same_figures(tmp_path):
-    from handdiff.metrics.summary import evaluate, resampled_figures
+    from handdiff.metrics.summary import MIN_RESAMPLES_PER_WORKER, evaluate, resampled_figures
 
     data = rows(10, shift=2.0, seed=5)
     evaluation = evaluate(data, tmp_path)
     ids = [f"#{i}" for i in range(10)]
-    alone, spread = resampled_figures(evaluation, ids, 12, seed=2), resampled_figures(evaluation, ids, 12, seed=2, workers=2)
+    n = 2 * MIN_RESAMPLES_PER_WORKER  # enough for two workers
+    alone, spread = resampled_figures(evaluation, ids, n, seed=2), resampled_figures(evaluation, ids, n, seed=2, workers=2)
     assert sorted(alone) == sorted(spread)
-    for key in alone:  # FID's matrix products may round differently with fewer threads
-        np.testing.assert_allclose(alone[key], spread[key], rtol=1e-9, atol=1e-12)
+    for key in alone:  # FID's matrix products and eigenvalues round differently with fewer threads (FID near 0 here)
+        tolerance = 1e-6 if key.startswith("fid") else 1e-12
+        np.testing.assert_allclose(alone[key], spread[key], rtol=1e-9, atol=tolerance, err_msg=key)
