@@ -118,16 +118,26 @@ def rerun_conflict(experiment: str, run_name: str, config: Mapping[str, Any], *,
     return conflict_message(experiment, run_name, keys) if keys else None
 
 
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+"""The tag MLflow 3's UI reads to open an experiment on its model-training view (runs, metrics,
+models) rather than the GenAI one (traces): every experiment of the jobs carries it."""
+
+
 def get_or_create_experiment(client: MlflowClient, name: str) -> str:
-    """The experiment's id; a local sqlite store keeps its artifacts beside the database."""
+    """The experiment's id, tagged as model training (``EXPERIMENT_KIND``); a local sqlite store
+    keeps its artifacts beside the database."""
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    artifact_location = None
-    uri = client.tracking_uri
-    if uri.startswith("sqlite:///"):
-        artifact_location = (Path(uri[len("sqlite:///") :]).parent / "artifacts" / name).as_uri()
-    return client.create_experiment(name, artifact_location=artifact_location)
+    if experiment is None:
+        artifact_location = None
+        uri = client.tracking_uri
+        if uri.startswith("sqlite:///"):
+            artifact_location = (Path(uri[len("sqlite:///") :]).parent / "artifacts" / name).as_uri()
+        experiment_id = client.create_experiment(name, artifact_location=artifact_location, tags=dict([EXPERIMENT_KIND]))
+    else:
+        experiment_id = experiment.experiment_id
+        if experiment.tags.get(EXPERIMENT_KIND[0]) is None:  # made before the tag, or by someone else
+            client.set_experiment_tag(experiment_id, *EXPERIMENT_KIND)
+    return experiment_id
 
 
 def find_run(client: MlflowClient, experiment_id: str, run_name: str) -> Run | None:
@@ -202,10 +212,11 @@ def _param_type(value: Any) -> str:
     raise TypeError(f"no MLflow param type for {value!r}")
 
 
-def log_pipeline_model(artifacts: dict[str, str], name: str, module, registered_model: str | None) -> None:
+def log_pipeline_model(artifacts: dict[str, str], name: str, module, registered_model: str | None):
     """Log model folders (``artifacts``: artifact name -> local folder) as an MLflow pyfunc model
     whose code is ``module``'s file (code, not a pickle), with ``module.PARAMS`` declared in its
-    signature (MLflow drops undeclared params), and register it as ``registered_model``."""
+    signature (MLflow drops undeclared params), and register it as ``registered_model``. Returns
+    MLflow's ``ModelInfo`` (its ``registered_model_version``)."""
     import mlflow.pyfunc
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ParamSchema, ParamSpec
@@ -213,5 +224,5 @@ def log_pipeline_model(artifacts: dict[str, str], name: str, module, registered_
     from handdiff.provenance import code_version
 
     params = ParamSchema([ParamSpec(key, _param_type(value), value) for key, value in module.PARAMS.items()])
-    mlflow.pyfunc.log_model(name=name, python_model=module.__file__, artifacts=artifacts, signature=ModelSignature(params=params),
+    return mlflow.pyfunc.log_model(name=name, python_model=module.__file__, artifacts=artifacts, signature=ModelSignature(params=params),
                             pip_requirements=[f"handdiff=={code_version().split('+')[0]}"], registered_model_name=registered_model)  # fmt: skip

@@ -96,6 +96,13 @@ class Config(JobConfig):
     """The ``methods`` entry every other row's paired differences are taken against (default: the
     first of ours); Table II's are taken against ``sme``."""
 
+    def resource_passes(self) -> list[list]:
+        """Generation passes (one per method, one after another), then the one scoring pass."""
+        from pipelines.resources import demands_of
+
+        pool = {demand.key: demand for demand in demands_of(self)}
+        return [[pool["generation"], pool["tasks"]], [pool["detection"], pool["scoring_resources"], pool["tasks"]]]
+
     def preflight(self) -> None:
         for name, section in self.methods.items():
             if section.method == "handdiff" and section.handdiff is not None:
@@ -162,11 +169,24 @@ def method_models(section: dict, cache: dict[str, str]) -> dict[str, str]:
     return fingerprinted(generate.Config(conditions={"path": "unused"}, output="unused", **section).model_locations(), cache)
 
 
+def used_section(section: MethodSection) -> dict:
+    """The method section as JSON with only what its method reads: a baseline row keeps its own
+    models and settings, not those of the other baselines a shared ``baseline`` block names
+    (so changing one baseline's model neither changes another's key nor shows in its params)."""
+    out = section.model_dump(mode="json", exclude_none=True)
+    if section.method not in generate.BASELINE_MODELS:
+        out.pop("baseline", None)
+    elif "baseline" in out:
+        used = generate.baseline_fields(section.method)
+        out["baseline"] = {key: value for key, value in out["baseline"].items() if key in used}
+    return out
+
+
 def method_runs(cfg: Config) -> list[tuple[str, str, dict, int | None]]:
     """(table, row name, method section as JSON, condition count) of every generate+score pass."""
-    runs = [("table1", name, section.model_dump(mode="json", exclude_none=True), None) for name, section in cfg.methods.items()]
+    runs = [("table1", name, used_section(section), None) for name, section in cfg.methods.items()]
     if cfg.ablation:
-        base = cfg.methods[cfg.ablation.method].model_dump(mode="json", exclude_none=True)
+        base = used_section(cfg.methods[cfg.ablation.method])
         for strategy in cfg.ablation.strategies:
             section = json.loads(json.dumps(base))
             section["handdiff"]["strategy"] = strategy

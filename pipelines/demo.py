@@ -32,7 +32,9 @@ from handdiff.config import ConfigError
 from handdiff.data.readers import open_reader, scan_dataset
 from handdiff.tracking import resolve_tracking_uri
 from pipelines import annotate, benchmark, build_benchmark_set, build_hand_crops, build_outpaint_set, generate, train_body, train_hand
-from pipelines.job import JobConfig, JobFailed, RayConfig, TrackingConfig, init_ray, job_run, parse_job_config, setup_logging, wants_verbose
+from pipelines.job import (
+    JobConfig, JobFailed, RayConfig, TrackingConfig, check_cluster, init_ray, job_run, parse_job_config, setup_logging, wants_verbose,
+)  # fmt: skip
 
 
 class Config(JobConfig):
@@ -90,8 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = job.__name__.rsplit(".", 1)[1].replace("_", "-")
         tracking = cfg.tracking.model_copy(update={"run_name": f"{cfg.tracking.run_name}-{name}", "experiment": None})
         options = {"runs_prefix": cfg.tracking.run_name} if job in (generate, benchmark) else {}  # the models this demo trained
+        job_cfg = job.demo_config(cfg.workdir, tracking, **options)
         try:
-            if job.run(job.demo_config(cfg.workdir, tracking, **options)) != 0:
+            size_to_cluster(job_cfg, name)
+            if job.run(job_cfg) != 0:
                 return 1
         except ConfigError as err:  # e.g. a run of this name that is another job's: one line, nothing computed
             print(f"error: {name}: {err}", file=sys.stderr)
@@ -101,6 +105,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
     print(f"\nSee everything in MLflow: mlflow ui --backend-store-uri {resolve_tracking_uri(cfg.tracking.tracking_uri)}")
     return 0
+
+
+def size_to_cluster(job_cfg: JobConfig, name: str) -> None:
+    """The demo's pools fit the instance it is given (e.g. a 2-CPU head under ``ray job submit``):
+    their CPUs scaled down together where they would not, then the usual pre-start check."""
+    from pipelines.resources import current_cluster, fit_demands
+
+    cluster = current_cluster()
+    if fit_demands(job_cfg, cluster.cpus):
+        print(f"  {name}: pools scaled to this instance's {cluster.cpus:g} CPUs")
+    check_cluster(job_cfg)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,11 @@ BASELINE_OPTIONS = {"controlnet-openpose": {"pose": "controlnet_pose"}, "humansd
 """Each baseline's own settings: generator keyword -> ``BaselineSection`` field."""
 
 
+def baseline_fields(method: str) -> set[str]:
+    """The ``BaselineSection`` fields ``method`` reads: a benchmark keys and logs each method by these alone."""
+    return {"base", "steps", "guidance", *BASELINE_MODELS.get(method, ()), *BASELINE_OPTIONS.get(method, {}).values()}
+
+
 class Config(JobConfig):
     job: Literal["generate"] = "generate"
     tracking: TrackingConfig = TrackingConfig(run_name="generate")

@@ -24,12 +24,15 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from pydantic import Field
 
 from handdiff import storage
 from handdiff.config import ConfigError, StrictModel, load_config, missing_inputs, read_yaml, to_yaml
+
+if TYPE_CHECKING:
+    from pipelines.resources import Demand
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -47,6 +50,11 @@ class RayConfig(StrictModel):
     to disk beyond it. Ray's minimum is 75 MiB."""
     include_dashboard: bool = False
     """Start the dashboard with a new local instance."""
+    autoscale_to: dict[str, float] | None = None
+    """What an autoscaling cluster can grow to, e.g. ``{CPU: 64, GPU: 8}``: the pre-start check
+    compares the job's pools with this instead of the nodes up now (GPU workers from zero)."""
+    report_waits_after_s: float = Field(60.0, gt=0)
+    """A pass that writes nothing for this long says, every as long again, what Ray has pending."""
 
 
 class TrackingConfig(StrictModel):
@@ -71,7 +79,7 @@ class JobConfig(StrictModel):
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig
 
-    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("tracking.*", "ray.*", "tasks.*", "*.resources.*")
+    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("tracking.*", "ray.*", "tasks.*", "resources.*", "detection.*", "*.resources.*")
     """Keys (``fnmatch`` patterns) a resumed run may change: where and how fast it runs, never
     what it computes. Subclasses extend it (training: ``train.steps``)."""
 
@@ -82,6 +90,13 @@ class JobConfig(StrictModel):
     def preflight(self) -> None:
         """Checks that need more than the config itself (e.g. a look at the input data), run
         before Ray starts or an MLflow run opens; raise ``ConfigError`` with one line per problem."""
+
+    def resource_passes(self) -> list[list[Demand]]:
+        """The pools that run together, per pass (``pipelines.resources``): by default one pass of
+        every pool in the config; a job whose passes run one after another says so."""
+        from pipelines.resources import demands_of
+
+        return [list(demands_of(self))]
 
     def resolved(self) -> JobConfig:
         """The config as the job runs it and logs it to MLflow (the training jobs make local paths
@@ -206,6 +221,7 @@ def run_job(config_cls: type[C], run: Callable[[C], int], argv: Sequence[str] | 
     setup_logging(job, wants_verbose(argv))
     init_ray(cfg.ray)
     try:
+        check_cluster(cfg)
         return run(cfg)
     except ConfigError as err:  # e.g. a rerun conflict found once the run opens: one line, no traceback
         print(f"error: {err}", file=sys.stderr)
@@ -215,18 +231,56 @@ def run_job(config_cls: type[C], run: Callable[[C], int], argv: Sequence[str] | 
         return 1
 
 
+def check_cluster(cfg: JobConfig) -> None:
+    """``ConfigError`` before any compute when the job's pools cannot all be placed on the
+    connected cluster (``pipelines.resources.check_demands``)."""
+    from pipelines.resources import check_demands, current_cluster
+
+    check_demands(cfg.resource_passes(), current_cluster(), cfg.ray.autoscale_to)
+
+
 def preflight_tracking(cfg: JobConfig) -> None:
     """Before Ray starts: the MLflow server answers, and a run of this name, if any, is this
     same job (else ``ConfigError`` naming the differing keys and the ways out)."""
     from handdiff.tracking import check_reachable, rerun_conflict, resolve_tracking_uri
 
     uri = resolve_tracking_uri(cfg.tracking.tracking_uri)
+    check_store_outlives_job(uri)
     check_reachable(uri)
     if cfg.tracking.resume:
         problem = rerun_conflict(cfg.experiment, cfg.tracking.run_name, cfg.resolved().model_dump(mode="json"), tracking_uri=uri,
                                  resume_safe=cfg.RESUME_SAFE)  # fmt: skip
         if problem:
             raise ConfigError(problem)
+
+
+RAY_WORKING_DIR_COPY = "/runtime_resources/working_dir_files/"
+"""Part of the path of Ray's temporary copy of a job's ``--working-dir``, which Ray deletes."""
+
+
+def in_ray_working_dir_copy(path: str | Path) -> bool:
+    return RAY_WORKING_DIR_COPY in str(Path(path).resolve()) + "/"
+
+
+def check_store_outlives_job(uri: str) -> None:
+    """``ConfigError`` when the MLflow store ``uri`` is a local file inside Ray's temporary copy of
+    the working directory (``ray job submit --working-dir .`` with the default ``./mlruns``): the
+    runs would vanish with the copy."""
+    path = next((uri[len(scheme) :] for scheme in ("sqlite:///", "file://") if uri.startswith(scheme)), None if "://" in uri else uri)
+    if path and in_ray_working_dir_copy(path):
+        raise ConfigError(f"tracking: the MLflow store {uri} is inside Ray's temporary copy of the working directory, deleted with the job: "
+                          "set MLFLOW_TRACKING_URI (the head's environment, or --runtime-env-json '{\"env_vars\": {\"MLFLOW_TRACKING_URI\": ...}}') "
+                          "or tracking.tracking_uri to a server or a path outside it")  # fmt: skip
+
+
+def default_log_dir() -> Path:
+    """``$HANDDIFF_LOG_DIR``, else ``./logs``; inside Ray's temporary copy of the working directory
+    (deleted with the job), ``<temp dir>/handdiff-logs`` instead."""
+    if "HANDDIFF_LOG_DIR" in os.environ:
+        return Path(os.environ["HANDDIFF_LOG_DIR"])
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / "handdiff-logs" if in_ray_working_dir_copy(Path.cwd()) else Path("logs")
 
 
 @contextmanager
@@ -246,9 +300,9 @@ LIBRARY_LOGGERS = ("mlflow", "alembic", "urllib3", "botocore", "s3fs", "fsspec",
 
 def setup_logging(job: str, verbose: bool = False) -> Path:
     """The console shows handdiff's own lines (and anyone's errors); every library's lines go to
-    a log file, ``$HANDDIFF_LOG_DIR`` (default ``./logs``) ``/<job>-<time>.log``, whose path is
-    printed. ``verbose``: the console shows everything too. Returns the log file."""
-    log_dir = Path(os.environ.get("HANDDIFF_LOG_DIR", "logs"))
+    a log file, ``default_log_dir()/<job>-<time>.log``, whose path is printed. ``verbose``: the
+    console shows everything too. Returns the log file."""
+    log_dir = default_log_dir()
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / f"{job}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -344,6 +398,9 @@ def init_ray(cfg: RayConfig) -> None:
     import ray
     import ray.data  # noqa: F401 - its loggers, to route
 
+    from pipelines import ray_stages
+
+    ray_stages.REPORT_WAITS_AFTER_S = cfg.report_waits_after_s  # read by run_to_parts, which every job calls without its config
     if ray.is_initialized():
         route_ray_logs()
         return

@@ -107,20 +107,30 @@ class Written:
         return (self.rows - self.first_rows) / (self.seconds - self.first_output_s)
 
 
+REPORT_WAITS_AFTER_S = 60.0
+"""How long a pass may write nothing before ``run_to_parts`` says what Ray has pending
+(``ray.report_waits_after_s``, set by ``init_ray``)."""
+
+
 def run_to_parts(ds, name: str, log: logging.Logger, total: int | None = None, every_s: float = 30.0, started: float | None = None) -> Written:
     """Execute a pipeline that ends in a part writer (streaming); returns what this run wrote,
     its times counted from ``started`` (``time.monotonic()``; default: now). Logs a progress line
-    every ``every_s`` seconds (``total``: the rows to expect), and Ray Data's per-stage statistics
-    to the log file."""
+    every ``every_s`` seconds (``total``: the rows to expect), Ray's pending demands whenever
+    nothing was written for ``REPORT_WAITS_AFTER_S`` (``pipelines.resources.WaitReporter``), and
+    Ray Data's per-stage statistics to the log file."""
+    from pipelines.resources import WaitReporter
+
     written = Written(Counter(), 0.0)
     start = started if started is not None else time.monotonic()
     last = time.monotonic()
-    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        written.record({k: sum(batch.column(k).to_pylist()) for k in (OK, ERROR, FILTERED)}, time.monotonic() - start)
-        if time.monotonic() - last >= every_s:
-            last = time.monotonic()
-            log.info("%s: %d%s rows written (%d records, %d errors, %d filtered)", name, written.rows, f" of {total}" if total else "",
-                     written.counts[OK], written.counts[ERROR], written.counts[FILTERED])  # fmt: skip
+    with WaitReporter(name, REPORT_WAITS_AFTER_S, REPORT_WAITS_AFTER_S) as waits:
+        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            waits.progress()
+            written.record({k: sum(batch.column(k).to_pylist()) for k in (OK, ERROR, FILTERED)}, time.monotonic() - start)
+            if time.monotonic() - last >= every_s:
+                last = time.monotonic()
+                log.info("%s: %d%s rows written (%d records, %d errors, %d filtered)", name, written.rows, f" of {total}" if total else "",
+                         written.counts[OK], written.counts[ERROR], written.counts[FILTERED])  # fmt: skip
     written.seconds = time.monotonic() - start
     c = written.counts
     log.info("%s: this run wrote %d records, %d errors, %d filtered", name, c[OK], c[ERROR], c[FILTERED])

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import mlflow
+from mlflow.tracking import MlflowClient
 import numpy as np
 from pydantic import Field, model_validator
 
@@ -105,7 +106,8 @@ class TrainJobConfig(JobConfig):
     MODEL_PATHS: ClassVar[tuple[str, ...]] = ()
     """``model`` fields that may name local folders (made absolute by ``resolved``)."""
 
-    RESUME_SAFE = (*JobConfig.RESUME_SAFE, "train.steps", "checkpoint.max_failures", "checkpoint.num_to_keep", "logging.*", "data.tasks.*")
+    RESUME_SAFE = (*JobConfig.RESUME_SAFE, "train.steps", "checkpoint.max_failures", "checkpoint.num_to_keep", "logging.*", "data.tasks.*",
+                   "scaling.cpus_per_worker")  # fmt: skip
     """A resume may train further (``train.steps``; a schedule tied to the total steps then bends
     where it resumes), keep other checkpoints, log differently or read faster."""
 
@@ -285,10 +287,12 @@ def absolute_paths(cfg: TrainJobConfig, *model_fields: str) -> TrainJobConfig:
 
 
 def fit(cfg: TrainJobConfig, train_loop: Callable[[dict], None], loop_config: dict, dataset,
-        export: Callable[[Any, str], None], log_model: Callable[[str], None]) -> tuple[Any, str, str]:  # fmt: skip
+        export: Callable[[Any, str], None], log_model: Callable[[str], Any]) -> tuple[Any, str, str]:  # fmt: skip
     """Run ``train_loop`` on a ``TorchTrainer`` in the job's MLflow run (continued when its name
     exists), then ``export(checkpoint, local_dir)`` the final model, ``log_model(local_dir)`` it
-    and copy it to ``<checkpoint folder>/final_model`` (``checkpoint_folder``). Returns (result, run id, final URI)."""
+    (its registered version described by run, step and loss) and copy it to ``<checkpoint
+    folder>/final_model`` (``checkpoint_folder``); a rerun that trained no new step leaves all
+    three as they are (no new version). Returns (result, run id, final URI)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -314,13 +318,23 @@ def fit(cfg: TrainJobConfig, train_loop: Callable[[dict], None], loop_config: di
         result = trainer.fit()
         if result.checkpoint is None:
             raise RuntimeError("training ended without a checkpoint")
-        with tempfile.TemporaryDirectory() as directory:
-            export(result.checkpoint, directory)
-            log_model(directory)
-            from handdiff.models.loading import copy_tree
+        name = posixpath.basename(result.checkpoint.path.rstrip("/"))  # step_<8 digits>, as _report names it
+        step = int(name[len("step_") :]) if name.startswith("step_") and name[len("step_") :].isdigit() else None
+        if step is not None and mlflow.get_run(active.info.run_id).data.tags.get("final_model_step") == str(step) and storage.exists(final):
+            # a rerun that trained no new step: the final model and its registered version stand
+            log.info("no step past %d: the final model and its registered version are those of step %d", step, step)
+        else:
+            with tempfile.TemporaryDirectory() as directory:
+                export(result.checkpoint, directory)
+                info = log_model(directory)
+                from handdiff.models.loading import copy_tree
 
-            copy_tree(directory, final)
-        mlflow.set_tag("final_model", final)
+                copy_tree(directory, final)
+            if cfg.registered_model and info is not None and info.registered_model_version:
+                loss = (result.metrics or {}).get("loss")
+                MlflowClient().update_model_version(cfg.registered_model, info.registered_model_version, description=(
+                    f"{cfg.tracking.run_name} at step {step}" + (f", loss {loss:.4f}" if loss is not None else "") + f" (run {active.info.run_id})"))
+            mlflow.set_tags({"final_model": final, "final_model_step": step})
     return result, active.info.run_id, final
 
 

@@ -48,6 +48,20 @@ def test_local_store_keeps_params_and_artifacts_beside_the_database(tmp_path):
     assert open(path).read() == "hello"
 
 
+def test_every_experiment_opens_on_mlflows_model_training_view(tmp_path):
+    """MLflow 3's UI shows an untagged experiment as GenAI ("No data" panels, no model registry)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    with tracking.tracked_run("handdiff-new", "r1", CONFIG, tracking_uri=uri):
+        pass
+    older = client.create_experiment("handdiff-older")  # made before the tag existed
+    with tracking.tracked_run("handdiff-older", "r1", CONFIG, tracking_uri=uri):
+        pass
+    for name in ("handdiff-new", "handdiff-older"):
+        assert client.get_experiment_by_name(name).tags["mlflow.experimentKind"] == "custom_model_development", name
+    assert older == client.get_experiment_by_name("handdiff-older").experiment_id
+
+
 @pytest.mark.services
 def test_run_on_the_tracking_server_is_read_back(mlflow_server, tmp_path):
     with tracking.tracked_run("handdiff-test", "server-run", CONFIG, tracking_uri=mlflow_server.uri, tags={"kind": "test"}) as run:

@@ -69,3 +69,18 @@ def test_tables_for_every_method_and_a_rerun_redoes_only_the_changed_one(benchma
     paired = storage.read_text(f"{cfg.output}/table1_paired.md")
     assert "oracle minus each method" in paired and "| sd15 |" in paired and "| oracle |" not in paired
     assert "### Table I, paired" in out
+
+
+def test_each_method_is_keyed_and_logged_by_the_settings_it_reads(tmp_path):
+    """A shared ``baseline`` block names every baseline's models: each row keeps only its own, so
+    changing HumanSD's model changes HumanSD's key and no other's."""
+    cfg = benchmark.demo_config(str(tmp_path))
+    runs = {name: section for _, name, section, _ in benchmark.method_runs(cfg)}
+    assert set(runs["sd15"]["baseline"]) == {"base", "steps"}  # guidance unset: each method's authors' own
+    assert set(runs["humansd"]["baseline"]) == {"base", "steps", "humansd", "humansd_pose_threshold"}
+    assert {"handrefiner", "inpainting", "handrefiner_control_scale"} <= set(runs["handrefiner"]["baseline"]) and "humansd" not in runs["handrefiner"]["baseline"]
+    assert "baseline" not in runs["oracle"] and "baseline" not in runs["handdiff"]
+    moved = cfg.model_copy(deep=True)
+    moved.methods["humansd"].baseline.humansd = str(tmp_path / "elsewhere")
+    again = {name: section for _, name, section, _ in benchmark.method_runs(moved)}
+    assert [name for name in runs if again[name] != runs[name]] == ["humansd"]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +155,35 @@ def test_typos_inside_named_sections_and_bad_enums_name_the_key_once():
                              "known keys: annotations, dataset, gestures, images, layout, splits")  # fmt: skip
     assert lines[1].endswith("datasets.hagrid.captionz = 1 (override): unknown key; known keys: caption_table, captions, filter, keypoints, source")
     assert lines[2].endswith("masks.arch = 'vit_x' (override): Input should be 'vit_h', 'vit_l', 'vit_b' or 'tiny'")
+
+
+def test_a_python_without_the_projects_dependencies_says_so_in_one_line(tmp_path):
+    """A job started by another Python (e.g. a Ray head started outside the venv runs every
+    submitted job with its own ``python``) names that Python and what to do, without a traceback."""
+    import venv
+
+    venv.EnvBuilder(with_pip=False).create(tmp_path / "bare")  # the standard library only
+    python = tmp_path / "bare" / "bin" / "python"
+    out = subprocess.run([str(python), "-m", "pipelines.demo"], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"error: {python} lacks the project's dependencies (no mlflow, ray, diffusers") and ".venv/bin/ray start --head" in line
+
+
+def test_a_local_store_or_log_folder_inside_rays_working_dir_copy_is_not_used(tmp_path, monkeypatch):
+    """Under ``ray job submit --working-dir .`` the job runs in Ray's temporary copy of the
+    directory: the default ./mlruns there would vanish with it (refused before anything runs),
+    and the default log folder moves out of it."""
+    from pipelines.job import ConfigError, check_store_outlives_job, default_log_dir
+
+    copy = tmp_path / "session_1" / "runtime_resources" / "working_dir_files" / "_ray_pkg_0123"
+    copy.mkdir(parents=True)
+    monkeypatch.chdir(copy)
+    monkeypatch.delenv("HANDDIFF_LOG_DIR", raising=False)
+    with pytest.raises(ConfigError, match="inside Ray's temporary copy of the working directory.*set MLFLOW_TRACKING_URI"):
+        check_store_outlives_job(f"sqlite:///{copy}/mlruns/mlflow.db")
+    check_store_outlives_job(f"sqlite:///{tmp_path}/mlflow.db")  # outside it
+    check_store_outlives_job("http://127.0.0.1:5000")
+    assert "working_dir_files" not in str(default_log_dir().resolve()) and default_log_dir().name == "handdiff-logs"
+    monkeypatch.chdir(tmp_path)
+    assert default_log_dir() == Path("logs")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,10 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys, 
     assert crops_again.data.metrics["resumed_from"] == crops_run.data.metrics["rows_in"]
     (train_again,) = client.search_runs([client.get_experiment_by_name("handdiff-train-hand").experiment_id])
     assert [m.step for m in client.get_metric_history(train_again.info.run_id, "loss")] == list(range(1, 9))  # already done
+    # a rerun that trained no new step registers no new version; the version says its step and loss
+    for name, steps in (("handdiff-hand-generator-demo", 8), ("handdiff-body-outpainter-demo", 6)):
+        (version,) = client.search_model_versions(f"name = '{name}'")
+        assert re.fullmatch(rf"demo-train-(hand|body) at step {steps}, loss \d+\.\d{{4}} \(run \w+\)", version.description), version.description
 
     # the same run names for a demo elsewhere is another job: one line before anything runs, no new runs
     elsewhere = tmp_path / "elsewhere"

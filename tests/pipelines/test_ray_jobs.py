@@ -41,6 +41,23 @@ def test_failing_job_shows_its_error_to_the_submitter(ray_cluster):
 
 @pytest.mark.services
 @pytest.mark.slow
+def test_a_submitted_job_refuses_a_tracking_store_inside_rays_copy_of_the_working_dir(ray_cluster, tmp_path):
+    """``--working-dir .`` runs the job in Ray's temporary copy of the checkout: the default
+    ./mlruns store there would vanish with it, so the job stops before anything runs."""
+    import json
+
+    cmd = [RAY, "job", "submit", "--address", ray_cluster.dashboard_url, "--working-dir", str(REPO),
+           "--runtime-env-json", json.dumps({"env_vars": {"MLFLOW_TRACKING_URI": ""}}), "--",
+           "python", "-m", "pipelines.demo", f"workdir={tmp_path / 'demo'}"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, **ray_cluster.env})
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert re.search(r"error: tracking: the MLflow store sqlite:///\S+/runtime_resources/working_dir_files/\S+ is inside Ray's temporary copy", text), text[-3000:]
+    assert "set MLFLOW_TRACKING_URI" in text and "Traceback" not in text and not (tmp_path / "demo").exists()  # nothing ran
+
+
+@pytest.mark.services
+@pytest.mark.slow
 def test_a_token_cluster_runs_only_jobs_submitted_with_its_token(tmp_path, s3_server):
     """The README's commands: a token in ~/.ray/auth_token, RAY_AUTH_MODE=token for the head and
     for every client. Without the token (or with another) the dashboard refuses the job."""

@@ -1,0 +1,113 @@
+"""What a job asks of the cluster: refused before any compute when it can never be placed, and
+reported while a pool waits for resources that others hold."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from handdiff.config import ConfigError, to_yaml
+from pipelines import annotate, benchmark, train_hand
+from pipelines.resources import Cluster, Demand, check_demands, demands_of, fit_demands
+
+TWO_CPUS = Cluster(((2.0, 0.0),))
+
+
+def test_every_pool_of_a_config_is_a_demand_and_the_pools_of_a_pass_add_up():
+    cfg = annotate.demo_config("/tmp/unused")
+    assert {d.key: (d.count, d.cpus) for d in demands_of(cfg)} == {
+        "tasks": (1, 0.5), "keypoints.resources": (1, 1.0), "masks.resources": (1, 1.0), "captions.resources": (1, 1.0)}  # fmt: skip
+    # the README's case: the demo's annotate on a default 2-CPU head would leave LLaVA's actor pending forever
+    with pytest.raises(ConfigError, match=r"need 3\.5 CPUs and 0 GPUs \(tasks: 1 x 0\.5 CPU; keypoints\.resources: .*\) but the cluster has "
+                                          r"2 CPUs, 0 GPUs: they would wait forever; lower \S+\.actors"):  # fmt: skip
+        check_demands(cfg.resource_passes(), TWO_CPUS)
+    check_demands(cfg.resource_passes(), Cluster(((4.0, 0.0),)))
+    # a training job: its worker group and its data tasks
+    assert {d.key for d in demands_of(train_hand.demo_config("/tmp/unused"))} == {"data.tasks", "scaling"}
+
+
+def test_a_benchmark_needs_its_largest_pass_not_every_pool_at_once():
+    cfg = benchmark.demo_config("/tmp/unused")
+    cfg.generation.num_gpus = cfg.scoring_resources.num_gpus = 1
+    one_gpu = Cluster(((8.0, 1.0),))
+    check_demands(cfg.resource_passes(), one_gpu)  # generation and scoring never hold the GPU together
+    cfg.scoring_resources.actors = 2
+    with pytest.raises(ConfigError, match=r"need 3 CPUs and 2 GPUs .* but the cluster has 8 CPUs, 1 GPUs.*lower scoring_resources\.actors"):
+        check_demands(cfg.resource_passes(), one_gpu)
+
+
+def test_an_actor_no_node_can_hold_is_refused_unless_the_cluster_autoscales():
+    gpu_pool = [[Demand("masks.resources", 2, 2.0, 1.0)]]
+    with pytest.raises(ConfigError, match=r"masks\.resources: one actor needs 2 CPUs and 1 GPUs but no node has that \(the cluster has 8 CPUs, 0 GPUs\)"):
+        check_demands(gpu_pool, Cluster(((8.0, 0.0),)))
+    check_demands(gpu_pool, Cluster(((8.0, 0.0),)), autoscale_to={"CPU": 64, "GPU": 8})  # GPU workers from zero
+    with pytest.raises(ConfigError, match=r"autoscales to 64, 1"):
+        check_demands(gpu_pool, Cluster(((8.0, 0.0),)), autoscale_to={"CPU": 64, "GPU": 1})
+
+
+def test_the_demo_sizes_its_pools_to_the_instance_it_gets():
+    cfg = annotate.demo_config("/tmp/unused")
+    assert fit_demands(cfg, 2.0)
+    check_demands(cfg.resource_passes(), TWO_CPUS)
+    assert cfg.masks.resources.num_cpus < 1 and cfg.masks.resources.actors == 1  # fewer CPUs each, the same pools
+    assert not fit_demands(cfg, 2.0)  # already fits: unchanged
+
+
+@pytest.mark.slow
+@pytest.mark.services
+def test_an_unplaceable_pool_stops_the_job_before_any_compute(ray_session, tmp_path, capsys):
+    from pipelines import generate
+
+    config = tmp_path / "generate.yaml"
+    config.write_text(to_yaml(generate.Config(
+        tracking={"run_name": "too-big", "tracking_uri": f"sqlite:///{tmp_path}/db.sqlite"}, conditions={"path": str(tmp_path)},
+        output=str(tmp_path / "out"), method="oracle", resources={"actors": 40, "num_cpus": 1}, tasks={"num_cpus": 0.5, "concurrency": 1},
+    )))  # fmt: skip
+    assert generate.main(["--config", str(config)]) == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert line.startswith("error: the pools that run together need 40.5 CPUs") and "resources: 40 x 1 CPU" in line and "lower resources.actors" in line
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+
+@pytest.mark.slow
+@pytest.mark.services
+def test_a_pool_that_waits_for_resources_says_what_ray_has_pending(ray_session, annotated, demo_workdir, tmp_path, caplog):
+    """Another driver holds all but half a CPU of the cluster: the generate job's actor cannot
+    start, and instead of silence the job says what Ray has pending; once the CPUs are free, it finishes."""
+    import ray
+
+    from pipelines import generate, ray_stages
+    from pipelines.job import TrackingConfig
+
+    free = ray.available_resources().get("CPU", 0)
+
+    @ray.remote(num_cpus=free - 0.5)
+    class Hog:
+        def ready(self) -> bool:
+            return True
+
+    hog = Hog.remote()
+    ray.get(hog.ready.remote())
+    cfg = generate.Config(tracking=TrackingConfig(run_name="waits", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"),
+                          conditions={"path": f"{annotated.output}/hagrid", "count": 8, "size": 64}, output=str(tmp_path / "out"),
+                          method="sd15", baseline={"base": f"{demo_workdir}/zoo/sd15", "steps": 1},
+                          resources={"actors": 1, "batch_size": 2, "num_cpus": 1}, tasks={"num_cpus": 0.25, "concurrency": 1})  # fmt: skip
+    before, ray_stages.REPORT_WAITS_AFTER_S = ray_stages.REPORT_WAITS_AFTER_S, 3.0
+    result: list[int] = []
+    try:
+        with caplog.at_level(logging.WARNING, logger="handdiff.resources"):
+            job = threading.Thread(target=lambda: result.append(generate.run(cfg)))
+            job.start()
+            deadline = time.monotonic() + 90
+            while "Ray's pending demands" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.5)
+            ray.kill(hog)
+            job.join(300)
+    finally:
+        ray_stages.REPORT_WAITS_AFTER_S = before
+    message = next(r.getMessage() for r in caplog.records if "Ray's pending demands" in r.getMessage())
+    assert "generate: nothing written for" in message and "{CPU 1}" in message and "free: " in message, message
+    assert result == [0] and list((tmp_path / "out" / "images").rglob("*.png"))  # it ran once the CPUs were free
