@@ -40,10 +40,10 @@ from handdiff.assets.tiny_zoo import SAM_ARCH, model_locations
 from handdiff.config import InputPath, StrictModel
 from handdiff.models.sam import SamArch
 from handdiff.data.keypoints import MIN_VISIBILITY
-from handdiff.data.parts import check_conservation, index_rows, read_parts, write_index, written_ids
+from handdiff.data.parts import check_conservation, index_rows, read_parts, write_index
 from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA
-from handdiff.data.work_rows import OUTPUTS
+from handdiff.data.work_rows import OUTPUTS, done_ids
 from handdiff.provenance import code_version
 from handdiff.viz import annotated_tile, contact_sheet
 from pipelines.job import JobConfig, TrackingConfig, check_error_share, job_run, run_job
@@ -236,7 +236,7 @@ def annotate_datasets(cfg: Config) -> tuple[dict[str, dict], dict[str, float]]:
     summary, work, pending = {}, {}, 0
     for name, spec in cfg.datasets.items():
         out = storage.join(cfg.output, name)
-        done = set().union(*(written_ids(f"{out}/{t}") for t in OUTPUTS))
+        done = done_ids(out)
         total, index = write_index(open_reader(**spec.source.model_dump()).entries(), f"{out}/_index", done, cfg.index_rows_per_file)
         todo = index_rows(index)
         log.info("%s: %d images, %d already written, %d to annotate", name, total, len(done), todo)

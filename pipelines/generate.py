@@ -30,10 +30,10 @@ from pydantic import Field, model_validator
 from handdiff import storage
 from handdiff.config import ConfigError, InputPath, StrictModel
 from handdiff.data.conditions import CONDITION_SCHEMA, condition_from_record
-from handdiff.data.parts import check_conservation, index_rows, read_parts, write_index, write_part, written_ids
+from handdiff.data.parts import check_conservation, index_rows, read_parts, write_index, write_part
 from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
 from handdiff.data.skeleton import HUMANSD_THRESHOLD
-from handdiff.data.work_rows import OUTPUTS
+from handdiff.data.work_rows import OUTPUTS, done_ids
 from handdiff.inference.generate_stages import GENERATION_SCHEMA, GenerateImages, conditions_to_rows, write_generated
 from handdiff.provenance import code_version
 from handdiff.tracking import log_pipeline_model
@@ -289,7 +289,7 @@ def run(cfg: Config) -> int:
     options = cfg.generator_options()
     with job_run(cfg) as active:
         conditions, bad = load_conditions(cfg.conditions)
-        done = set().union(*(written_ids(f"{cfg.output}/{t}") for t in OUTPUTS))
+        done = done_ids(cfg.output)
         models = check_models(cfg, done)
         mlflow.set_tags({f"model.{i}": f"{location} {digest}" for i, (location, digest) in enumerate(sorted(models.items()))})
         if bad:

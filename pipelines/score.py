@@ -43,9 +43,9 @@ from pydantic import Field
 from handdiff import storage
 from handdiff.config import ConfigError, InputPath, StrictModel
 from handdiff.data.keypoints import MIN_VISIBILITY
-from handdiff.data.parts import check_conservation, parts_by_id, read_parts, write_index, written_ids
+from handdiff.data.parts import check_conservation, parts_by_id, read_parts, write_index
 from handdiff.data.records import ERROR_SCHEMA
-from handdiff.data.work_rows import OUTPUTS
+from handdiff.data.work_rows import OUTPUTS, done_ids
 from handdiff.inference.generate_stages import GENERATION_SCHEMA
 from handdiff.metrics.images import KID_SUBSET_SIZE
 from handdiff.metrics.keypoints import OksArea
@@ -176,7 +176,7 @@ def real_side(scoring: Scoring, ids: set[str]) -> Written | None:
     """Compute the real side of the conditions among ``ids`` that ``scoring.real`` lacks (one Ray
     Data pass: condition reads, Inception actors, writes); None when nothing was missing. Every
     requested condition ends as a real-side row or an error (checked)."""
-    done = set().union(*(written_ids(f"{scoring.real}/{t}") for t in OUTPUTS))
+    done = done_ids(scoring.real)
     try:
         keep_fingerprints(scoring.real, [scoring.models.inception], done)
     except ValueError as err:
@@ -190,7 +190,7 @@ def real_side(scoring: Scoring, ids: set[str]) -> Written | None:
     ds = map_tasks(index_dataset(index, scoring.tasks), real_inputs, scoring.tasks, code_version=code_version())
     ds = map_actors(ds, RealFeatures, scoring.resources, inception=scoring.models.inception, device=scoring.resources.device)
     written = run_to_parts(map_tasks(ds, write_real, scoring.tasks, output=scoring.real), "real side", log)
-    now = set().union(*(written_ids(f"{scoring.real}/{t}") for t in OUTPUTS))
+    now = done_ids(scoring.real)
     if missing := (ids & where.keys()) - now:
         raise RuntimeError(f"{scoring.real}: {len(missing)} conditions neither computed nor errors, e.g. {sorted(missing)[:3]}")
     return written
@@ -199,21 +199,20 @@ def real_side(scoring: Scoring, ids: set[str]) -> Written | None:
 def score_outputs(scoring: Scoring, jobs: dict[str, str], index_dir: str) -> tuple[dict[str, dict[str, int]], dict[str, float]]:
     """Score every pending generated image of ``jobs`` (``generate`` output -> its scores' output)
     in one Ray Data pass with one set of actor pools (its work list under ``index_dir``), after the
-    real side they need. Returns each
-    output's counts (rows in = records + errors, checked) and the pass's timing (seconds,
-    start-up, steady rate; the real side's seconds)."""
+    real side they need. Returns each output's counts (rows in = records + errors, checked) and
+    the pass's timing (seconds, start-up, steady rate; the real side's seconds)."""
     rows_of = {generated: generated_rows(generated) for generated in jobs}
     scorers = [scoring.models.clip, scoring.models.sam, scoring.models.inception]
     done = {}
     for generated, output in jobs.items():
-        done[output] = set().union(*(written_ids(f"{output}/{t}") for t in OUTPUTS))
+        done[output] = done_ids(output)
         try:
             keep_fingerprints(output, scorers, done[output])
         except ValueError as err:
             raise ConfigError(str(err)) from None
-    pending = {r["image_id"] for generated, output in jobs.items() for r in rows_of[generated] if r["image_id"] not in done[output]}
+    pending = [(output, r["image_id"]) for generated, output in jobs.items() for r in rows_of[generated] if r["image_id"] not in done[output]]
     start = time.monotonic()
-    real = real_side(scoring, pending)
+    real = real_side(scoring, {image_id for _, image_id in pending})
     timing = {"real_side_seconds": time.monotonic() - start if real else 0.0}
     real_parts = parts_by_id(f"{scoring.real}/records")
     entries = ({**row, "key": f"{output}#{row['image_id']}", "output": output, "part": real_parts.get(row["image_id"], "(no real side)")}

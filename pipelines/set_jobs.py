@@ -20,11 +20,11 @@ from pydantic import Field
 
 from handdiff import storage
 from handdiff.config import InputPath, StrictModel
-from handdiff.data.parts import check_conservation, index_rows, write_index, write_part, written_ids
+from handdiff.data.parts import check_conservation, index_rows, write_index, write_part
 from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
 from handdiff.data.selection import SourceSelection, select_entries
 from handdiff.data.set_settings import write_set_settings
-from handdiff.data.work_rows import OUTPUTS
+from handdiff.data.work_rows import OUTPUTS, done_ids
 from handdiff.provenance import code_version
 from pipelines.job import JobConfig, check_error_share
 from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
@@ -90,7 +90,7 @@ def build_set(cfg: SetJobConfig, make_rows: Callable, encoder: type | None, writ
     for name, r in report.items():
         if r.get("short_by"):
             log.warning("source %s has %d images, fewer than the %d asked for: using all", name, r["available"], cfg.sources[name].count)
-    done = set().union(*(written_ids(f"{cfg.output}/{t}") for t in OUTPUTS))
+    done = done_ids(cfg.output)
     write_part(to_table([error_row(u["image_id"], u["dataset"], "select", reason) for u in unusable if u["image_id"] not in done], ERROR_SCHEMA),
                f"{cfg.output}/errors")  # fmt: skip
     total, index = write_index(entries, f"{cfg.output}/_index", done, cfg.index_rows_per_file)

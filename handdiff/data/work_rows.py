@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from handdiff.data.parts import write_part
+from handdiff.data.parts import write_part, written_ids
 from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
 
 OK, ERROR, FILTERED = "ok", "error", "filtered"
@@ -25,6 +25,11 @@ STATUS_FIELDS = [
     pa.field("error_reason", pa.string()),
 ]
 COUNTS_SCHEMA = pa.schema([pa.field(name, pa.int64()) for name in (OK, ERROR, FILTERED)])
+
+
+def done_ids(output: str) -> set[str]:
+    """The image ids a job already wrote under ``output`` (records, errors or filtered): a rerun skips them."""
+    return set().union(*(written_ids(f"{output}/{table}") for table in OUTPUTS))
 
 
 def work_schema(record_schema: pa.Schema, extra: list[pa.Field] = ()) -> pa.Schema:

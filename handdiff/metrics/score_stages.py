@@ -80,6 +80,19 @@ def _rows_of(entries: list[dict], columns: list[str]) -> dict[str, dict]:
     return rows
 
 
+def _decode(rows: list[dict], column: str, what: str = "") -> tuple[list[np.ndarray], list[dict]]:
+    """The images in ``column`` of ``rows`` and the rows they came from; a row whose image does
+    not decode becomes a ``decode`` error (``what`` + the reason)."""
+    images, ok = [], []
+    for row in rows:
+        try:
+            images.append(decode_image(row[column]))
+            ok.append(row)
+        except ImageError as err:
+            fail(row, "decode", f"{what}{err}")
+    return images, ok
+
+
 def real_inputs(batch: pa.Table, code_version: str) -> pa.Table:
     """Index entries (a condition id and the condition part holding it) -> work rows with the real
     image and person mask, the target keypoints and the person's area."""
@@ -115,13 +128,7 @@ class RealFeatures:
     def _features(self, rows: list[dict]) -> None:
         from handdiff.metrics.images import foreground
 
-        reals, ok = [], []
-        for row in rows:
-            try:
-                reals.append(decode_image(row["real_bytes"]))
-                ok.append(row)
-            except ImageError as err:
-                fail(row, "decode", f"real image: {err}")
+        reals, ok = _decode(rows, "real_bytes", "real image: ")
         if not ok:
             return
         fg = [foreground(real, decode_rle(r["real_mask"]) if r["real_mask"] else np.zeros(real.shape[:2], bool)) for real, r in zip(reals, ok, strict=True)]
@@ -206,13 +213,7 @@ class ImageScores:
         from handdiff.annotation.masks import person_prompt
         from handdiff.metrics.images import foreground
 
-        images, ok = [], []
-        for row in rows:
-            try:
-                images.append(decode_image(row["image_bytes"]))
-                ok.append(row)
-            except ImageError as err:
-                fail(row, "decode", str(err))
+        images, ok = _decode(rows, "image_bytes")
         if not ok:
             return
         targets = [np.asarray(r["target"], np.float32).reshape(kp.NUM_KEYPOINTS, 3) for r in ok]
