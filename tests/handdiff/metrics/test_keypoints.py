@@ -104,20 +104,27 @@ def test_a_point_the_detection_does_not_hold_is_a_miss_even_where_its_coordinate
 @pytest.mark.parametrize("part", ["wholebody", "hands"])
 def test_a_resample_reaccumulated_from_one_evaluation_equals_a_fresh_evaluation(tmp_path, part):
     """Each image's OKS match is evaluated once; a resample (repeats included) re-accumulates
-    those per-image results and must give exactly what xtcocotools gives on the resampled set."""
-    from handdiff.metrics.keypoints import keypoint_evaluation
+    those per-image results, packed 20 images to an entry (45 images: three packs, the last
+    short), and must give exactly what xtcocotools gives on the resampled set."""
+    from handdiff.metrics.keypoints import coco_files, coco_keypoint_ap, keypoint_evaluation, oks_areas
+
+    def fresh(rows: list[int], directory):  # a COCOeval of its own, default parameters, on the chosen rows
+        chosen_targets, chosen_detections = [targets[i] for i in rows], [detections[i] for i in rows]
+        gt, dt, _ = coco_files(chosen_targets, chosen_detections, part, directory, oks_areas(chosen_targets, None, part))
+        return coco_keypoint_ap(gt, dt, sigmas(part))
 
     rng = np.random.default_rng(3)
-    targets = people(12)
-    detections = [t + np.column_stack([rng.normal(0, 4 + i, (133, 2)), np.zeros(133)]).astype(np.float32) for i, t in enumerate(targets)]
+    targets = people(45)
+    # errors and confidences in no particular order, so the sort by score interleaves hits and misses
+    detections = [np.column_stack([t[:, :2] + rng.normal(0, rng.uniform(2, 40), (133, 2)), t[:, 2] * rng.uniform(0.2, 1.0)]).astype(np.float32)
+                  for t in targets]  # fmt: skip
     detections[2] = None  # nobody found
     detections[5][kp.HANDS, 2] = 0  # no hands found
     detections[7][kp.LEFT_HAND.start + 5 :, 2] = 0  # part of a hand
     once = keypoint_evaluation(targets, detections, part, tmp_path / "once")
-    assert once.ap() == keypoint_ap(targets, detections, part, tmp_path / "all")
+    assert once.ap() == fresh(range(45), tmp_path / "all")
     for b in range(5):
-        draw = rng.integers(0, 12, 12)
-        assert len(set(draw.tolist())) < 12  # repeats
-        fresh = keypoint_ap([targets[i] for i in draw], [detections[i] for i in draw], part, tmp_path / f"fresh{b}")
-        assert once.ap(draw) == fresh, (b, draw)
+        draw = rng.integers(0, 45, 45)
+        assert len(set(draw.tolist())) < 45  # repeats
+        assert once.ap(draw) == fresh(draw, tmp_path / f"fresh{b}"), (b, draw)
     assert once.ap(np.array([2])) == 0.0 and np.isnan(once.ap(np.array([], np.int64)))
