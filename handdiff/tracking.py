@@ -8,7 +8,9 @@ else a local sqlite store under ``./mlruns`` (browse it with
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import io
 import logging
 import os
 import re
@@ -224,5 +226,22 @@ def log_pipeline_model(artifacts: dict[str, str], name: str, module, registered_
     from handdiff.provenance import code_version
 
     params = ParamSchema([ParamSpec(key, _param_type(value), value) for key, value in module.PARAMS.items()])
-    return mlflow.pyfunc.log_model(name=name, python_model=module.__file__, artifacts=artifacts, signature=ModelSignature(params=params),
-                            pip_requirements=[f"handdiff=={code_version().split('+')[0]}"], registered_model_name=registered_model)  # fmt: skip
+    # MLflow prints its registration news ("Successfully registered model", "Created version") to
+    # stderr itself (mlflow/utils/logging_utils.py, eprint): they become log records, out of the console
+    with contextlib.redirect_stderr(LogStream(logging.getLogger("mlflow-registry"))):
+        return mlflow.pyfunc.log_model(name=name, python_model=module.__file__, artifacts=artifacts, signature=ModelSignature(params=params),
+                                       pip_requirements=[f"handdiff=={code_version().split('+')[0]}"], registered_model_name=registered_model)  # fmt: skip
+
+
+class LogStream(io.TextIOBase):
+    """A text stream whose lines become INFO records of ``logger`` (for libraries that print)."""
+
+    def __init__(self, logger: logging.Logger):
+        self.logger, self.pending = logger, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.logger.info(line)
+        return len(text)

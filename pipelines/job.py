@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import io
 import logging
 import os
 import sys
@@ -312,12 +311,7 @@ def setup_logging(job: str, verbose: bool = False) -> Path:
     to_console.setFormatter(formatter)
     if not verbose:
         to_console.addFilter(lambda record: (record.name.startswith("handdiff") and not _QUIET) or record.levelno >= logging.ERROR)
-        # progress bars of libraries (model loading and saving, MLflow's downloads) stay out of a log
-        # that is not a terminal; tqdm reads its defaults from TQDM_* variables, Ray workers included
-        if not sys.stderr.isatty():
-            os.environ.setdefault("TQDM_DISABLE", "1")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # read per download, unlike tqdm's own
+        # (libraries' progress bars are off where the console is not a terminal: pipelines/__init__.py)
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "_handdiff", False)]:
         root.removeHandler(handler)
@@ -345,27 +339,15 @@ def quiet() -> Iterator[None]:
     """Inside, handdiff's own lines and prints go to the log file only (a job run as part of
     another, whose report is the outer job's); errors still reach the console."""
     global _QUIET
-    out = _LogWriter(logging.getLogger("jobs.output"))
+    from handdiff.tracking import LogStream
+
+    out = LogStream(logging.getLogger("jobs.output"))
     _QUIET += 1
     try:
         with contextlib.redirect_stdout(out):
             yield
     finally:
         _QUIET -= 1
-
-
-class _LogWriter(io.TextIOBase):
-    """A text stream whose lines become INFO records of ``logger``."""
-
-    def __init__(self, logger: logging.Logger):
-        self.logger, self.pending = logger, ""
-
-    def write(self, text: str) -> int:
-        self.pending += text
-        *lines, self.pending = self.pending.split("\n")
-        for line in lines:
-            self.logger.info(line)
-        return len(text)
 
 
 def route_ray_logs() -> None:

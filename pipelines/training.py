@@ -32,7 +32,9 @@ from pydantic import Field, model_validator
 from handdiff import storage
 from handdiff.config import InputPath, StrictModel
 from pipelines.job import JobConfig, job_run, route_ray_logs
+from pipelines import ray_stages
 from pipelines.ray_stages import TaskResources
+from pipelines.resources import WaitReporter
 
 log = logging.getLogger("handdiff.training")
 
@@ -315,7 +317,8 @@ def fit(cfg: TrainJobConfig, train_loop: Callable[[dict], None], loop_config: di
             datasets={"train": dataset},
         )  # fmt: skip
         route_ray_logs()  # Ray Train's loggers exist now
-        result = trainer.fit()
+        with WaitReporter(cfg.tracking.run_name or "train", ray_stages.REPORT_WAITS_AFTER_S, ray_stages.REPORT_WAITS_AFTER_S, while_pending=True):
+            result = trainer.fit()  # its workers' placement group waits silently where the cluster lacks their CPUs/GPUs
         if result.checkpoint is None:
             raise RuntimeError("training ended without a checkpoint")
         name = posixpath.basename(result.checkpoint.path.rstrip("/"))  # step_<8 digits>, as _report names it

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -72,42 +73,68 @@ def test_an_unplaceable_pool_stops_the_job_before_any_compute(ray_session, tmp_p
     assert not (tmp_path / "out").exists()  # nothing ran
 
 
-@pytest.mark.slow
-@pytest.mark.services
-def test_a_pool_that_waits_for_resources_says_what_ray_has_pending(ray_session, annotated, demo_workdir, tmp_path, caplog):
-    """Another driver holds all but half a CPU of the cluster: the generate job's actor cannot
-    start, and instead of silence the job says what Ray has pending; once the CPUs are free, it finishes."""
+def run_starved(job: Callable[[], int], caplog) -> tuple[str, int | None]:
+    """Run ``job`` in a thread while another driver's actor holds all but half a CPU of the
+    cluster (waits reported after 3 s); once the job reports Ray's pending demands, or after
+    120 s, free the CPUs and let it finish. Returns the report and the job's exit code."""
     import ray
 
-    from pipelines import generate, ray_stages
-    from pipelines.job import TrackingConfig
+    from pipelines import ray_stages
 
-    free = ray.available_resources().get("CPU", 0)
-
-    @ray.remote(num_cpus=free - 0.5)
+    @ray.remote(num_cpus=ray.available_resources().get("CPU", 0) - 0.5)
     class Hog:
         def ready(self) -> bool:
             return True
 
     hog = Hog.remote()
     ray.get(hog.ready.remote())
-    cfg = generate.Config(tracking=TrackingConfig(run_name="waits", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"),
-                          conditions={"path": f"{annotated.output}/hagrid", "count": 8, "size": 64}, output=str(tmp_path / "out"),
-                          method="sd15", baseline={"base": f"{demo_workdir}/zoo/sd15", "steps": 1},
-                          resources={"actors": 1, "batch_size": 2, "num_cpus": 1}, tasks={"num_cpus": 0.25, "concurrency": 1})  # fmt: skip
     before, ray_stages.REPORT_WAITS_AFTER_S = ray_stages.REPORT_WAITS_AFTER_S, 3.0
     result: list[int] = []
     try:
         with caplog.at_level(logging.WARNING, logger="handdiff.resources"):
-            job = threading.Thread(target=lambda: result.append(generate.run(cfg)))
-            job.start()
-            deadline = time.monotonic() + 90
+            thread = threading.Thread(target=lambda: result.append(job()))
+            thread.start()
+            deadline = time.monotonic() + 120
             while "Ray's pending demands" not in caplog.text and time.monotonic() < deadline:
                 time.sleep(0.5)
             ray.kill(hog)
-            job.join(300)
+            thread.join(300)
     finally:
         ray_stages.REPORT_WAITS_AFTER_S = before
-    message = next(r.getMessage() for r in caplog.records if "Ray's pending demands" in r.getMessage())
+    reports = [r.getMessage() for r in caplog.records if "Ray's pending demands" in r.getMessage()]
+    return (reports[0] if reports else ""), (result[0] if result else None)
+
+
+@pytest.mark.slow
+@pytest.mark.services
+def test_a_pool_that_waits_for_resources_says_what_ray_has_pending(ray_session, annotated, demo_workdir, tmp_path, caplog):
+    """Another driver holds all but half a CPU of the cluster: the generate job's actor cannot
+    start, and instead of silence the job says what Ray has pending; once the CPUs are free, it finishes."""
+    from pipelines import generate
+    from pipelines.job import TrackingConfig
+
+    cfg = generate.Config(tracking=TrackingConfig(run_name="waits", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"),
+                          conditions={"path": f"{annotated.output}/hagrid", "count": 8, "size": 64}, output=str(tmp_path / "out"),
+                          method="sd15", baseline={"base": f"{demo_workdir}/zoo/sd15", "steps": 1},
+                          resources={"actors": 1, "batch_size": 2, "num_cpus": 1}, tasks={"num_cpus": 0.25, "concurrency": 1})  # fmt: skip
+    message, code = run_starved(lambda: generate.run(cfg), caplog)
     assert "generate: nothing written for" in message and "{CPU 1}" in message and "free: " in message, message
-    assert result == [0] and list((tmp_path / "out" / "images").rglob("*.png"))  # it ran once the CPUs were free
+    assert code == 0 and list((tmp_path / "out" / "images").rglob("*.png"))  # it ran once the CPUs were free
+
+
+@pytest.mark.slow
+@pytest.mark.services
+def test_training_whose_workers_wait_for_resources_says_what_ray_has_pending(ray_session, hand_crops, demo_workdir, tmp_path, caplog):
+    """Ray Train's ``fit`` shows the driver no progress while its workers' placement group waits:
+    the job reports the pending group instead of silence, and trains once the CPUs are free."""
+    from pipelines.job import TrackingConfig
+
+    cfg = train_hand.Config(tracking=TrackingConfig(run_name="train-waits", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"),
+                            data={"path": hand_crops.output, "validation_rows": 2, "shuffle_buffer": 8, "tasks": {"num_cpus": 0.25, "concurrency": 1}},
+                            model={"base": f"{demo_workdir}/zoo/sd15"},
+                            train={"batch_size": 2, "steps": 2, "warmup_steps": 0, "mixed_precision": "no", "gradient_checkpointing": False},
+                            scaling={"workers": 1, "cpus_per_worker": 1}, checkpoint={"storage_path": str(tmp_path / "runs"), "every_steps": 2},
+                            logging={"every_steps": 1, "sample_every_steps": 1000})  # fmt: skip
+    message, code = run_starved(lambda: train_hand.run(cfg), caplog)
+    assert "train-waits: waiting on resources for" in message and "placement group of 1 x {CPU 1}" in message, message
+    assert code == 0 and (tmp_path / "runs" / "train-waits").is_dir()  # it trained once the CPUs were free
