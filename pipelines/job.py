@@ -310,7 +310,7 @@ def setup_logging(job: str, verbose: bool = False) -> Path:
     to_console = logging.StreamHandler()
     to_console.setFormatter(formatter)
     if not verbose:
-        to_console.addFilter(lambda record: (record.name.startswith("handdiff") and not _QUIET) or record.levelno >= logging.ERROR)
+        to_console.addFilter(_for_the_console)
         # (libraries' progress bars are off where the console is not a terminal: pipelines/__init__.py)
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "_handdiff", False)]:
@@ -332,6 +332,14 @@ def setup_logging(job: str, verbose: bool = False) -> Path:
 
 _VERBOSE = False
 _QUIET = 0
+WAIT_REPORTS = "handdiff.resources"
+"""The logger of resource waits, which reach the console inside ``quiet()`` too: a wait is the outer job's business."""
+
+
+def _for_the_console(record: logging.LogRecord) -> bool:
+    """handdiff's own lines (outside ``quiet()``; resource waits always) and anyone's errors."""
+    ours = record.name.startswith("handdiff") and (not _QUIET or record.name == WAIT_REPORTS)
+    return ours or record.levelno >= logging.ERROR
 
 
 @contextmanager
