@@ -41,6 +41,7 @@ from handdiff.assets.tiny_zoo import build_tiny_zoo
 from handdiff.data.parts import INDEX_SCHEMA
 from handdiff.data.readers import open_reader
 from pipelines import annotate
+from pipelines.demo_configs import demo_config
 from pipelines.job import RayConfig, TrackingConfig, init_ray, setup_logging
 from pipelines.ray_stages import Resources, TaskResources, Written, index_dataset, map_actors, map_tasks, run_to_parts
 from tests.processes import peak_pss
@@ -75,7 +76,7 @@ class Run:
 
 def settings(tmp: str, size: str) -> annotate.Config:
     """The demo's annotate settings (tiny zoo, CPU actors, one per model stage) on this size's HaGRID."""
-    cfg = annotate.demo_config(tmp, TrackingConfig(run_name=f"bench-{size}", tracking_uri=f"sqlite:///{tmp}/mlflow.db"))
+    cfg = demo_config("annotate", tmp, TrackingConfig(run_name=f"bench-{size}", tracking_uri=f"sqlite:///{tmp}/mlflow.db"))
     cfg.datasets = {"hagrid": {"source": {"dataset": "hagrid", "images": f"{tmp}/{size}/hagrid/hagrid_dataset",
                                           "annotations": f"{tmp}/{size}/hagrid/annotations"}}}  # fmt: skip
     cfg.output, cfg.index_rows_per_file = f"{tmp}/{size}/ray", ROWS_PER_BLOCK

@@ -35,8 +35,6 @@ from handdiff.annotation.stages import (
     Plan, filter_people_and_hands, load_images, table_captions, to_records, write_parts,
 )  # fmt: skip
 from handdiff.annotation.wholebody import holistic_model_id
-from handdiff.assets.sample_data import sample_sources
-from handdiff.assets.tiny_zoo import SAM_ARCH, model_locations
 from handdiff.config import InputPath, StrictModel
 from handdiff.models.sam import SamArch
 from handdiff.data.keypoints import MIN_VISIBILITY
@@ -135,31 +133,6 @@ class Config(JobConfig):
     """Entries per index file: one block, the unit that streams through the stages and is
     spread over the actors. About the model stages' batch size keeps every actor busy."""
     contact_sheet_images: int = 12
-
-
-def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
-    """The annotate config of the embedded default: the sample data under ``workdir``
-    with the tiny zoo, everything on CPU (pipelines/configs/annotate_demo.yaml)."""
-    data, models = storage.join(workdir, "sample-data"), model_locations(storage.join(workdir, "zoo"))
-    sources = sample_sources(data)
-    cpu = {"actors": 1, "batch_size": 4, "num_gpus": 0}
-    return Config(
-        ray={"num_cpus": 8},
-        tracking=tracking or TrackingConfig(run_name="annotate-demo"),
-        output=storage.join(workdir, "annotated"),
-        datasets={
-            "hagrid": {"source": sources["hagrid"]},
-            "interhand26m": {"source": sources["interhand26m"], "caption_table": storage.join(data, "interhand26m", "captions.csv")},
-            "reinterhand": {"source": sources["reinterhand"], "caption_table": storage.join(data, "reinterhand", "captions.json")},
-            "laion_human": {"source": sources["laion_human"]},
-        },
-        tasks={"num_cpus": 0.5, "concurrency": 2},
-        keypoints={"resources": cpu},
-        masks={"sam": models["sam"], "arch": SAM_ARCH, "resources": cpu},
-        captions={"captioner": models["captioner"], "dtype": "float32", "max_new_tokens": 12, "resources": cpu},
-        index_rows_per_file=4,
-        max_error_share=0.75,  # the sample data is half deliberate bad entries (LAION-Human's: 56 % errors)
-    )
 
 
 def annotators(cfg: Config, spec: DatasetSpec) -> dict:

@@ -115,38 +115,6 @@ class Config(JobConfig):
     the first values, its tables and ``runs.json`` show the current ones."""
 
 
-def demo_config(workdir: str, tracking: TrackingConfig | None = None, runs_prefix: str = "demo") -> Config:
-    """A small benchmark on the demo's conditions: the oracle, the three diffusers baselines and
-    ours with the stages the demo trained, plus the ablation (pipelines/configs/benchmark_demo.yaml)."""
-    zoo = storage.join(workdir, "zoo")
-    ours = {"hand_model": storage.join(workdir, "train_hand", f"{runs_prefix}-train-hand", "final_model"),
-            "body_model": storage.join(workdir, "train_body", f"{runs_prefix}-train-body", "final_model"),
-            "hand_steps": 3, "body_steps": 5}  # fmt: skip
-    baseline = {"base": storage.join(zoo, "sd15"), "controlnet": storage.join(zoo, "controlnet-openpose"),
-                "adapter": storage.join(zoo, "t2i-adapter-openpose"), "humansd": storage.join(zoo, "humansd"),
-                "handrefiner": storage.join(zoo, "handrefiner-controlnet"), "inpainting": storage.join(zoo, "sd15-inpainting"),
-                "handrefiner_steps": 3, "steps": 3}  # fmt: skip
-    return Config(
-        ray={"num_cpus": 8},
-        tracking=tracking or TrackingConfig(run_name="benchmark-demo"),
-        conditions=storage.join(workdir, "benchmark", "conditions"),
-        output=storage.join(workdir, "benchmark"),
-        methods={"oracle": {"method": "oracle"}, "sd15": {"method": "sd15", "baseline": baseline},
-                 "controlnet": {"method": "controlnet-openpose", "baseline": baseline},
-                 "t2i-adapter": {"method": "t2i-adapter-openpose", "baseline": baseline},
-                 "humansd": {"method": "humansd", "baseline": baseline}, "handrefiner": {"method": "handrefiner", "baseline": baseline},
-                 "handdiff": {"method": "handdiff", "handdiff": ours}},  # fmt: skip
-        ablation={"method": "handdiff", "images": 4},
-        scoring={"clip": storage.join(zoo, "clip"), "sam": storage.join(zoo, "sam", "sam_tiny.pth"), "sam_arch": "tiny",
-                 "inception": storage.join(zoo, "inception", "pt_inception-2015-12-05-6726825d.pth")},  # fmt: skip
-        generation={"actors": 1, "batch_size": 4, "num_cpus": 1, "num_gpus": 0},
-        detection={"actors": 1, "batch_size": 4, "num_cpus": 0.5, "num_gpus": 0},
-        scoring_resources={"actors": 1, "batch_size": 4, "num_cpus": 1, "num_gpus": 0},
-        tasks={"num_cpus": 0.5, "concurrency": 2},
-        bootstrap=10, index_rows_per_file=4,
-    )
-
-
 def run_key(section: dict, conditions: str, count: int | None, models: dict[str, str]) -> str:
     """What a method's images depend on: its settings, the *contents* of its models (``models``:
     location -> fingerprint; a model retrained in place gets a new key), the condition set (its

@@ -22,7 +22,6 @@ import mlflow
 import numpy as np
 from pydantic import Field
 
-from handdiff import storage
 from handdiff.data.conditions import BENCHMARK_SCHEMA
 from handdiff.data.images import decode_image
 from handdiff.data.parts import read_parts
@@ -42,21 +41,6 @@ class Config(SetJobConfig):
     margin: float = Field(0.1, ge=0)
     """Person framing margin (as the outpaint set: every method and the real side share it)."""
     contact_sheet_rows: int = Field(8, ge=1)
-
-
-def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
-    """The benchmark set of the embedded default: the sample HaGRID test people at 128 px, where
-    Holistic finds them: the oracle's DAP reads 0.006 at 64 px, 0.64 at 128
-    (pipelines/configs/build_benchmark_set_demo.yaml)."""
-    return Config(
-        ray={"num_cpus": 8},
-        tracking=tracking or TrackingConfig(run_name="build-benchmark-set-demo"),
-        sources={"hagrid": {"path": storage.join(workdir, "annotated", "hagrid"), "count": 8, "stratify_by": "gesture", "splits": ["test"]}},
-        output=storage.join(workdir, "benchmark", "conditions"),
-        size=128,
-        tasks={"num_cpus": 0.5, "concurrency": 2},
-        index_rows_per_file=8,
-    )
 
 
 def benchmark_sheet(output: str, n: int) -> np.ndarray | None:

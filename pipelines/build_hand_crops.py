@@ -23,7 +23,6 @@ import mlflow
 import numpy as np
 from pydantic import Field
 
-from handdiff import storage
 from handdiff.data.hand_crops import HAND_CROP_SCHEMA
 from handdiff.data.images import decode_image
 from handdiff.data.parts import read_parts
@@ -45,22 +44,6 @@ class Config(SetJobConfig):
     """A hand gets a crop when at least this many of its keypoints are present (annotate's
     ``keypoints.min_hand_points``); the trained model carries it, and inference plans crops by it."""
     contact_sheet_crops: int = 24
-
-
-def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
-    """The crop set of the embedded default, from the demo's annotations (pipelines/configs/build_hand_crops_demo.yaml)."""
-    annotated = storage.join(workdir, "annotated")
-    return Config(
-        ray={"num_cpus": 8},
-        tracking=tracking or TrackingConfig(run_name="build-hand-crops-demo"),
-        sources={"interhand26m": {"path": storage.join(annotated, "interhand26m")},
-                 "reinterhand": {"path": storage.join(annotated, "reinterhand")},
-                 "hagrid": {"path": storage.join(annotated, "hagrid"), "count": 12, "stratify_by": "gesture"}},  # fmt: skip
-        output=storage.join(workdir, "hand_crops"),
-        size=128,
-        tasks={"num_cpus": 0.5, "concurrency": 2},
-        index_rows_per_file=8,
-    )
 
 
 def crop_sheet(output: str, n: int) -> np.ndarray | None:

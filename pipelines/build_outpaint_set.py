@@ -23,7 +23,6 @@ import mlflow
 import numpy as np
 from pydantic import Field
 
-from handdiff import storage
 from handdiff.data.images import decode_image
 from handdiff.data.outpaint import DEFAULT_FILL, OUTPAINT_SCHEMA
 from handdiff.data.parts import read_parts
@@ -45,20 +44,6 @@ class Config(SetJobConfig):
     fill: int = Field(DEFAULT_FILL, ge=0, le=255)
     """Canvas background, 0-255 grey (our choice: 127, which the VAE encodes near zero)."""
     contact_sheet_rows: int = Field(8, ge=1)
-
-
-def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
-    """The outpaint set of the embedded default, from the demo's annotations (pipelines/configs/build_outpaint_set_demo.yaml)."""
-    annotated = storage.join(workdir, "annotated")
-    return Config(
-        ray={"num_cpus": 8},
-        tracking=tracking or TrackingConfig(run_name="build-outpaint-set-demo"),
-        sources={"laion_human": {"path": storage.join(annotated, "laion_human")}, "hagrid": {"path": storage.join(annotated, "hagrid")}},
-        output=storage.join(workdir, "outpaint"),
-        size=128,
-        tasks={"num_cpus": 0.5, "concurrency": 2},
-        index_rows_per_file=8,
-    )
 
 
 def outpaint_sheet(output: str, n: int) -> np.ndarray | None:

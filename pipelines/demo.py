@@ -28,13 +28,11 @@ import mlflow
 from handdiff import storage
 from handdiff.assets.sample_data import build_sample_data, check_manifest, sample_sources
 from handdiff.assets.tiny_zoo import build_tiny_zoo
-from handdiff.config import ConfigError
 from handdiff.data.readers import open_reader, scan_dataset
 from handdiff.tracking import resolve_tracking_uri
 from pipelines import annotate, benchmark, build_benchmark_set, build_hand_crops, build_outpaint_set, generate, train_body, train_hand
-from pipelines.job import (
-    JobConfig, JobFailed, RayConfig, TrackingConfig, check_cluster, init_ray, job_run, parse_job_config, setup_logging, wants_verbose,
-)  # fmt: skip
+from pipelines.demo_configs import demo_config
+from pipelines.job import JobConfig, RayConfig, TrackingConfig, init_ray, job_run, parse_job_config, run_checked, setup_logging, wants_verbose
 
 
 class Config(JobConfig):
@@ -91,31 +89,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     for job in (annotate, build_hand_crops, train_hand, build_outpaint_set, train_body, generate, build_benchmark_set, benchmark):
         name = job.__name__.rsplit(".", 1)[1].replace("_", "-")
         tracking = cfg.tracking.model_copy(update={"run_name": f"{cfg.tracking.run_name}-{name}", "experiment": None})
-        options = {"runs_prefix": cfg.tracking.run_name} if job in (generate, benchmark) else {}  # the models this demo trained
-        job_cfg = job.demo_config(cfg.workdir, tracking, **options)
-        try:
-            size_to_cluster(job_cfg, name)
-            if job.run(job_cfg) != 0:
-                return 1
-        except ConfigError as err:  # e.g. a run of this name that is another job's: one line, nothing computed
-            print(f"error: {name}: {err}", file=sys.stderr)
-            return 2
-        except JobFailed as err:
-            print(f"error: {name}: {err}", file=sys.stderr)
-            return 1
+        # the shipped <job>_demo.yaml, in this workdir, with the models this demo's runs trained
+        job_cfg = demo_config(name, cfg.workdir, tracking, runs_prefix=cfg.tracking.run_name)
+        size_to_cluster(job_cfg, name)
+        if (code := run_checked(job_cfg, job.run, name=name)) != 0:
+            return code
     print(f"\nSee everything in MLflow: mlflow ui --backend-store-uri {resolve_tracking_uri(cfg.tracking.tracking_uri)}")
     return 0
 
 
 def size_to_cluster(job_cfg: JobConfig, name: str) -> None:
     """The demo's pools fit the instance it is given (e.g. a 2-CPU head under ``ray job submit``):
-    their CPUs scaled down together where they would not, then the usual pre-start check."""
+    their CPUs scaled down together where they would not (the cluster check then passes)."""
     from pipelines.resources import current_cluster, fit_demands
 
     cluster = current_cluster()
     if fit_demands(job_cfg, cluster.cpus):
         print(f"  {name}: pools scaled to this instance's {cluster.cpus:g} CPUs")
-    check_cluster(job_cfg)
 
 
 if __name__ == "__main__":

@@ -198,23 +198,6 @@ def check_trained_settings(section: HandDiffSection, where: str) -> None:
         raise ConfigError(f"{where}: {err}" if "hand_generator.json" in str(err) else str(err)) from None
 
 
-def demo_config(workdir: str, tracking: TrackingConfig | None = None, runs_prefix: str = "demo") -> Config:
-    """A handful of images from the sample data's annotated people with the stages the demo
-    trained (runs ``<runs_prefix>-train-hand`` and ``-train-body``; pipelines/configs/generate_demo.yaml)."""
-    return Config(
-        ray={"num_cpus": 8},
-        tracking=tracking or TrackingConfig(run_name="generate-demo"),
-        conditions={"path": storage.join(workdir, "annotated", "laion_human"), "count": 6, "size": 128},
-        output=storage.join(workdir, "generated"),
-        handdiff={"hand_model": storage.join(workdir, "train_hand", f"{runs_prefix}-train-hand", "final_model"),
-                  "body_model": storage.join(workdir, "train_body", f"{runs_prefix}-train-body", "final_model"),
-                  "hand_steps": 4, "body_steps": 6},  # fmt: skip
-        resources={"actors": 1, "batch_size": 4, "num_cpus": 1, "num_gpus": 0},
-        tasks={"num_cpus": 0.5, "concurrency": 2},
-        index_rows_per_file=4,
-    )
-
-
 def load_conditions(c: ConditionsSection) -> tuple[list[dict], list[dict]]:
     """The condition rows, and error rows for annotated records that cannot become conditions."""
     try:

@@ -172,10 +172,7 @@ def parse_job_config(config_cls: type[C], argv: Sequence[str] | None, *, job: st
         check_arguments(job, args.config, args.overrides)
         cfg = load_config(config_cls, args.config, args.overrides)
         if not args.print_config:
-            if missing := missing_inputs(cfg, storage.exists):
-                raise ConfigError("\n".join(missing))
-            cfg.preflight()
-            preflight_tracking(cfg)
+            check_config(cfg)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -213,20 +210,39 @@ def _shown(path: Path) -> str:
 
 
 def run_job(config_cls: type[C], run: Callable[[C], int], argv: Sequence[str] | None, *, job: str, doc: str | None) -> int:
-    """Parse the config, set up logging and Ray, run the job; its exit code."""
+    """Parse and check the config (before Ray starts), set up logging and Ray, run the job; its exit code."""
     cfg = parse_job_config(config_cls, argv, job=job, doc=doc)
     if cfg is None:
         return 0
     setup_logging(job, wants_verbose(argv))
     init_ray(cfg.ray)
+    return run_checked(cfg, run, config_checked=True)
+
+
+def check_config(cfg: JobConfig) -> None:
+    """Everything a job checks before it computes, each problem a ``ConfigError`` line: its inputs
+    exist, its own ``preflight``, the MLflow server answers and a run of its name is this job."""
+    if missing := missing_inputs(cfg, storage.exists):
+        raise ConfigError("\n".join(missing))
+    cfg.preflight()
+    preflight_tracking(cfg)
+
+
+def run_checked(cfg: C, run: Callable[[C], int], *, config_checked: bool = False, name: str = "") -> int:
+    """The one way a job runs once Ray is up (its own entry point, or a step of the demo): the
+    config checks (``check_config``, unless done already), the cluster check, ``run``. A config
+    problem is one line and exit code 2, a failed job one line and 1; ``name`` prefixes them."""
+    prefix = f"{name}: " if name else ""
     try:
+        if not config_checked:
+            check_config(cfg)
         check_cluster(cfg)
         return run(cfg)
     except ConfigError as err:  # e.g. a rerun conflict found once the run opens: one line, no traceback
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {prefix}{err}", file=sys.stderr)
         return 2
     except JobFailed as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {prefix}{err}", file=sys.stderr)
         return 1
 
 

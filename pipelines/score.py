@@ -149,24 +149,6 @@ class FigureSettings:
         return {k: v for k, v in asdict(self).items() if k != "resample_workers"}
 
 
-def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
-    zoo = storage.join(workdir, "zoo")
-    return Config(
-        ray={"num_cpus": 8},
-        tracking=tracking or TrackingConfig(run_name="score-demo"),
-        generated=storage.join(workdir, "benchmark", "generated", "handdiff"),
-        conditions=storage.join(workdir, "benchmark", "conditions"),
-        output=storage.join(workdir, "benchmark", "scores", "handdiff"),
-        models={"clip": storage.join(zoo, "clip"), "sam": storage.join(zoo, "sam", "sam_tiny.pth"), "sam_arch": "tiny",
-                "inception": storage.join(zoo, "inception", "pt_inception-2015-12-05-6726825d.pth")},  # fmt: skip
-        detection={"actors": 1, "batch_size": 4, "num_cpus": 0.5, "num_gpus": 0},
-        resources={"actors": 1, "batch_size": 4, "num_cpus": 1, "num_gpus": 0},
-        tasks={"num_cpus": 0.5, "concurrency": 2},
-        bootstrap=20,
-        index_rows_per_file=4,
-    )
-
-
 def generated_rows(generated: str) -> list[dict]:
     columns = ["image_id", "dataset", "gesture", "method", "size", "caption", "image_uri"]
     return read_parts(f"{generated}/records", columns, GENERATION_SCHEMA).to_pylist()

@@ -75,23 +75,6 @@ class Config(TrainJobConfig):
                 raise ConfigError(f"data.path: {err}") from None
 
 
-def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
-    """Stage-2 training of the embedded default: the demo's outpaint set, the tiny zoo, 2 CPU
-    workers, a few steps (pipelines/configs/train_body_demo.yaml)."""
-    return Config(
-        ray={"num_cpus": 8},
-        tracking=tracking or TrackingConfig(run_name="train-body-demo"),
-        data={"path": storage.join(workdir, "outpaint"), "validation_rows": 2, "shuffle_buffer": 16,
-              "tasks": {"num_cpus": 0.5, "concurrency": 2}},  # fmt: skip
-        model={"base": storage.join(workdir, "zoo", "sd15"), "controlnet": storage.join(workdir, "zoo", "controlnet-openpose")},
-        train={"steps": 6, "batch_size": 4, "lr": 1e-4, "warmup_steps": 2, "mixed_precision": "no", "gradient_checkpointing": False},
-        scaling={"workers": 2},
-        checkpoint={"storage_path": storage.join(workdir, "train_body"), "every_steps": 3},
-        logging={"every_steps": 1, "sample_every_steps": 6, "sample_inference_steps": 4},
-        registered_model="handdiff-body-outpainter-demo",
-    )
-
-
 # ----------------------------------------------------------------------------- workers
 
 

@@ -102,23 +102,6 @@ class Config(TrainJobConfig):
                               "which cannot be colour-augmented: set train.augment=null, or build the set without precompute")  # fmt: skip
 
 
-def demo_config(workdir: str, tracking: TrackingConfig | None = None) -> Config:
-    """Stage-1 training of the embedded default: the demo's crops, the tiny zoo, 2 CPU workers,
-    a few steps (pipelines/configs/train_hand_demo.yaml)."""
-    return Config(
-        ray={"num_cpus": 8},
-        tracking=tracking or TrackingConfig(run_name="train-hand-demo"),
-        data={"path": storage.join(workdir, "hand_crops"), "validation_rows": 2, "shuffle_buffer": 16,
-              "tasks": {"num_cpus": 0.5, "concurrency": 2}},  # fmt: skip
-        model={"base": storage.join(workdir, "zoo", "sd15")},
-        train={"steps": 8, "batch_size": 4, "lr": 1e-4, "warmup_steps": 2, "mixed_precision": "no", "gradient_checkpointing": False},
-        scaling={"workers": 2},
-        checkpoint={"storage_path": storage.join(workdir, "train_hand"), "every_steps": 4},
-        logging={"every_steps": 1, "sample_every_steps": 8, "sample_inference_steps": 4},
-        registered_model="handdiff-hand-generator-demo",
-    )
-
-
 # ----------------------------------------------------------------------------- workers
 
 
@@ -206,7 +189,6 @@ def run(cfg: Config) -> int:
     from handdiff.models import hand_pyfunc
 
     cfg = cfg.resolved()
-    cfg.preflight()
     from handdiff.training.hand_batches import hand_crop_batch
 
     augment = cfg.train.augment.model_dump() if cfg.train.augment else None

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.demo_configs import demo_config
 from tests.services import MlflowServer, RayHead, S3Server, patched_environ, start_mlflow, start_ray_head, start_s3
 
 
@@ -122,7 +123,7 @@ def annotated(ray_session, demo_workdir, tmp_path_factory):
     from pipelines.job import TrackingConfig
 
     store = tmp_path_factory.mktemp("mlflow")
-    cfg = annotate.demo_config(demo_workdir, TrackingConfig(run_name="annotate-test", tracking_uri=f"sqlite:///{store}/db.sqlite"))
+    cfg = demo_config("annotate", demo_workdir, TrackingConfig(run_name="annotate-test", tracking_uri=f"sqlite:///{store}/db.sqlite"))
     cfg.output = str(tmp_path_factory.mktemp("annotated"))
     assert annotate.run(cfg) == 0
     return cfg
@@ -217,7 +218,7 @@ def benchmark_run(ray_session, benchmark_conditions, demo_workdir, tmp_path_fact
 
     out = tmp_path_factory.mktemp("benchmark-run")
     shutil.copytree(f"{demo_workdir}/zoo/sd15", out / "sd15")
-    cfg = benchmark.demo_config(demo_workdir, TrackingConfig(run_name="bench", tracking_uri=f"sqlite:///{out}/db.sqlite"))
+    cfg = demo_config("benchmark", demo_workdir, TrackingConfig(run_name="bench", tracking_uri=f"sqlite:///{out}/db.sqlite"))
     cfg.conditions, cfg.output, cfg.ablation, cfg.bootstrap = benchmark_conditions.output, str(out / "benchmark"), None, 5
     cfg.methods = {"oracle": {"method": "oracle"}, "sd15": {"method": "sd15", "baseline": {"base": str(out / "sd15"), "steps": 2}}}
     cfg = benchmark.Config.model_validate(cfg.model_dump())

@@ -11,13 +11,14 @@ from handdiff.data.parts import part_uris, read_parts
 from handdiff.data.readers import open_reader
 from handdiff.data.work_rows import OUTPUTS
 from pipelines import annotate
+from pipelines.demo_configs import demo_config
 from pipelines.job import TrackingConfig
 
 
 def hagrid_annotate(workdir: str, output: str, tracking_uri: str, run_name: str, **changes) -> annotate.Config:
     """The demo's annotate settings on the HaGRID sample only (37 entries), in batches and parts
     of 2 images: many parts, so that a fault lands mid-job."""
-    cfg = annotate.demo_config(workdir, TrackingConfig(run_name=run_name, tracking_uri=tracking_uri)).model_dump()
+    cfg = demo_config("annotate", workdir, TrackingConfig(run_name=run_name, tracking_uri=tracking_uri)).model_dump()
     cfg.update(datasets={"hagrid": cfg["datasets"]["hagrid"]}, output=output, index_rows_per_file=2)
     for stage in ("keypoints", "masks", "captions"):
         cfg[stage]["resources"]["batch_size"] = 2

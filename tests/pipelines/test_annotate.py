@@ -31,6 +31,7 @@ from handdiff.data.records import ANNOTATION_SCHEMA, ERROR_SCHEMA, keypoints_fro
 from handdiff.data.rle import decode_rle
 from handdiff.models.loading import load_sam
 from pipelines import annotate
+from pipelines.demo_configs import demo_config
 from pipelines.job import TrackingConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
@@ -156,7 +157,7 @@ def test_a_second_run_writes_nothing_new(annotated):
 def test_annotation_through_s3(ray_session, demo_workdir, s3_prefix, tmp_path):
     data = storage.join(s3_prefix, "sample-data")
     build_sample_data(data)
-    cfg = annotate.demo_config(demo_workdir, TrackingConfig(run_name="s3", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"))
+    cfg = demo_config("annotate", demo_workdir, TrackingConfig(run_name="s3", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"))
     cfg.output = storage.join(s3_prefix, "annotated")
     cfg.datasets = {
         "hagrid": {"source": {"dataset": "hagrid", "images": f"{data}/hagrid/hagrid_dataset", "annotations": f"{data}/hagrid/annotations"}},
@@ -178,7 +179,7 @@ def test_annotation_through_s3(ray_session, demo_workdir, s3_prefix, tmp_path):
 
 
 def test_killed_half_way_then_rerun_gives_exactly_one_row_per_input(ray_cluster, ray_session, demo_workdir, tmp_path):
-    cfg = annotate.demo_config(demo_workdir, TrackingConfig(run_name="killed", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"))
+    cfg = demo_config("annotate", demo_workdir, TrackingConfig(run_name="killed", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"))
     cfg.output = str(tmp_path / "out")
     # a HaGRID sample 4x the usual size, so that there are seconds between the first part and the last
     write_hagrid(str(tmp_path / "hagrid"), per_gesture={"train": 25})

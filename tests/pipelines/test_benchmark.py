@@ -15,6 +15,7 @@ from handdiff.data.images import decode_image
 from handdiff.data.parts import part_uris, read_parts
 from handdiff.metrics.tables import read_csv_rows
 from pipelines import benchmark, score
+from pipelines.demo_configs import demo_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -74,7 +75,7 @@ def test_tables_for_every_method_and_a_rerun_redoes_only_the_changed_one(benchma
 def test_each_method_is_keyed_and_logged_by_the_settings_it_reads(tmp_path):
     """A shared ``baseline`` block names every baseline's models: each row keeps only its own, so
     changing HumanSD's model changes HumanSD's key and no other's."""
-    cfg = benchmark.demo_config(str(tmp_path))
+    cfg = demo_config("benchmark", str(tmp_path))
     runs = {name: section for _, name, section, _ in benchmark.method_runs(cfg)}
     assert set(runs["sd15"]["baseline"]) == {"base", "steps"}  # guidance unset: each method's authors' own
     assert set(runs["humansd"]["baseline"]) == {"base", "steps", "humansd", "humansd_pose_threshold"}

@@ -71,7 +71,7 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys, 
     assert "annotate: pools scaled to this instance's 2 CPUs" in out  # sized to the head it was given
     # a quiet console under `ray job submit`: handdiff's own story; the libraries' lines (Ray Data's
     # stage statistics, diffusers' loading bars, MLflow's registrations) are in the log file the demo
-    # names first (measured: 128 lines between Ray's own submission lines; Ray's C++ core worker
+    # names first (measured: 130 lines between Ray's own 29 submission lines; Ray's C++ core worker
     # still prints one "constructor arguments in the object store" line itself, ray-project/ray#57733)
     assert len(out.splitlines()) < 150, out
     log_file = Path(out.split("full log in ", 1)[1].split()[0])

@@ -37,3 +37,18 @@ def test_a_job_run_inside_another_is_quiet_but_for_its_resource_waits(job_consol
     logged = job_console.read_text()
     for line in ("outer line", "inner line", "inner report", "nothing written for 61 s", "a library's line"):
         assert line in logged, line
+
+
+def test_a_job_run_by_another_goes_through_the_same_checks(tmp_path, capsys):
+    """``run_checked`` is the one way a job runs once Ray is up, a demo step included: a step whose
+    inputs are not there says so, one line per input, and nothing runs."""
+    from pipelines.demo_configs import demo_config
+
+    cfg = demo_config("build-hand-crops", str(tmp_path / "nothing-annotated"))
+    ran: list = []
+    assert job.run_checked(cfg, lambda c: ran.append(c) or 0, name="build-hand-crops") == 2
+    assert not ran
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("error: build-hand-crops: ") and len(lines) == len(cfg.sources)
+    for name in cfg.sources:
+        assert any(f"sources.{name}.path" in line and "nothing-annotated" in line for line in lines), (name, lines)

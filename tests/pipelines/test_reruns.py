@@ -7,6 +7,7 @@ from mlflow.tracking import MlflowClient
 
 from handdiff.config import to_yaml
 from pipelines import build_benchmark_set
+from pipelines.demo_configs import demo_config
 
 
 def runs_named(uri: str, experiment: str, name: str):
@@ -49,11 +50,10 @@ def test_a_rerun_with_another_config_stops_before_computing_and_resume_false_sta
 
 def test_a_new_training_run_under_a_used_name_keeps_its_own_checkpoints(tmp_path):
     from handdiff.tracking import tracked_run
-    from pipelines import train_hand
     from pipelines.job import TrackingConfig
     from pipelines.training import checkpoint_folder
 
-    cfg = train_hand.demo_config(str(tmp_path), TrackingConfig(run_name="stage1", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"))
+    cfg = demo_config("train-hand", str(tmp_path), TrackingConfig(run_name="stage1", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"))
     storage_path = cfg.checkpoint.storage_path
     with tracked_run(cfg.experiment, "stage1", tracking_uri=cfg.tracking.tracking_uri) as first:
         assert checkpoint_folder(cfg, first.info.run_id) == f"{storage_path}/stage1"

@@ -11,14 +11,15 @@ from collections.abc import Callable
 import pytest
 
 from handdiff.config import ConfigError, to_yaml
-from pipelines import annotate, benchmark, train_hand
+from pipelines import train_hand
+from pipelines.demo_configs import demo_config
 from pipelines.resources import Cluster, Demand, check_demands, demands_of, fit_demands
 
 TWO_CPUS = Cluster(((2.0, 0.0),))
 
 
 def test_every_pool_of_a_config_is_a_demand_and_the_pools_of_a_pass_add_up():
-    cfg = annotate.demo_config("/tmp/unused")
+    cfg = demo_config("annotate", "/tmp/unused")
     assert {d.key: (d.count, d.cpus) for d in demands_of(cfg)} == {
         "tasks": (1, 0.5), "keypoints.resources": (1, 1.0), "masks.resources": (1, 1.0), "captions.resources": (1, 1.0)}  # fmt: skip
     # the README's case: the demo's annotate on a default 2-CPU head would leave LLaVA's actor pending forever
@@ -27,11 +28,11 @@ def test_every_pool_of_a_config_is_a_demand_and_the_pools_of_a_pass_add_up():
         check_demands(cfg.resource_passes(), TWO_CPUS)
     check_demands(cfg.resource_passes(), Cluster(((4.0, 0.0),)))
     # a training job: its worker group and its data tasks
-    assert {d.key for d in demands_of(train_hand.demo_config("/tmp/unused"))} == {"data.tasks", "scaling"}
+    assert {d.key for d in demands_of(demo_config("train-hand", "/tmp/unused"))} == {"data.tasks", "scaling"}
 
 
 def test_a_benchmark_needs_its_largest_pass_not_every_pool_at_once():
-    cfg = benchmark.demo_config("/tmp/unused")
+    cfg = demo_config("benchmark", "/tmp/unused")
     cfg.generation.num_gpus = cfg.scoring_resources.num_gpus = 1
     one_gpu = Cluster(((8.0, 1.0),))
     check_demands(cfg.resource_passes(), one_gpu)  # generation and scoring never hold the GPU together
@@ -50,7 +51,7 @@ def test_an_actor_no_node_can_hold_is_refused_unless_the_cluster_autoscales():
 
 
 def test_the_demo_sizes_its_pools_to_the_instance_it_gets():
-    cfg = annotate.demo_config("/tmp/unused")
+    cfg = demo_config("annotate", "/tmp/unused")
     assert fit_demands(cfg, 2.0)
     check_demands(cfg.resource_passes(), TWO_CPUS)
     assert cfg.masks.resources.num_cpus < 1 and cfg.masks.resources.actors == 1  # fewer CPUs each, the same pools

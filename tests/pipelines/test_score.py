@@ -15,6 +15,7 @@ from handdiff.metrics.keypoints import keypoint_ap, mpjpe
 from handdiff.metrics.score_stages import SCORE_SCHEMA
 from handdiff.metrics.summary import read_resamples
 from pipelines import build_benchmark_set, generate, score
+from pipelines.demo_configs import demo_config
 from pipelines.job import TrackingConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
@@ -33,7 +34,7 @@ def test_the_oracle_scores_dap_near_one_where_the_person_is_found(ray_session, a
                              output=str(tmp_path / "generated"), method="oracle", tasks=tasks, index_rows_per_file=4,
                              resources={"actors": 1, "batch_size": 4, "num_cpus": 0.5, "num_gpus": 0})  # fmt: skip
     assert generate.run(oracle) == 0
-    cfg = score.demo_config(demo_workdir, TrackingConfig(run_name="score", tracking_uri=uri))
+    cfg = demo_config("score", demo_workdir, TrackingConfig(run_name="score", tracking_uri=uri))
     cfg.generated, cfg.conditions, cfg.output, cfg.bootstrap = oracle.output, conditions, str(tmp_path / "scores"), 10
     assert score.run(cfg) == 0
 

@@ -11,6 +11,7 @@ from handdiff.data.images import encode_image
 from handdiff.data.rle import encode_rle
 from handdiff.training.augment import color_augment
 from handdiff.training.hand_batches import drop_captions, hand_crop_batch
+from pipelines.demo_configs import demo_config
 
 
 def crop(value: int, latents: bytes | None = None) -> dict:
@@ -79,7 +80,7 @@ def test_train_hand_refuses_a_precomputed_set_with_augmentation_before_starting(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "train.augment is on" in err and "precomputed latents" in err and "train.augment=null" in err
-    cfg = train_hand.Config.model_validate({**train_hand.demo_config("runs/demo").model_dump(), "data": {"path": str(tmp_path)}})
+    cfg = train_hand.Config.model_validate({**demo_config("train-hand", "runs/demo").model_dump(), "data": {"path": str(tmp_path)}})
     cfg.train.augment = None
     cfg.preflight()  # without augmentation the set is fine
 
