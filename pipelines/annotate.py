@@ -38,14 +38,13 @@ from handdiff.annotation.wholebody import holistic_model_id
 from handdiff.config import InputPath, StrictModel
 from handdiff.models.sam import SamArch
 from handdiff.data.keypoints import MIN_VISIBILITY
-from handdiff.data.parts import check_conservation, index_rows, read_parts, write_index
+from handdiff.data.parts import read_parts
 from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA
-from handdiff.data.work_rows import OUTPUTS, done_ids
 from handdiff.provenance import code_version
 from handdiff.viz import annotated_tile, contact_sheet
 from pipelines.job import JobConfig, TrackingConfig, check_error_share, job_run, run_job
-from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
+from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_pass, timing_line, work_list
 from pipelines.sources import Source
 
 log = logging.getLogger("handdiff.annotate")
@@ -208,22 +207,17 @@ def annotate_datasets(cfg: Config) -> tuple[dict[str, dict], dict[str, float]]:
     started = time.monotonic()
     summary, work, pending = {}, {}, 0
     for name, spec in cfg.datasets.items():
-        out = storage.join(cfg.output, name)
-        done = done_ids(out)
-        total, index = write_index(open_reader(**spec.source.model_dump()).entries(), f"{out}/_index", done, cfg.index_rows_per_file)
-        todo = index_rows(index)
-        log.info("%s: %d images, %d already written, %d to annotate", name, total, len(done), todo)
-        summary[name] = {"rows_in": total, "resumed_from": len(done)}
-        pending += todo
-        if index:
-            work[name] = index
-    written = run_to_parts(build_pipeline(cfg, work), "annotate", log, total=pending, started=started) if work else None
+        todo = work_list(storage.join(cfg.output, name), open_reader(**spec.source.model_dump()).entries(), cfg.index_rows_per_file)
+        log.info("%s: %d images, %d already written, %d to annotate", name, todo.total, len(todo.done), todo.pending)
+        summary[name] = {"rows_in": todo.total, "resumed_from": len(todo.done)}
+        pending += todo.pending
+        if todo.index:
+            work[name] = todo.index
+    pipeline = (lambda: build_pipeline(cfg, work)) if work else None
+    rows_in = {storage.join(cfg.output, name): summary[name]["rows_in"] for name in cfg.datasets}
+    counts, timing = run_pass("annotate", pipeline, rows_in, log, pending=pending, started=started)
     for name in cfg.datasets:
-        summary[name].update(check_conservation(storage.join(cfg.output, name), OUTPUTS, summary[name]["rows_in"]))
-    seconds = time.monotonic() - started
-    timing = {"seconds": seconds, "images_per_second": pending / seconds, "startup_seconds": 0.0, "steady_images_per_second": 0.0}
-    if written and written.first_output_s is not None:
-        timing.update(startup_seconds=written.first_output_s, steady_images_per_second=written.steady_rows_per_second)
+        summary[name].update(counts[storage.join(cfg.output, name)])
     return summary, timing
 
 
@@ -249,8 +243,7 @@ def run(cfg: Config) -> int:
     print(f"  {'dataset':<14}{'rows in':>8}{'records':>9}{'errors':>8}{'filtered':>9}")
     for name, s in summary.items():
         print(f"  {name:<14}{s['rows_in']:>8}{s['records']:>9}{s['errors']:>8}{s['filtered']:>9}")
-    print(f"  {timing['images_per_second']:.2f} images/s in {timing['seconds']:.0f} s: first part written after {timing['startup_seconds']:.0f} s, "
-          f"then {timing['steady_images_per_second']:.2f} images/s")  # fmt: skip
+    print(f"  {timing_line(timing)}")
     return 0
 
 

@@ -30,15 +30,15 @@ from pydantic import Field, model_validator
 from handdiff import storage
 from handdiff.config import ConfigError, InputPath, StrictModel
 from handdiff.data.conditions import CONDITION_SCHEMA, condition_from_record
-from handdiff.data.parts import check_conservation, index_rows, read_parts, write_index, write_part
+from handdiff.data.parts import read_parts, write_part
 from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
 from handdiff.data.skeleton import HUMANSD_THRESHOLD
-from handdiff.data.work_rows import OUTPUTS, done_ids
+from handdiff.data.work_rows import done_ids
 from handdiff.inference.generate_stages import GENERATION_SCHEMA, GenerateImages, conditions_to_rows, write_generated
 from handdiff.provenance import code_version
 from handdiff.tracking import log_pipeline_model
 from pipelines.job import JobConfig, TrackingConfig, job_run, run_job
-from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
+from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_pass, timing_line, work_list
 
 log = logging.getLogger("handdiff.generate")
 
@@ -271,30 +271,30 @@ def check_models(cfg: Config, done: set[str]) -> dict[str, str]:
 def run(cfg: Config) -> int:
     options = cfg.generator_options()
     with job_run(cfg) as active:
+        started = time.monotonic()
         conditions, bad = load_conditions(cfg.conditions)
         done = done_ids(cfg.output)
-        models = check_models(cfg, done)
+        models = check_models(cfg, done)  # before the work list: a retrained model is refused first
+        todo = work_list(cfg.output, conditions, cfg.index_rows_per_file, done)
         mlflow.set_tags({f"model.{i}": f"{location} {digest}" for i, (location, digest) in enumerate(sorted(models.items()))})
         if bad:
-            write_part(to_table([e for e in bad if e["image_id"] not in done], ERROR_SCHEMA), f"{cfg.output}/errors")
-        total, index = write_index(conditions, f"{cfg.output}/_index", done, cfg.index_rows_per_file)
-        pending = index_rows(index)
-        log.info("%d conditions, %d already generated, %d to generate", total + len(bad), len(done), pending)
-        start = time.perf_counter()
-        if index:
-            ds = map_tasks(index_dataset(index, cfg.tasks), conditions_to_rows, cfg.tasks, method=cfg.method, code_version=code_version())
+            write_part(to_table([e for e in bad if e["image_id"] not in todo.done], ERROR_SCHEMA), f"{cfg.output}/errors")
+        rows_in = todo.total + len(bad)
+        log.info("%d conditions, %d already generated, %d to generate", rows_in, len(todo.done), todo.pending)
+
+        def pipeline():
+            ds = map_tasks(index_dataset(todo.index, cfg.tasks), conditions_to_rows, cfg.tasks, method=cfg.method, code_version=code_version())
             ds = map_actors(ds, GenerateImages, cfg.resources, method=cfg.method, options=options, keep_canvas=cfg.keep_canvas)
-            run_to_parts(map_tasks(ds, write_generated, cfg.tasks, output=cfg.output), "generate", log)
-        seconds = time.perf_counter() - start
-        counts = check_conservation(cfg.output, OUTPUTS, total + len(bad))
+            return map_tasks(ds, write_generated, cfg.tasks, output=cfg.output)
+
+        counts, timing = run_pass("generate", pipeline if todo.index else None, {cfg.output: rows_in}, log, pending=todo.pending, started=started)
+        counts = counts[cfg.output]
         meta = read_parts(f"{cfg.output}/records", ["seconds", "stage_seconds"], GENERATION_SCHEMA).to_pylist()
         stages: dict[str, float] = {}
         for row in meta:
             for stage, value in json.loads(row["stage_seconds"]).items():
                 stages[stage] = stages.get(stage, 0.0) + value / len(meta)
-        summary = {"rows_in": total + len(bad), **counts, "resumed_from": len(done), "seconds": seconds,
-                   "images_per_second": pending / seconds if pending and seconds else 0.0,
-                   **{f"seconds_per_image.{k}": v for k, v in stages.items()}}  # fmt: skip
+        summary = {"rows_in": rows_in, **counts, "resumed_from": len(todo.done), **timing, **{f"seconds_per_image.{k}": v for k, v in stages.items()}}
         mlflow.log_metrics({k: float(v) for k, v in summary.items()})
         sheet = contact_sheet(cfg, conditions)
         if sheet is not None:
@@ -302,7 +302,7 @@ def run(cfg: Config) -> int:
         if cfg.registered_model and cfg.handdiff:
             register_two_stage(cfg.handdiff, cfg.registered_model)
     print(f"\ngenerated under {cfg.output}/images (MLflow run {active.info.run_id}, experiment {cfg.experiment!r})")
-    print(f"  rows {total + len(bad)} = images {counts['records']} + errors {counts['errors']}; {summary['images_per_second']:.2f} images/s")
+    print(f"  rows {rows_in} = images {counts['records']} + errors {counts['errors']}; {timing_line(timing)}")
     if stages:
         print("  seconds per image: " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
     return 0

@@ -6,14 +6,15 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
 
 from handdiff.config import StrictModel
-from handdiff.data.parts import read_files, read_index_files
-from handdiff.data.work_rows import ERROR, FILTERED, OK
+from handdiff.data.parts import check_conservation, index_rows, read_files, read_index_files, write_index
+from handdiff.data.work_rows import ERROR, FILTERED, OK, OUTPUTS, done_ids
 
 
 class TaskResources(StrictModel):
@@ -136,3 +137,49 @@ def run_to_parts(ds, name: str, log: logging.Logger, total: int | None = None, e
     log.info("%s: this run wrote %d records, %d errors, %d filtered", name, c[OK], c[ERROR], c[FILTERED])
     logging.getLogger("raydata.stats").info("%s: Ray Data stages\n%s", name, ds.stats())
     return written
+
+
+@dataclass
+class WorkList:
+    """Where a resumable job's output stands: the ids it already holds (``done``), how many
+    entries there are in all (``total``), and the index files of those still to do (``index``,
+    ``pending`` rows)."""
+
+    done: set[str]
+    total: int
+    index: list[str]
+    pending: int
+
+
+def work_list(output: str, entries, rows_per_file: int, done: set[str] | None = None) -> WorkList:
+    """Write the work list of ``output``: the ``entries`` (dicts with an ``image_id``) it does not
+    hold yet (``done``: its ids, when the caller has read them already), as index files under
+    ``<output>/_index``."""
+    done = done_ids(output) if done is None else done
+    total, index = write_index(entries, f"{output}/_index", done, rows_per_file)
+    return WorkList(done, total, index, index_rows(index))
+
+
+def run_pass(name: str, pipeline: Callable[[], Any] | None, rows_in: Mapping[str, int], log: logging.Logger, *, pending: int,
+             started: float) -> tuple[dict[str, dict[str, int]], dict[str, float]]:  # fmt: skip
+    """The one way every resumable data job runs (annotate, the set jobs, generate, score), once it
+    has written its work list: ``pipeline()`` (None when nothing is pending) streamed to its part
+    writer (``run_to_parts``), then every output's rows checked (``rows_in``: output -> the rows it
+    must hold, records + errors + filtered). Returns per output its counts, and the timing every
+    data job logs: ``seconds`` and ``images_per_second`` of the whole run since ``started``
+    (``time.monotonic()``: work lists, pipeline, checks), ``startup_seconds`` (to the first
+    written batch) and ``steady_images_per_second`` after it."""
+    written = run_to_parts(pipeline(), name, log, total=pending, started=started) if pipeline is not None else None
+    counts = {output: check_conservation(output, OUTPUTS, rows) for output, rows in rows_in.items()}
+    seconds = time.monotonic() - started
+    timing = {"seconds": seconds, "images_per_second": pending / seconds if pending and seconds else 0.0, "startup_seconds": 0.0,
+              "steady_images_per_second": 0.0}  # fmt: skip
+    if written is not None and written.first_output_s is not None:
+        timing.update(startup_seconds=written.first_output_s, steady_images_per_second=written.steady_rows_per_second)
+    return counts, timing
+
+
+def timing_line(timing: Mapping[str, float]) -> str:
+    """The console's line for ``run_pass``'s timing."""
+    return (f"{timing['images_per_second']:.2f} images/s in {timing['seconds']:.0f} s: first part written after "
+            f"{timing['startup_seconds']:.0f} s, then {timing['steady_images_per_second']:.2f} images/s")  # fmt: skip

@@ -43,9 +43,9 @@ from pydantic import Field
 from handdiff import storage
 from handdiff.config import ConfigError, InputPath, StrictModel
 from handdiff.data.keypoints import MIN_VISIBILITY
-from handdiff.data.parts import check_conservation, parts_by_id, read_parts, write_index
+from handdiff.data.parts import parts_by_id, read_parts, write_index
 from handdiff.data.records import ERROR_SCHEMA
-from handdiff.data.work_rows import OUTPUTS, done_ids
+from handdiff.data.work_rows import done_ids
 from handdiff.inference.generate_stages import GENERATION_SCHEMA
 from handdiff.metrics.images import KID_SUBSET_SIZE
 from handdiff.metrics.keypoints import OksArea
@@ -55,7 +55,7 @@ from handdiff.models.fingerprint import keep_fingerprints
 from handdiff.models.sam import SamArch
 from handdiff.provenance import code_version
 from pipelines.job import JobConfig, TrackingConfig, job_run, run_job
-from pipelines.ray_stages import Resources, TaskResources, Written, index_dataset, map_actors, map_tasks, run_to_parts
+from pipelines.ray_stages import Resources, TaskResources, Written, index_dataset, map_actors, map_tasks, run_pass, run_to_parts, timing_line
 
 log = logging.getLogger("handdiff.score")
 
@@ -200,18 +200,19 @@ def score_outputs(scoring: Scoring, jobs: dict[str, str], index_dir: str) -> tup
     entries = ({**row, "key": f"{output}#{row['image_id']}", "output": output, "part": real_parts.get(row["image_id"], "(no real side)")}
                for generated, output in jobs.items() for row in rows_of[generated])  # fmt: skip
     skip = {f"{output}#{image_id}" for output, ids in done.items() for image_id in ids}
-    _, index = write_index(entries, index_dir, skip, scoring.rows_per_file, key="key")
-    if index:
-        start = time.monotonic()
+    started = time.monotonic()
+    _, index = write_index(entries, index_dir, skip, scoring.rows_per_file, key="key")  # one work list for every output
+
+    def pipeline():
         ds = map_tasks(index_dataset(index, scoring.tasks), score_inputs, scoring.tasks, code_version=code_version())
         ds = map_actors(ds, DetectPeople, scoring.detection, min_detection_confidence=scoring.min_detection_confidence,
                         min_visibility=scoring.min_visibility)  # fmt: skip
         ds = map_actors(ds, ImageScores, scoring.resources, **scoring.models.model_dump(), device=scoring.resources.device)
-        written = run_to_parts(map_tasks(ds, write_scores, scoring.tasks), "score", log, total=len(pending))
-        timing.update(seconds=written.seconds, startup_seconds=written.first_output_s or 0.0,
-                      steady_images_per_second=written.steady_rows_per_second)  # fmt: skip
-    counts = {output: check_conservation(output, OUTPUTS, len(rows_of[generated])) for generated, output in jobs.items()}
-    return counts, timing
+        return map_tasks(ds, write_scores, scoring.tasks)
+
+    rows_in = {output: len(rows_of[generated]) for generated, output in jobs.items()}
+    counts, scored = run_pass("score", pipeline if index else None, rows_in, log, pending=len(pending), started=started)
+    return counts, {**timing, **scored}
 
 
 def condition_ids(generated: str) -> list[str]:
@@ -263,7 +264,7 @@ def run(cfg: Config) -> int:
         mlflow.log_metrics({"rows_in": total, **counts, **timing})
         mlflow.log_dict(result, "summary.json")
     print(f"\nscores under {cfg.output} (MLflow run {active.info.run_id}, experiment {cfg.experiment!r})")
-    print(f"  rows {total} = scored {counts['records']} + errors {counts['errors']}")
+    print(f"  rows {total} = scored {counts['records']} + errors {counts['errors']}; {timing_line(timing)}")
     for name in METRICS:
         value = result["metrics"].get(name, float("nan"))
         lo, hi = result["intervals"].get(name, (float("nan"), float("nan")))

@@ -20,14 +20,13 @@ from pydantic import Field
 
 from handdiff import storage
 from handdiff.config import InputPath, StrictModel
-from handdiff.data.parts import check_conservation, index_rows, write_index, write_part
+from handdiff.data.parts import write_part
 from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
 from handdiff.data.selection import SourceSelection, select_entries
 from handdiff.data.set_settings import write_set_settings
-from handdiff.data.work_rows import OUTPUTS, done_ids
 from handdiff.provenance import code_version
 from pipelines.job import JobConfig, check_error_share
-from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_to_parts
+from pipelines.ray_stages import Resources, TaskResources, index_dataset, map_actors, map_tasks, run_pass, timing_line, work_list
 
 
 class SetSource(StrictModel):
@@ -71,7 +70,7 @@ class BuiltSet:
     rows_in: int
     counts: dict[str, int]
     report: dict
-    images_per_second: float
+    timing: dict[str, float]
 
 
 def build_set(cfg: SetJobConfig, make_rows: Callable, encoder: type | None, write_rows: Callable, what: str,
@@ -84,38 +83,37 @@ def build_set(cfg: SetJobConfig, make_rows: Callable, encoder: type | None, writ
     drawn; each is an error row with ``reason`` (rows in = their records + errors).
     ``make_options`` are written beside the set as its ``settings.json`` (what the rows were
     made with: the trainers save them with the models)."""
+    started = time.monotonic()
     column, reason = required or (None, None)
     sources = {name: SourceSelection(s.path, s.count, s.stratify_by, tuple(s.splits), column) for name, s in cfg.sources.items()}
     entries, report, unusable = select_entries(sources, cfg.seed)
     for name, r in report.items():
         if r.get("short_by"):
             log.warning("source %s has %d images, fewer than the %d asked for: using all", name, r["available"], cfg.sources[name].count)
-    done = done_ids(cfg.output)
-    write_part(to_table([error_row(u["image_id"], u["dataset"], "select", reason) for u in unusable if u["image_id"] not in done], ERROR_SCHEMA),
-               f"{cfg.output}/errors")  # fmt: skip
-    total, index = write_index(entries, f"{cfg.output}/_index", done, cfg.index_rows_per_file)
-    total += len(unusable)
-    pending = index_rows(index)
-    log.info("%d images selected, %d already done, %d to do", total, len(done), pending)
-    start = time.perf_counter()
-    if index:
-        ds = map_tasks(index_dataset(index, cfg.tasks), make_rows, cfg.tasks, **make_options, code_version=code_version())
+    todo = work_list(cfg.output, entries, cfg.index_rows_per_file)
+    write_part(to_table([error_row(u["image_id"], u["dataset"], "select", reason) for u in unusable if u["image_id"] not in todo.done],
+                        ERROR_SCHEMA), f"{cfg.output}/errors")  # fmt: skip
+    total = todo.total + len(unusable)
+    log.info("%d images selected, %d already done, %d to do", total, len(todo.done), todo.pending)
+
+    def pipeline():
+        ds = map_tasks(index_dataset(todo.index, cfg.tasks), make_rows, cfg.tasks, **make_options, code_version=code_version())
         if cfg.precompute is not None:
             p = cfg.precompute
             ds = map_actors(ds, encoder, p.resources, base=p.base, device=p.resources.device, dtype=p.dtype)
-        run_to_parts(map_tasks(ds, write_rows, cfg.tasks, output=cfg.output), what, log, total=pending)
-    seconds = time.perf_counter() - start
-    counts = check_conservation(cfg.output, OUTPUTS, total)
-    built = BuiltSet(total, counts, report, pending / seconds if seconds else 0.0)
+        return map_tasks(ds, write_rows, cfg.tasks, output=cfg.output)
+
+    counts, timing = run_pass(what, pipeline if todo.index else None, {cfg.output: total}, log, pending=todo.pending, started=started)
+    built = BuiltSet(total, counts[cfg.output], report, timing)
     storage.write_text(f"{cfg.output}/selection.json", json.dumps(report, indent=1))
     write_set_settings(cfg.output, make_options)  # the trainers save these with the models
-    mlflow.log_metrics({"rows_in": total, **counts, "resumed_from": len(done), "seconds": seconds, "images_per_second": built.images_per_second})
+    mlflow.log_metrics({"rows_in": total, **built.counts, "resumed_from": len(todo.done), **timing})
     mlflow.log_dict(report, "selection.json")
-    check_error_share(what, cfg.output, counts["errors"], total, cfg.max_error_share)
+    check_error_share(what, cfg.output, built.counts["errors"], total, cfg.max_error_share)
     return built
 
 
 def print_selection(built: BuiltSet) -> None:
     for name, r in built.report.items():
         print(f"  {name:<14} {r['selected']:>7} of {r['available']:>7} images of {'/'.join(r['splits'])} ({r['other_splits']} of other splits left out)")
-    print(f"  rows {built.rows_in} = records {built.counts['records']} + errors {built.counts['errors']}; {built.images_per_second:.1f} images/s")
+    print(f"  rows {built.rows_in} = records {built.counts['records']} + errors {built.counts['errors']}; {timing_line(built.timing)}")

@@ -27,6 +27,13 @@ def test_selected_rows_are_all_cropped_once(hand_crops, annotated):
     assert report["hagrid"]["selected"] == 12 and report["interhand26m"]["selected"] == report["interhand26m"]["available"]
     # what the rows were made with, for train-hand to save in the model
     assert json.loads(storage.read_text(f"{hand_crops.output}/settings.json")) == {"size": 64, "margin": 0.25, "min_hand_points": 5}
+    # the timing every data job logs: the whole run, start-up to the first written part, the steady rate after it
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(hand_crops.tracking.tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("handdiff-build-hand-crops").experiment_id], "attributes.run_name = 'crops-test'")
+    m = run.data.metrics
+    assert m["rows_in"] == len(ids) and 0 < m["startup_seconds"] < m["seconds"] and m["images_per_second"] > 0
 
 
 def test_only_train_images_are_cropped(hand_crops, annotated):

@@ -79,6 +79,8 @@ def test_every_condition_is_one_image_or_one_error_and_a_rerun_makes_none(ray_se
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("handdiff-generate").experiment_id])
     assert run.data.metrics["records"] == records.num_rows and run.data.metrics["seconds_per_image.stage2"] > 0
+    m = run.data.metrics  # every data job's timing: the whole run, start-up to the first written part, the steady rate after it
+    assert 0 < m["startup_seconds"] < m["seconds"] and m["images_per_second"] > 0 and m["steady_images_per_second"] >= 0
     assert [a.path for a in client.list_artifacts(run.info.run_id, "contact_sheets")] == ["contact_sheets/generated.png"]
     sheet = decode_image(open(client.download_artifacts(run.info.run_id, "contact_sheets/generated.png", str(tmp_path)), "rb").read())
     assert sheet.shape[1] == 5 * 160  # pose, stage-1 crops, stage-1 masks, canvas, image: one person per row

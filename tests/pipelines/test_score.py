@@ -75,3 +75,5 @@ def test_the_oracle_scores_dap_near_one_where_the_person_is_found(ray_session, a
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("handdiff-score").experiment_id])
     assert run.data.metrics["dap"] == pytest.approx(summary["metrics"]["dap"]) and "dap_ci_lo" in run.data.metrics
+    m = run.data.metrics
+    assert 0 < m["startup_seconds"] < m["seconds"] and m["images_per_second"] > 0 and m["steady_images_per_second"] >= 0
