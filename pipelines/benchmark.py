@@ -43,7 +43,7 @@ from handdiff.models.fingerprint import fingerprint
 from handdiff.metrics.keypoints import OksArea
 from handdiff.metrics.summary import METRICS, conventions, paired_differences, read_resamples
 from handdiff.metrics.tables import (
-    PAPER_NAMES, PAPER_TABLE_I, PAPER_TABLE_II, TABLE_II_METRICS, deltas, paired_markdown, read_csv_rows, table_rows, to_csv, to_markdown,
+    PAPER_NAMES, PAPER_TABLE_I, PAPER_TABLE_II, TABLE_II_METRICS, deltas_markdown, paired_markdown, read_csv_rows, table_rows, to_csv, to_markdown,
 )  # fmt: skip
 from pipelines import generate, score
 from pipelines.job import JobConfig, TrackingConfig, job_run, quiet, run_job
@@ -258,10 +258,7 @@ def run(cfg: Config) -> int:
              "table2.csv": to_csv(table2, TABLE_II_METRICS), "table2.md": to_markdown(table2, TABLE_II_METRICS, "Table II (blending ablation)", how)}  # fmt: skip
     files.update(paired_tables(cfg, results))
     if cfg.compare_to:
-        changes = deltas(table1, read_csv_rows(storage.read_text(f"{cfg.compare_to}/table1.csv")))
-        files["table1_deltas.md"] = "\n".join(["| method | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
-                                              + [f"| {d['name']} | " + " | ".join("-" if d[m] is None else f"{d[m]:+.3f}" for m in METRICS) + " |"
-                                                 for d in changes]) + "\n"  # fmt: skip
+        files["table1_deltas.md"] = deltas_markdown(table1, read_csv_rows(storage.read_text(f"{cfg.compare_to}/table1.csv")))
     with job_run(cfg) as active:
         for filename, text in files.items():
             storage.write_text(storage.join(cfg.output, filename), text)

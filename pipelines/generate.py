@@ -29,9 +29,9 @@ from pydantic import Field, model_validator
 
 from handdiff import storage
 from handdiff.config import ConfigError, InputPath, StrictModel
-from handdiff.data.conditions import CONDITION_SCHEMA, condition_from_record
+from handdiff.data.conditions import load_conditions
 from handdiff.data.parts import read_parts, write_part
-from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
+from handdiff.data.records import ERROR_SCHEMA, to_table
 from handdiff.data.skeleton import HUMANSD_THRESHOLD
 from handdiff.data.work_rows import done_ids
 from handdiff.inference.generate_stages import GENERATION_SCHEMA, GenerateImages, conditions_to_rows, write_generated
@@ -198,24 +198,6 @@ def check_trained_settings(section: HandDiffSection, where: str) -> None:
         raise ConfigError(f"{where}: {err}" if "hand_generator.json" in str(err) else str(err)) from None
 
 
-def load_conditions(c: ConditionsSection) -> tuple[list[dict], list[dict]]:
-    """The condition rows, and error rows for annotated records that cannot become conditions."""
-    try:
-        table = read_parts(f"{c.path}/records")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"conditions.path: no records under {c.path}/records") from None
-    rows = table.slice(0, c.count or table.num_rows).to_pylist()
-    if "person_box" not in table.schema.names:  # already a condition set
-        return [{name: r.get(name) for name in CONDITION_SCHEMA.names} for r in rows], []
-    conditions, errors = [], []
-    for i, record in enumerate(rows):
-        try:
-            conditions.append(condition_from_record(record, c.size, c.margin, c.seed + i))
-        except ValueError as err:
-            errors.append(error_row(record["image_id"], record.get("dataset"), "condition", str(err)))
-    return conditions, errors
-
-
 def contact_sheet(cfg: Config, conditions: list[dict]) -> np.ndarray | None:
     """One image per row, its columns labelled: the condition's pose, stage 1's crops and their
     predicted masks (ours, pixel hand-off), the canvas (the method's intermediate), the output."""
@@ -272,7 +254,7 @@ def run(cfg: Config) -> int:
     options = cfg.generator_options()
     with job_run(cfg) as active:
         started = time.monotonic()
-        conditions, bad = load_conditions(cfg.conditions)
+        conditions, bad = load_conditions(**cfg.conditions.model_dump())
         done = done_ids(cfg.output)
         models = check_models(cfg, done)  # before the work list: a retrained model is refused first
         todo = work_list(cfg.output, conditions, cfg.index_rows_per_file, done)

@@ -17,7 +17,8 @@ import pyarrow as pa
 from handdiff.data import keypoints as kp
 from handdiff.data.framing import crop_square, person_square, points_to_square
 from handdiff.data.images import encode_image
-from handdiff.data.records import KEYPOINTS_TYPE, RLE_TYPE
+from handdiff.data.parts import read_parts
+from handdiff.data.records import KEYPOINTS_TYPE, RLE_TYPE, error_row
 from handdiff.data.rle import decode_rle, encode_rle
 
 CONDITION_SCHEMA = pa.schema(
@@ -74,3 +75,24 @@ def condition_from_record(record: dict, size: int, margin: float, seed: int) -> 
     points = points_to_square(keypoints.reshape(kp.NUM_KEYPOINTS, 3), x0, y0, side, size)
     return {"image_id": record["image_id"], "keypoints": points.reshape(-1).tolist(), "caption": record["caption"], "size": size,
             "seed": seed, "dataset": record.get("dataset"), "gesture": record.get("gesture"), "box": [x0, y0, side]}  # fmt: skip
+
+
+def load_conditions(path: str, count: int | None = None, size: int = 512, margin: float = 0.1, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """The first ``count`` (all when None) rows of ``<path>/records`` as conditions, and an error
+    row for each annotated record that cannot become one. ``path`` holds a condition set (its rows
+    are the conditions) or an annotated dataset: record ``i`` becomes a ``size`` square framed
+    with ``margin`` (``condition_from_record``), seeded ``seed + i``."""
+    try:
+        table = read_parts(f"{path}/records")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"conditions.path: no records under {path}/records") from None
+    rows = table.slice(0, count or table.num_rows).to_pylist()
+    if "person_box" not in table.schema.names:  # already a condition set
+        return [{name: r.get(name) for name in CONDITION_SCHEMA.names} for r in rows], []
+    conditions, errors = [], []
+    for i, record in enumerate(rows):
+        try:
+            conditions.append(condition_from_record(record, size, margin, seed + i))
+        except ValueError as err:
+            errors.append(error_row(record["image_id"], record.get("dataset"), "condition", str(err)))
+    return conditions, errors

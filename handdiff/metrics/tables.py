@@ -108,6 +108,14 @@ def deltas(current: list[dict], earlier: list[dict], metrics: tuple[str, ...] = 
     return out
 
 
+def deltas_markdown(current: list[dict], earlier: list[dict], metrics: tuple[str, ...] = METRICS) -> str:
+    """``deltas`` as a markdown table: a row per name in both, each metric's signed change ("-" where either side has none)."""
+    lines = ["| method | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    for d in deltas(current, earlier, metrics):
+        lines.append(f"| {d['name']} | " + " | ".join("-" if d[m] is None else f"{d[m]:+.3f}" for m in metrics) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _minus(a, b):
     try:
         return float(a) - float(b)

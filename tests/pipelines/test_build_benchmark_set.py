@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 
 from handdiff import storage
-from handdiff.data.conditions import BENCHMARK_SCHEMA, CONDITION_SCHEMA, image_seed
+from handdiff.data.conditions import BENCHMARK_SCHEMA, CONDITION_SCHEMA, image_seed, load_conditions
 from handdiff.data.images import decode_image
 from handdiff.data.parts import read_parts
 from handdiff.data.records import ANNOTATION_SCHEMA, ERROR_SCHEMA
 from handdiff.data.rle import decode_rle
-from pipelines import generate
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -41,7 +40,7 @@ def test_each_condition_holds_its_real_side_and_a_stable_seed(benchmark_conditio
 
 
 def test_generate_reads_it_as_a_condition_set(benchmark_conditions):
-    conditions, errors = generate.load_conditions(generate.ConditionsSection(path=benchmark_conditions.output))
+    conditions, errors = load_conditions(benchmark_conditions.output)
     assert errors == [] and conditions and set(conditions[0]) == set(CONDITION_SCHEMA.names)
 
 

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from handdiff import storage
 from handdiff.config import ConfigError, to_yaml
+from handdiff.data.conditions import load_conditions
 from handdiff.data.images import decode_image
 from handdiff.data.parts import part_uris, read_parts
 from handdiff.data.hand_crops import plan_hand_crops
@@ -50,7 +51,7 @@ def test_every_condition_is_one_image_or_one_error_and_a_rerun_makes_none(ray_se
     assert sorted(records.column("image_id").to_pylist() + [e["image_id"] for e in errors]) == sorted(r["image_id"] for r in annotated_rows)
     for error in errors:  # only people without a body cannot be drawn
         assert (error["stage"], error["reason"]) == ("condition", "no body keypoints")
-    conditions = {c["image_id"]: c for c in generate.load_conditions(cfg.conditions)[0]}
+    conditions = {c["image_id"]: c for c in load_conditions(**cfg.conditions.model_dump())[0]}
     for row in records.to_pylist():
         assert decode_image(storage.read_bytes(row["image_uri"])).shape == (64, 64, 3)
         assert row["method"] == "handdiff" and (row["strategy"], row["handoff"]) == ("sme", "pixel")

@@ -4,7 +4,7 @@ import pytest
 
 from handdiff.metrics.summary import METRICS, conventions
 from handdiff.metrics.tables import (
-    PAPER_NAMES, PAPER_TABLE_I, PAPER_TABLE_II, TABLE_II_METRICS, deltas, read_csv_rows, table_rows, to_csv, to_markdown,
+    PAPER_NAMES, PAPER_TABLE_I, PAPER_TABLE_II, TABLE_II_METRICS, deltas, deltas_markdown, read_csv_rows, table_rows, to_csv, to_markdown,
 )  # fmt: skip
 
 
@@ -29,6 +29,8 @@ def test_csv_round_trips_and_deltas_are_current_minus_earlier():
     assert earlier[0]["dap"] == 0.5
     (mine, oracle) = deltas(rows, earlier)
     assert mine["dap"] == pytest.approx(0.1) and oracle["dap"] == 0
+    markdown = deltas_markdown([{"name": "handdiff-sme", "dap": 0.6, "fid_fg": None}, {"name": "new"}], earlier, ("dap", "fid_fg"))
+    assert markdown.splitlines() == ["| method | dap | fid_fg |", "|---|---|---|", "| handdiff-sme | +0.100 | - |"]  # a method only now: no row
 
 
 def test_kid_is_mean_plus_minus_std_as_the_paper_prints_it():
