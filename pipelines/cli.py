@@ -29,6 +29,11 @@ JOBS: dict[str, tuple[str, str]] = {
 }
 
 
+def config_class(job: str):
+    """The typed config of a job (a ``pipelines.job.JobConfig``): the ``Config`` class of its module."""
+    return importlib.import_module(JOBS[job][0]).Config
+
+
 def usage() -> str:
     width = max(map(len, JOBS))
     lines = [

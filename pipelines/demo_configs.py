@@ -9,7 +9,8 @@ from typing import Any
 
 from handdiff import storage
 from handdiff.config import read_yaml
-from pipelines.job import CONFIG_DIR, JobConfig, TrackingConfig, config_class
+from pipelines.cli import config_class
+from pipelines.job import CONFIG_DIR, JobConfig, TrackingConfig
 
 SHIPPED_WORKDIR = "runs/demo"
 """The workdir the shipped demo configs are written for."""

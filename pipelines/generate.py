@@ -231,7 +231,7 @@ def contact_sheet(cfg: Config, conditions: list[dict]) -> np.ndarray | None:
 
 def register_two_stage(section: HandDiffSection, name: str) -> None:
     """Log the two trained stages as one two-stage pyfunc model and register it as ``name``."""
-    from handdiff.models import two_stage_pyfunc
+    from handdiff.serving import two_stage_pyfunc
     from handdiff.models.loading import resolve
 
     artifacts = {"hand": resolve(section.hand_model), "body": resolve(section.body_model)}

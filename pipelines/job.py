@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import logging
 import os
 import sys
@@ -120,13 +119,6 @@ def check_error_share(what: str, output: str, errors: int, rows_in: int, limit: 
         reasons = "; ".join(f"{reason} ({count})" for reason, count in top_error_reasons(output))
         raise JobFailed(f"{what}: {errors} of {rows_in} rows are errors ({errors / rows_in:.0%}, above max_error_share "
                         f"{limit:g}; the errors table is under {output}/errors): {reasons}")  # fmt: skip
-
-
-def config_class(job: str) -> type[JobConfig]:
-    """The typed config of a job: the ``Config`` class of its module."""
-    from pipelines.cli import JOBS
-
-    return importlib.import_module(JOBS[job][0]).Config
 
 
 def default_config_path(job: str) -> Path:
@@ -348,7 +340,7 @@ def setup_logging(job: str, verbose: bool = False) -> Path:
 
 _VERBOSE = False
 _QUIET = 0
-WAIT_REPORTS = "handdiff.resources"
+WAIT_REPORTS = "handdiff.waits"
 """The logger of resource waits, which reach the console inside ``quiet()`` too: a wait is the outer job's business."""
 
 
@@ -404,9 +396,9 @@ def init_ray(cfg: RayConfig) -> None:
     import ray
     import ray.data  # noqa: F401 - its loggers, to route
 
-    from pipelines import ray_stages
+    from pipelines import waits
 
-    ray_stages.REPORT_WAITS_AFTER_S = cfg.report_waits_after_s  # read by run_to_parts, which every job calls without its config
+    waits.REPORT_WAITS_AFTER_S = cfg.report_waits_after_s  # read by run_to_parts and training, which every job calls without its config
     if ray.is_initialized():
         route_ray_logs()
         return

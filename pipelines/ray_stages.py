@@ -28,6 +28,14 @@ class TaskResources(StrictModel):
     (memory) and the load on storage, whatever the input size."""
 
 
+class ScalingSection(StrictModel):
+    """How a Ray Train job's worker group is placed: ``workers`` x (``cpus_per_worker`` CPUs, a GPU each with ``use_gpu``)."""
+
+    workers: int = Field(2, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0)
+
+
 class Resources(StrictModel):
     """How a model stage runs on the cluster: an actor pool of ``actors``, each taking
     ``batch_size`` images and holding ``num_cpus`` / ``num_gpus`` while the job runs."""
@@ -108,23 +116,19 @@ class Written:
         return (self.rows - self.first_rows) / (self.seconds - self.first_output_s)
 
 
-REPORT_WAITS_AFTER_S = 60.0
-"""How long a pass may write nothing before ``run_to_parts`` says what Ray has pending
-(``ray.report_waits_after_s``, set by ``init_ray``)."""
-
-
 def run_to_parts(ds, name: str, log: logging.Logger, total: int | None = None, every_s: float = 30.0, started: float | None = None) -> Written:
     """Execute a pipeline that ends in a part writer (streaming); returns what this run wrote,
     its times counted from ``started`` (``time.monotonic()``; default: now). Logs a progress line
     every ``every_s`` seconds (``total``: the rows to expect), Ray's pending demands whenever
-    nothing was written for ``REPORT_WAITS_AFTER_S`` (``pipelines.resources.WaitReporter``), and
+    nothing was written for ``waits.REPORT_WAITS_AFTER_S`` (``pipelines.waits.WaitReporter``), and
     Ray Data's per-stage statistics to the log file."""
-    from pipelines.resources import WaitReporter
+    from pipelines import waits as wait_reports
 
     written = Written(Counter(), 0.0)
     start = started if started is not None else time.monotonic()
     last = time.monotonic()
-    with WaitReporter(name, REPORT_WAITS_AFTER_S, REPORT_WAITS_AFTER_S) as waits:
+    after = wait_reports.REPORT_WAITS_AFTER_S
+    with wait_reports.WaitReporter(name, after, after) as waits:
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             waits.progress()
             written.record({k: sum(batch.column(k).to_pylist()) for k in (OK, ERROR, FILTERED)}, time.monotonic() - start)

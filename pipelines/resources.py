@@ -1,4 +1,4 @@
-"""What a job asks of the cluster, checked before it starts, and what it waits for while it runs.
+"""What a job asks of the cluster, checked before it starts (waits while it runs: ``pipelines.waits``).
 
 Every actor pool (a ``Resources`` section: ``actors`` x ``num_cpus`` / ``num_gpus``), task pool
 (a ``TaskResources`` section: one task at a time at least) and Ray Train worker group
@@ -7,24 +7,17 @@ Every actor pool (a ``Resources`` section: ``actors`` x ``num_cpus`` / ``num_gpu
 every stage together), so a pass needs their sum; ``check_demands`` stops the job before any
 compute when an actor fits no node or a pass needs more than the cluster has (or, with
 ``ray.autoscale_to``, can grow to), in one line naming the pools, what they need, what the
-cluster has and the keys to change. ``WaitReporter`` says, every so often while a pass writes
-nothing, what is pending and what is free (Ray's own view), instead of silence.
+cluster has and the keys to change.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel
 
 from handdiff.config import ConfigError
-
-log = logging.getLogger("handdiff.resources")
-
 
 @dataclass(frozen=True)
 class Demand:
@@ -42,8 +35,7 @@ class Demand:
 
 def demands_of(cfg: BaseModel, prefix: str = "") -> Iterator[Demand]:
     """Every pool of ``cfg`` (nested sections included), as ``Demand``."""
-    from pipelines.ray_stages import Resources, TaskResources
-    from pipelines.training import ScalingSection
+    from pipelines.ray_stages import Resources, ScalingSection, TaskResources
 
     for name, value in cfg:
         key = f"{prefix}{name}"
@@ -104,8 +96,7 @@ def check_demands(passes: Sequence[Sequence[Demand]], cluster: Cluster, autoscal
 def fit_demands(cfg: BaseModel, cpus: float) -> bool:
     """Scale every pool's CPUs in ``cfg`` (in place) so that its pools fit in ``cpus`` CPUs at
     once: the demo's pools on whatever instance it is given. True when it had to."""
-    from pipelines.ray_stages import Resources, TaskResources
-    from pipelines.training import ScalingSection
+    from pipelines.ray_stages import Resources, ScalingSection, TaskResources
 
     need = sum(d.count * d.cpus for d in demands_of(cfg))
     if need <= cpus:
@@ -124,77 +115,3 @@ def _sections(cfg: BaseModel) -> Iterator[BaseModel]:
         if isinstance(value, BaseModel):
             yield value
             yield from _sections(value)
-
-
-class WaitReporter:
-    """While a pass writes nothing for longer than ``after_s`` seconds, log every ``every_s``
-    seconds what Ray has pending (actors waiting to be created, placement groups, with what they
-    need) and what is free, so a pool that cannot start is not a silent hang. Use as a context
-    manager and call ``progress()`` at each written batch. ``while_pending``: for work that shows
-    no progress to the driver (Ray Train's ``fit``), report only while Ray has pending demands."""
-
-    def __init__(self, name: str, after_s: float = 60.0, every_s: float = 60.0, while_pending: bool = False):
-        self.name, self.after_s, self.every_s, self.while_pending = name, after_s, every_s, while_pending
-        self.last = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name=f"wait-reporter-{name}", daemon=True)
-
-    def progress(self) -> None:
-        self.last = time.monotonic()
-
-    def __enter__(self) -> WaitReporter:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _watch(self) -> None:
-        reported = 0.0
-        while not self._stop.wait(min(self.after_s, self.every_s, 5.0)):
-            if self.while_pending and not _any_pending():
-                self.progress()  # nothing waits: the clock restarts
-                continue
-            idle = time.monotonic() - self.last
-            if idle >= self.after_s and time.monotonic() - reported >= self.every_s:
-                reported = time.monotonic()
-                what = "waiting on resources" if self.while_pending else "nothing written"
-                log.warning("%s: %s for %.0f s; %s", self.name, what, idle, pending_summary())
-
-
-def pending_demands() -> list[str]:
-    """Ray's pending demands as ``ray status`` lists them: "<count> x {resource amount, ...}" per
-    resource shape of tasks and actors waiting to be placed, and per pending placement group
-    (Ray Train's workers) "placement group of {...}, {...}"."""
-    import ray
-    from ray.autoscaler.v2.sdk import get_cluster_status
-
-    def shape(bundle: dict) -> str:
-        return "{" + ", ".join(f"{k} {v:g}" for k, v in sorted(bundle.items())) + "}"
-
-    demands = get_cluster_status(ray.get_runtime_context().gcs_address).resource_demands
-    out = [f"{b.count} x {shape(b.bundle)}" for demand in demands.ray_task_actor_demand for b in demand.bundles_by_count]
-    for group in demands.placement_group_demand:
-        out.append("placement group of " + ", ".join(f"{b.count} x {shape(b.bundle)}" for b in group.bundles_by_count))
-    return out
-
-
-def _any_pending() -> bool:
-    try:
-        return bool(pending_demands())
-    except Exception:  # noqa: BLE001  (a report, never a failure)
-        return False
-
-
-def pending_summary() -> str:
-    """Ray's pending demands (``pending_demands``) and the cluster's free CPUs/GPUs, in one line."""
-    import ray
-
-    try:
-        waiting = "; ".join(pending_demands()) or "none"
-    except Exception as err:  # noqa: BLE001  (a report, never a failure)
-        waiting = f"unknown ({type(err).__name__}: {err})"
-    free = ray.available_resources()
-    return (f"Ray's pending demands: {waiting}; free: {free.get('CPU', 0):g} CPUs, {free.get('GPU', 0):g} GPUs "
-            "(a pool the others starve: lower their actors or num_cpus)")  # fmt: skip

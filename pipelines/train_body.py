@@ -157,7 +157,7 @@ def export_final_model(cfg: Config, checkpoint, directory: str) -> None:
 
 
 def run(cfg: Config) -> int:
-    from handdiff.models import body_pyfunc
+    from handdiff.serving import body_pyfunc
 
     cfg = cfg.resolved()
     from handdiff.training.body_batches import outpaint_batch

@@ -188,7 +188,7 @@ def export_final_model(cfg: Config, checkpoint, directory: str) -> None:
 
 
 def run(cfg: Config) -> int:
-    from handdiff.models import hand_pyfunc
+    from handdiff.serving import hand_pyfunc
 
     cfg = cfg.resolved()
     from handdiff.training.hand_batches import hand_crop_batch

@@ -32,9 +32,8 @@ from pydantic import Field, model_validator
 from handdiff import storage
 from handdiff.config import InputPath, StrictModel
 from pipelines.job import JobConfig, job_run, route_ray_logs
-from pipelines import ray_stages
-from pipelines.ray_stages import TaskResources
-from pipelines.resources import WaitReporter
+from pipelines import waits
+from pipelines.ray_stages import ScalingSection, TaskResources
 
 log = logging.getLogger("handdiff.training")
 
@@ -70,12 +69,6 @@ class TrainSection(StrictModel):
     caption_dropout: float = Field(0.1, ge=0, le=1)
     """Our choice (the paper does not say): empty captions for classifier-free guidance."""
     seed: int = 0
-
-
-class ScalingSection(StrictModel):
-    workers: int = Field(2, ge=1)
-    use_gpu: bool = False
-    cpus_per_worker: float = Field(1.0, gt=0)
 
 
 class CheckpointSection(StrictModel):
@@ -317,7 +310,7 @@ def fit(cfg: TrainJobConfig, train_loop: Callable[[dict], None], loop_config: di
             datasets={"train": dataset},
         )  # fmt: skip
         route_ray_logs()  # Ray Train's loggers exist now
-        with WaitReporter(cfg.tracking.run_name or "train", ray_stages.REPORT_WAITS_AFTER_S, ray_stages.REPORT_WAITS_AFTER_S, while_pending=True):
+        with waits.WaitReporter(cfg.tracking.run_name or "train", waits.REPORT_WAITS_AFTER_S, waits.REPORT_WAITS_AFTER_S, while_pending=True):
             result = trainer.fit()  # its workers' placement group waits silently where the cluster lacks their CPUs/GPUs
         if result.checkpoint is None:
             raise RuntimeError("training ended without a checkpoint")

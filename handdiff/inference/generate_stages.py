@@ -68,7 +68,7 @@ class GenerateImages:
     then each batch generated in one call. A batch that fails becomes error rows."""
 
     def __init__(self, method: str, options: dict, keep_canvas: bool = True):
-        from handdiff.inference.generators import make_generator
+        from handdiff.inference.registry import make_generator
 
         self.generator = make_generator(method, **options)
         self.models = json.dumps(self.generator.describe(), sort_keys=True, default=str)

@@ -112,19 +112,3 @@ class OracleGenerator(Generator):
 
     def describe(self) -> dict[str, Any]:
         return {"conditions": self.conditions}
-
-
-def generators() -> dict[str, type[Generator]]:
-    """Every method by name: ours, the oracle and the diffusers baselines."""
-    from handdiff.inference import baselines as b
-
-    methods = (HandDiffGenerator, OracleGenerator, b.SD15Generator, b.ControlNetOpenPoseGenerator, b.T2IAdapterOpenPoseGenerator,
-               b.HumanSDGenerator, b.HandRefinerGenerator)  # fmt: skip
-    return {g.method: g for g in methods}
-
-
-def make_generator(method: str, **options) -> Generator:
-    known = generators()
-    if method not in known:
-        raise ValueError(f"unknown method {method!r}; methods: {', '.join(known)}")
-    return known[method](**options)

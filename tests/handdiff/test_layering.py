@@ -21,7 +21,7 @@ def imports(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names if node.module == "handdiff")
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from package import module`
     return names
 
 
@@ -49,3 +49,44 @@ def test_stateless_stage_modules_load_no_model_library():
             f"print(','.join(sorted(n for n in {MODEL_LIBRARIES!r} if n in sys.modules)))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"importing the stage modules loads {out}: import it where the model is built"
+
+
+REPO = ROOT.parent
+PACKAGES = ("handdiff", "pipelines", "benchmarks")
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Every module of the project's packages -> the project modules it imports (anywhere in it,
+    function-level imports included: a cycle there is a cycle in what the code means)."""
+    modules = {}
+    for package in PACKAGES:
+        for path in (REPO / package).rglob("*.py"):
+            parts = path.relative_to(REPO).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return {name: {n for n in imports(path) if n in modules and n != name} for name, path in modules.items()}
+
+
+def package_of(module: str) -> str:
+    """``handdiff.<subpackage>`` (or a top-level library module), ``pipelines``, ``benchmarks``."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "handdiff" else parts[0]
+
+
+def test_no_module_imports_itself_back_through_others():
+    import networkx as nx
+
+    graph = nx.DiGraph([(a, b) for a, targets in module_graph().items() for b in targets])
+    cycles = [sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1]
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_no_package_imports_itself_back_through_others():
+    """Package level: e.g. models -> inference -> annotation -> models was one (the MLflow pyfuncs,
+    which run the inference pipelines, now live in handdiff.serving above both)."""
+    import networkx as nx
+
+    edges = {(package_of(a), package_of(b)) for a, targets in module_graph().items() for b in targets}
+    graph = nx.DiGraph([(a, b) for a, b in edges if a != b])
+    cycles = [sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1]
+    assert not cycles, f"package cycles: {cycles}"
+    assert not graph.has_edge("handdiff.models", "handdiff.serving") and not graph.has_edge("handdiff.inference", "handdiff.serving")

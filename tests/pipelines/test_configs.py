@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from handdiff.config import flatten, load_config
-from pipelines.cli import JOBS
+from pipelines.cli import JOBS, config_class
 from pipelines.demo_configs import demo_config
-from pipelines.job import CONFIG_DIR, TrackingConfig, config_class, default_config_path
+from pipelines.job import CONFIG_DIR, TrackingConfig, default_config_path
 
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 

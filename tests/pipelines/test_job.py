@@ -28,7 +28,7 @@ def test_a_job_run_inside_another_is_quiet_but_for_its_resource_waits(job_consol
     with job.quiet():
         logging.getLogger("handdiff.generate").info("inner line")
         print("inner report")
-        logging.getLogger("handdiff.resources").warning("generate: nothing written for 61 s; Ray's pending demands: 1 x {CPU 1}")
+        logging.getLogger("handdiff.waits").warning("generate: nothing written for 61 s; Ray's pending demands: 1 x {CPU 1}")
     logging.getLogger("botocore").warning("a library's line")
     console = capsys.readouterr()
     assert "outer line" in console.err and "nothing written for 61 s" in console.err

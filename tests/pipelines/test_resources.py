@@ -80,7 +80,7 @@ def run_starved(job: Callable[[], int], caplog) -> tuple[str, int | None]:
     120 s, free the CPUs and let it finish. Returns the report and the job's exit code."""
     import ray
 
-    from pipelines import ray_stages
+    from pipelines import waits
 
     @ray.remote(num_cpus=ray.available_resources().get("CPU", 0) - 0.5)
     class Hog:
@@ -89,10 +89,10 @@ def run_starved(job: Callable[[], int], caplog) -> tuple[str, int | None]:
 
     hog = Hog.remote()
     ray.get(hog.ready.remote())
-    before, ray_stages.REPORT_WAITS_AFTER_S = ray_stages.REPORT_WAITS_AFTER_S, 3.0
+    before, waits.REPORT_WAITS_AFTER_S = waits.REPORT_WAITS_AFTER_S, 3.0
     result: list[int] = []
     try:
-        with caplog.at_level(logging.WARNING, logger="handdiff.resources"):
+        with caplog.at_level(logging.WARNING, logger="handdiff.waits"):
             thread = threading.Thread(target=lambda: result.append(job()))
             thread.start()
             deadline = time.monotonic() + 120
@@ -101,7 +101,7 @@ def run_starved(job: Callable[[], int], caplog) -> tuple[str, int | None]:
             ray.kill(hog)
             thread.join(300)
     finally:
-        ray_stages.REPORT_WAITS_AFTER_S = before
+        waits.REPORT_WAITS_AFTER_S = before
     reports = [r.getMessage() for r in caplog.records if "Ray's pending demands" in r.getMessage()]
     return (reports[0] if reports else ""), (result[0] if result else None)
 

@@ -9,7 +9,7 @@ import torch
 
 from handdiff.assets.figures import person_keypoints
 from handdiff.assets.tiny_zoo import model_locations
-from handdiff.inference.generators import generators, make_generator
+from handdiff.inference.registry import generators, make_generator
 
 
 def conditions(n: int = 2, size: int = 64) -> list[dict]:
