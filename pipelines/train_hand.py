@@ -107,7 +107,6 @@ class Config(TrainJobConfig):
 
 def make_stage(cfg: Config, config: dict, device, dtype) -> Stage:
     """The hand generator (SD 1.5's UNet grown, with a mask head) and its frozen parts, on ``device``."""
-    import torch
     from diffusers import DDPMScheduler
 
     from handdiff.models.hand_generator import HandGenerator, build_hand_generator
@@ -119,8 +118,7 @@ def make_stage(cfg: Config, config: dict, device, dtype) -> Stage:
     t = cfg.train
     sd = load_sd_pipeline(cfg.model.base)
     model = build_hand_generator(sd.unet, init=cfg.model.conv_in_init, mask_head_source=cfg.model.mask_head_source,
-                                 mask_head_channels=cfg.model.mask_head_channels, generator=torch.Generator().manual_seed(t.seed),
-                                 **config["crop_settings"])  # fmt: skip
+                                 mask_head_channels=cfg.model.mask_head_channels, **config["crop_settings"])  # fmt: skip
     if t.gradient_checkpointing:
         model.unet.enable_gradient_checkpointing()
     for part in (sd.vae, sd.text_encoder):
