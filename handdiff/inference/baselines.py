@@ -29,18 +29,14 @@ from PIL import Image
 from handdiff.data import keypoints as kp
 from handdiff.data.skeleton import HUMANSD_THRESHOLD, draw_humansd_pose, draw_openpose_body, draw_skeleton
 from handdiff.inference.generators import Generated, Generator
+from handdiff.models.sampling import decode, denoise, guided_prompts, seed_generators, seeded_noise
 from handdiff.models.sd_parts import vae_factor
 
 
-def _seeded_noise(conditions: list[dict], size: int, factor: int) -> torch.Tensor:
-    """(B, 4, size/factor, size/factor): each condition's initial noise from its own seed."""
-    return torch.cat([torch.randn((1, 4, size // factor, size // factor), generator=torch.Generator().manual_seed(int(c["seed"])))
-                      for c in conditions])  # fmt: skip
-
-
-def _by_size(conditions: list[dict]) -> list[tuple[int, list[int]]]:
-    """(size, indices) per output size: one batched pass each."""
-    return [(size, [i for i, c in enumerate(conditions) if int(c["size"]) == size]) for size in sorted({int(c["size"]) for c in conditions})]
+def _initial_noise(conditions: list[dict], size: int, vae) -> torch.Tensor:
+    """(B, 4, size/f, size/f): each condition's initial noise from its own seed."""
+    factor = vae_factor(vae)
+    return seeded_noise(seed_generators([c["seed"] for c in conditions]), (4, size // factor, size // factor))
 
 
 def _keypoints(condition: dict) -> np.ndarray:
@@ -76,19 +72,14 @@ class _DiffusersBaseline(Generator):
         """Extra pipeline arguments for a batch (e.g. the skeleton images)."""
         return {}
 
-    def generate(self, conditions: list[dict]) -> list[Generated]:
-        out: dict[int, Generated] = {}
-        for size, group in _by_size(conditions):
-            batch = [conditions[i] for i in group]
-            noise = _seeded_noise(batch, size, vae_factor(self.pipe.vae))
-            start = time.perf_counter()
-            images = self.pipe([c["caption"] for c in batch], height=size, width=size, num_inference_steps=self.steps,
-                               guidance_scale=self.guidance, latents=noise.to(self.pipe.device, self.pipe.unet.dtype), output_type="np",
-                               **self._condition(batch, size)).images  # fmt: skip
-            seconds = (time.perf_counter() - start) / len(batch)
-            for i, image in zip(group, images, strict=True):
-                out[i] = Generated(_uint8(image), {"generate": seconds})
-        return [out[i] for i in range(len(conditions))]
+    def generate_batch(self, conditions: list[dict], size: int) -> list[Generated]:
+        noise = _initial_noise(conditions, size, self.pipe.vae)
+        start = time.perf_counter()
+        images = self.pipe([c["caption"] for c in conditions], height=size, width=size, num_inference_steps=self.steps,
+                           guidance_scale=self.guidance, latents=noise.to(self.pipe.device, self.pipe.unet.dtype), output_type="np",
+                           **self._condition(conditions, size)).images  # fmt: skip
+        seconds = (time.perf_counter() - start) / len(conditions)
+        return [Generated(_uint8(image), {"generate": seconds}) for image in images]
 
     def describe(self) -> dict[str, Any]:
         return dict(self.settings)
@@ -193,35 +184,22 @@ class HumanSDGenerator(Generator):
         return pose_images(conditions, size, lambda keypoints, s: draw_humansd_pose(keypoints, s, self.pose_threshold))
 
     @torch.no_grad()
-    def generate(self, conditions: list[dict]) -> list[Generated]:
-        from handdiff.models.sd_parts import encode_prompts
-
-        out: dict[int, Generated] = {}
+    def generate_batch(self, conditions: list[dict], size: int) -> list[Generated]:
         sd, device, dtype = self.sd, self.sd.unet.device, self.sd.unet.dtype
-        for size, group in _by_size(conditions):
-            batch = [conditions[i] for i in group]
-            start = time.perf_counter()
-            pixels = torch.as_tensor(np.stack([np.asarray(im) for im in self.pose_images(batch, size)])).permute(0, 3, 1, 2)
-            pose = sd.vae.encode(pixels.to(device, dtype) / 127.5 - 1).latent_dist.mode() * sd.vae.config.scaling_factor
-            text = encode_prompts(sd.tokenizer, sd.text_encoder, [c["caption"] for c in batch], device).to(dtype)
-            guided = self.guidance > 1.0
-            if guided:
-                text = torch.cat([encode_prompts(sd.tokenizer, sd.text_encoder, [""] * len(batch), device).to(dtype), text])
-            latents = _seeded_noise(batch, size, vae_factor(sd.vae)).to(device, dtype) * self.scheduler.init_noise_sigma
-            self.scheduler.set_timesteps(self.steps, device=device)
-            for t in self.scheduler.timesteps:
-                x = torch.cat([latents, pose], dim=1)
-                x = self.scheduler.scale_model_input(torch.cat([x, x]) if guided else x, t)
-                noise = sd.unet(x, t, text).sample
-                if guided:
-                    uncond, cond = noise.chunk(2)
-                    noise = uncond + self.guidance * (cond - uncond)
-                latents = self.scheduler.step(noise, t, latents).prev_sample
-            images = ((sd.vae.decode(latents / sd.vae.config.scaling_factor).sample.float() + 1) / 2).clamp(0, 1)
-            seconds = (time.perf_counter() - start) / len(batch)
-            for i, image in zip(group, images, strict=True):
-                out[i] = Generated(_uint8(image.permute(1, 2, 0).cpu().numpy()), {"generate": seconds})
-        return [out[i] for i in range(len(conditions))]
+        start = time.perf_counter()
+        pixels = torch.as_tensor(np.stack([np.asarray(im) for im in self.pose_images(conditions, size)])).permute(0, 3, 1, 2)
+        pose = sd.vae.encode(pixels.to(device, dtype) / 127.5 - 1).latent_dist.mode() * sd.vae.config.scaling_factor
+        guided = self.guidance > 1.0
+        text = guided_prompts(sd.tokenizer, sd.text_encoder, [c["caption"] for c in conditions], guided, device, dtype)
+        pose = torch.cat([pose, pose]) if guided else pose
+
+        def predict(model_input: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # the pose latents beside the noise (c_concat)
+            return sd.unet(torch.cat([model_input, pose], dim=1), t, text).sample
+
+        noise = _initial_noise(conditions, size, sd.vae).to(device, dtype)
+        images = decode(sd.vae, denoise(self.scheduler, noise, predict, self.steps, self.guidance))
+        seconds = (time.perf_counter() - start) / len(conditions)
+        return [Generated(_uint8(image.permute(1, 2, 0).cpu().numpy()), {"generate": seconds}) for image in images]
 
     def describe(self) -> dict[str, Any]:
         return dict(self.settings)
@@ -314,15 +292,14 @@ class HandRefinerGenerator(_DiffusersBaseline):
     def _pipeline(self, sd, handrefiner: str, inpainting: str):
         return sd
 
-    def generate(self, conditions: list[dict]) -> list[Generated]:
-        drawn = super().generate(conditions)
+    def generate_batch(self, conditions: list[dict], size: int) -> list[Generated]:
+        drawn = super().generate_batch(conditions, size)
         start = time.perf_counter()
         hands = [self.find_hands(g.image) for g in drawn]
         todo = [i for i, found in enumerate(hands) if found]
-        for size, group in _by_size([conditions[i] for i in todo]):
-            indices = [todo[j] for j in group]
-            refined = self.refine([drawn[i].image for i in indices], [hands[i] for i in indices], [conditions[i] for i in indices], size)
-            for i, image in zip(indices, refined, strict=True):
+        if todo:
+            refined = self.refine([drawn[i].image for i in todo], [hands[i] for i in todo], [conditions[i] for i in todo], size)
+            for i, image in zip(todo, refined, strict=True):
                 drawn[i].image = image
         share = (time.perf_counter() - start) / len(conditions)
         for g, found in zip(drawn, hands, strict=True):
@@ -336,7 +313,7 @@ class HandRefinerGenerator(_DiffusersBaseline):
         pipe, device, dtype = self.refiner, self.refiner.device, self.refiner.unet.dtype
         factor = vae_factor(pipe.vae)
         masks = np.stack([handrefiner_mask(h, size) for h in hands])
-        generators = [torch.Generator().manual_seed(int(c["seed"]) + 1) for c in conditions]
+        generators = seed_generators([c["seed"] for c in conditions], offset=1)
         pixels = torch.as_tensor(np.stack(images)).permute(0, 3, 1, 2).to(device, dtype) / 127.5 - 1
         original = torch.cat([pipe.vae.encode(pixels[i : i + 1]).latent_dist.sample(generators[i]) for i in range(len(images))])
         original = original * pipe.vae.config.scaling_factor
@@ -346,7 +323,7 @@ class HandRefinerGenerator(_DiffusersBaseline):
         timesteps = pipe.scheduler.timesteps
 
         def noised(t) -> torch.Tensor:
-            noise = torch.cat([torch.randn(original[:1].shape, generator=g) for g in generators]).to(device, dtype)
+            noise = seeded_noise(generators, original.shape[1:]).to(device, dtype)
             return pipe.scheduler.add_noise(original, noise, t.reshape(1))
 
         def reinject(pipeline, i, t, tensors):  # before step i + 1: the image's latents noised to it, outside the mask
@@ -354,7 +331,7 @@ class HandRefinerGenerator(_DiffusersBaseline):
                 tensors["latents"] = keep * noised(timesteps[i + 1]) + (1 - keep) * tensors["latents"]
             return tensors
 
-        start = _seeded_noise(conditions, size, factor).to(device, dtype)
+        start = _initial_noise(conditions, size, pipe.vae).to(device, dtype)
         start = keep * noised(timesteps[0]) + (1 - keep) * start
         out = pipe([c["caption"] for c in conditions], image=[Image.fromarray(im) for im in images],
                    mask_image=[Image.fromarray(m.astype(np.uint8) * 255) for m in masks],

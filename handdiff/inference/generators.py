@@ -39,12 +39,27 @@ def stage1_strip(crops: list[np.ndarray], probabilities: list[np.ndarray]) -> np
     return np.concatenate([np.concatenate(crops, axis=1), np.concatenate(masks, axis=1)], axis=0)
 
 
+def by_size(conditions: list[dict]) -> list[tuple[int, list[int]]]:
+    """``(size, indices)`` per output size, sizes ascending: one batched pass each."""
+    sizes = sorted({int(c["size"]) for c in conditions})
+    return [(size, [i for i, c in enumerate(conditions) if int(c["size"]) == size]) for size in sizes]
+
+
 class Generator(ABC):
     method: str
 
-    @abstractmethod
     def generate(self, conditions: list[dict]) -> list[Generated]:
-        """One image per condition row (``keypoints``, ``caption``, ``size``, ``seed``)."""
+        """One image per condition row (``keypoints``, ``caption``, ``size``, ``seed``), in their
+        order; one ``generate_batch`` per output size."""
+        out: list[Generated | None] = [None] * len(conditions)
+        for size, group in by_size(conditions):
+            for i, generated in zip(group, self.generate_batch([conditions[i] for i in group], size), strict=True):
+                out[i] = generated
+        return out
+
+    @abstractmethod
+    def generate_batch(self, conditions: list[dict], size: int) -> list[Generated]:
+        """One (size, size, 3) image per condition row, all of output side ``size``."""
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:
@@ -70,20 +85,14 @@ class HandDiffGenerator(Generator):
         check_against_trained({"crop_size": crop_size, "crop_margin": crop_margin}, self.pipeline.trained_settings(), hand_model)
         self.settings = TwoStageSettings(**settings)
 
-    def generate(self, conditions: list[dict]) -> list[Generated]:
+    def generate_batch(self, conditions: list[dict], size: int) -> list[Generated]:
         from dataclasses import replace
 
-        sizes = {int(c["size"]) for c in conditions}
-        out = []
-        for size in sorted(sizes):  # one batched pass per output size
-            group = [c for c in conditions if int(c["size"]) == size]
-            results = self.pipeline([np.asarray(c["keypoints"], np.float32).reshape(133, 3) for c in group], [c["caption"] for c in group],
-                                    [int(c["seed"]) for c in group], replace(self.settings, size=size))  # fmt: skip
-            out += [(c, Generated(r.image, r.seconds, {"hands": r.hands, "boxes": r.boxes, "mask_sizes": r.mask_sizes}, r.canvas,
-                                  stage1_strip(r.crops, r.crop_mask_probabilities)))
-                    for c, r in zip(group, results, strict=True)]  # fmt: skip
-        order = {id(c): i for i, c in enumerate(conditions)}
-        return [g for c, g in sorted(out, key=lambda pair: order[id(pair[0])])]
+        results = self.pipeline([np.asarray(c["keypoints"], np.float32).reshape(133, 3) for c in conditions],
+                                [c["caption"] for c in conditions], [int(c["seed"]) for c in conditions],
+                                replace(self.settings, size=size))  # fmt: skip
+        return [Generated(r.image, r.seconds, {"hands": r.hands, "boxes": r.boxes, "mask_sizes": r.mask_sizes}, r.canvas,
+                          stage1_strip(r.crops, r.crop_mask_probabilities)) for r in results]  # fmt: skip
 
     def describe(self) -> dict[str, Any]:
         return {**self.models, **self.pipeline.trained_settings(), **asdict(self.settings)}
@@ -102,7 +111,7 @@ class OracleGenerator(Generator):
         table = read_parts(f"{conditions}/records", ["image_id", "real_image"])
         self.images = dict(zip(table.column("image_id").to_pylist(), table.column("real_image").to_pylist(), strict=True))
 
-    def generate(self, conditions: list[dict]) -> list[Generated]:
+    def generate_batch(self, conditions: list[dict], size: int) -> list[Generated]:
         from handdiff.data.images import decode_image
 
         missing = [c["image_id"] for c in conditions if c["image_id"] not in self.images]

@@ -44,6 +44,7 @@ from handdiff.inference.compose import paste_square
 from handdiff.models.body_pipeline import BodyOutpaintPipeline
 from handdiff.models.conditioning import hand_condition
 from handdiff.models.hand_pipeline import HandGenerationPipeline
+from handdiff.models.sampling import seed_generators, seeded_noise
 from handdiff.models.sd_parts import vae_factor
 
 
@@ -147,7 +148,7 @@ class TwoStagePipeline:
         s = settings or TwoStageSettings()
         t = self.trained_settings()
         batch, size, factor, crop_size = len(keypoints), s.size, vae_factor(self.body.vae), t["crop_size"]
-        generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        generators = seed_generators(seeds)
         plans = [plan_hand_crops(np.asarray(k, np.float32), t["crop_margin"], t["min_hand_points"]) for k in keypoints]
         owners = [(b, plan) for b, image_plans in enumerate(plans) for plan in image_plans]
         seconds: dict[str, float] = {}
@@ -158,9 +159,9 @@ class TwoStagePipeline:
         if owners:
             crop_points = torch.as_tensor(np.stack([crop_keypoints(np.asarray(keypoints[b], np.float32), plan, crop_size) for b, plan in owners]))
             condition = hand_condition(crop_points, torch.zeros(len(owners), crop_size, crop_size), t["heatmap_sigma"])
-            noise = torch.cat([torch.randn((1, 4, crop_size // factor, crop_size // factor), generator=generators[b]) for b, _ in owners])
+            noise = seeded_noise([generators[b] for b, _ in owners], (4, crop_size // factor, crop_size // factor))
             hands = self.hand([captions[b] for b, _ in owners], condition, s.hand_steps, s.hand_guidance, latents=noise,
-                              decode=s.handoff == "pixel")  # fmt: skip
+                              decode_images=s.handoff == "pixel")  # fmt: skip
         seconds["stage1"] = self._sync() - start
 
         # 2. canvas: crops without their background, pasted at their boxes
@@ -189,7 +190,7 @@ class TwoStagePipeline:
         skeleton = torch.as_tensor(np.stack([draw_skeleton(np.asarray(k, np.float32), size) for k in keypoints])).permute(0, 3, 1, 2).float() / 255
         if s.handoff == "pixel":
             canvas_latents = self.body.encode_canvas(canvas)
-        noise = torch.cat([torch.randn((1, 4, size // factor, size // factor), generator=g) for g in generators])
+        noise = seeded_noise(generators, (4, size // factor, size // factor))
         body = self.body(captions, skeleton, hand_mask, canvas_latents=canvas_latents, num_inference_steps=s.body_steps,
                          guidance_scale=s.body_guidance, blend_masks=blends, unmasked_last_steps=s.unmasked_last_steps, latents=noise)  # fmt: skip
         images = body.images.cpu()

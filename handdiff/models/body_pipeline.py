@@ -20,7 +20,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 
 from handdiff.data.outpaint import DEFAULT_FILL
 from handdiff.models.body_controlnet import blend_latents, body_condition, controlnet_noise, latent_mask
-from handdiff.models.sd_parts import encode_prompts, load_sd_parts, save_sd_parts, vae_factor
+from handdiff.models.sampling import decode, denoise, guided_prompts
+from handdiff.models.sd_parts import load_sd_parts, save_sd_parts, vae_factor
 
 
 class OutpaintSettings(ConfigMixin):
@@ -120,15 +121,11 @@ class BodyOutpaintPipeline:
         if canvas_latents is None:
             canvas_latents = self.encode_canvas(canvas)
         canvas_latents = canvas_latents.to(device, dtype)
-        condition = body_condition(skeleton, mask).to(device, dtype)
-        text = encode_prompts(self.tokenizer, self.text_encoder, prompts, device).to(dtype)
         guided = guidance_scale > 1.0
-        if guided:
-            text = torch.cat([encode_prompts(self.tokenizer, self.text_encoder, [""] * batch, device).to(dtype), text])
-            condition = torch.cat([condition, condition])
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = self.scheduler.timesteps
-        masked_steps = max(0, len(timesteps) - unmasked_last_steps)
+        condition = body_condition(skeleton, mask).to(device, dtype)
+        condition = torch.cat([condition, condition]) if guided else condition
+        text = guided_prompts(self.tokenizer, self.text_encoder, prompts, guided, device, dtype)
+        masked_steps = max(0, num_inference_steps - unmasked_last_steps)
         if blend_masks is None:
             blend_masks = [latent_mask(mask, (height // factor, width // factor)).to(device)] * masked_steps
         if len(blend_masks) != masked_steps:
@@ -136,18 +133,16 @@ class BodyOutpaintPipeline:
         shape = (batch, 4, height // factor, width // factor)
         if latents is None:
             latents = torch.randn(shape, generator=generator, device="cpu")
-        latents = latents.to(device, dtype) * self.scheduler.init_noise_sigma
         canvas_noise = torch.randn(shape, generator=generator, device="cpu").to(device, dtype) if noised_canvas else None
-        for i, t in enumerate(timesteps):
-            if i < masked_steps:
-                target = self.scheduler.add_noise(canvas_latents, canvas_noise, t.reshape(1)) if noised_canvas else canvas_latents
-                latents = blend_latents(latents, target, blend_masks[i].to(device))
-            model_input = torch.cat([latents, latents]) if guided else latents
-            model_input = self.scheduler.scale_model_input(model_input, t)
-            noise = controlnet_noise(self.unet, self.controlnet, model_input, t.expand(model_input.shape[0]), text, condition)
-            if guided:
-                uncond, cond = noise.chunk(2)
-                noise = uncond + guidance_scale * (cond - uncond)
-            latents = self.scheduler.step(noise, t, latents).prev_sample
-        images = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
-        return BodySamples(((images.float() + 1) / 2).clamp(0, 1), latents)
+
+        def blend(i: int, t: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+            if i >= masked_steps:
+                return latents
+            target = self.scheduler.add_noise(canvas_latents, canvas_noise, t.reshape(1)) if noised_canvas else canvas_latents
+            return blend_latents(latents, target, blend_masks[i].to(device))
+
+        def predict(model_input: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return controlnet_noise(self.unet, self.controlnet, model_input, t.expand(model_input.shape[0]), text, condition)
+
+        latents = denoise(self.scheduler, latents.to(device, dtype), predict, num_inference_steps, guidance_scale, before_step=blend)
+        return BodySamples(decode(self.vae, latents), latents)

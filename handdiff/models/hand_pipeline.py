@@ -19,7 +19,8 @@ from diffusers import AutoencoderKL, DDIMScheduler
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from handdiff.models.hand_generator import HandGenerator
-from handdiff.models.sd_parts import encode_prompts, load_sd_parts, save_sd_parts, vae_factor
+from handdiff.models.sampling import decode, denoise, guided_prompts
+from handdiff.models.sd_parts import load_sd_parts, save_sd_parts, vae_factor
 
 
 @dataclass
@@ -60,44 +61,33 @@ class HandGenerationPipeline:
     def device(self) -> torch.device:
         return next(self.generator.parameters()).device
 
-    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
-        """(B, 77, D) CLIP text embeddings."""
-        return encode_prompts(self.tokenizer, self.text_encoder, prompts, self.device)
-
     @torch.no_grad()
     def __call__(self, prompts: list[str], condition: torch.Tensor, num_inference_steps: int = 25, guidance_scale: float = 7.5,
-                 generator: torch.Generator | None = None, latents: torch.Tensor | None = None, decode: bool = True) -> HandSamples:  # fmt: skip
+                 generator: torch.Generator | None = None, latents: torch.Tensor | None = None, decode_images: bool = True) -> HandSamples:  # fmt: skip
         """Hand crops for ``prompts`` under ``condition`` (B, 11, H, W) at crop resolution.
 
         ``latents``: the initial noise (B, 4, H/8, W/8), e.g. drawn per sample from its own seed;
-        default: drawn from ``generator``. ``decode=False`` skips the VAE decode (``images`` None).
+        default: drawn from ``generator``. ``decode_images=False`` skips the VAE decode (``images`` None).
         """
         was_training = self.generator.training
         self.generator.eval()
         device, dtype = self.device, next(self.generator.parameters()).dtype
         batch, _, height, width = condition.shape
-        condition = condition.to(device, dtype)
-        text = self.encode_prompt(list(prompts)).to(dtype)
         guided = guidance_scale > 1.0
-        if guided:
-            text = torch.cat([self.encode_prompt([""] * batch).to(dtype), text])
-            condition = torch.cat([condition, condition])
-        factor = vae_factor(self.vae)
+        condition = condition.to(device, dtype)
+        condition = torch.cat([condition, condition]) if guided else condition
+        text = guided_prompts(self.tokenizer, self.text_encoder, prompts, guided, device, dtype)
         if latents is None:
+            factor = vae_factor(self.vae)
             latents = torch.randn((batch, 4, height // factor, width // factor), generator=generator, device="cpu")
-        latents = latents.to(device, dtype) * self.scheduler.init_noise_sigma
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        mask = None
-        for t in self.scheduler.timesteps:
-            model_input = torch.cat([latents, latents]) if guided else latents
-            model_input = self.scheduler.scale_model_input(model_input, t)
+        last_mask: list[torch.Tensor] = []
+
+        def predict(model_input: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             noise, mask = self.generator(model_input, t.expand(model_input.shape[0]), text, condition)
-            if guided:
-                uncond, cond = noise.chunk(2)
-                noise, mask = uncond + guidance_scale * (cond - uncond), mask.chunk(2)[1]
-            latents = self.scheduler.step(noise, t, latents).prev_sample
+            last_mask[:] = [mask.chunk(2)[1] if guided else mask]  # the conditional half's
+            return noise
+
+        latents = denoise(self.scheduler, latents.to(device, dtype), predict, num_inference_steps, guidance_scale)
         self.generator.train(was_training)
-        images = None
-        if decode:
-            images = ((self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample.float() + 1) / 2).clamp(0, 1)
-        return HandSamples(images, mask.float().clamp(0, 1), latents)
+        images = decode(self.vae, latents) if decode_images else None
+        return HandSamples(images, last_mask[0].float().clamp(0, 1), latents)
