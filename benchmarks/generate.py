@@ -26,7 +26,8 @@ from handdiff.data.conditions import CONDITION_SCHEMA
 from handdiff.data.images import encode_image
 from handdiff.data.parts import read_parts, write_part
 from handdiff.inference.generate_stages import GENERATION_SCHEMA
-from handdiff.inference.two_stage import TwoStagePipeline, TwoStageSettings
+from handdiff.inference.settings import TwoStageSettings
+from handdiff.inference.two_stage import TwoStagePipeline
 from pipelines import generate
 from pipelines.job import RayConfig, TrackingConfig, init_ray
 
@@ -69,13 +70,13 @@ def plain_loop(models: dict, conditions: list[dict], handoff: str, out: str | No
     try:
         start = time.perf_counter()
         pipeline = TwoStagePipeline.from_pretrained(models["hand_model"], models["body_model"])
-        settings = TwoStageSettings(size=SIZE, handoff=handoff, **STEPS)
+        settings = TwoStageSettings(handoff=handoff, **STEPS)
         generating = 0.0
         for i in range(0, len(conditions), BATCH):
             group = conditions[i : i + BATCH]
             began = time.perf_counter()
             results = pipeline([np.asarray(c["keypoints"], np.float32).reshape(133, 3) for c in group], [c["caption"] for c in group],
-                               [c["seed"] for c in group], settings)  # fmt: skip
+                               [c["seed"] for c in group], SIZE, settings)  # fmt: skip
             generating += time.perf_counter() - began
             if out:
                 for c, r in zip(group, results, strict=True):

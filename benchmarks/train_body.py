@@ -53,5 +53,5 @@ def run() -> list[Figure]:
             scaling={"workers": 2}, checkpoint={"storage_path": f"{tmp}/runs", "every_steps": STEPS},
             logging={"every_steps": 1, "sample_every_steps": 10**6}, registered_model=None,
         )  # fmt: skip
-        return compare("train_body", train_body, cfg, {}, OUTPAINT_SCHEMA, outpaint_batch, {"caption_dropout": 0.1}, tmp,
+        return compare("train_body", train_body, cfg, OUTPAINT_SCHEMA, outpaint_batch, {"caption_dropout": 0.1}, tmp,
                        f"tiny {SIZE}px, batch {BATCH}")  # fmt: skip

@@ -17,6 +17,7 @@ from handdiff.data.hand_crops import HAND_CROP_SCHEMA
 from handdiff.data.images import encode_image
 from handdiff.data.parts import write_part
 from handdiff.data.rle import encode_rle
+from handdiff.data.set_settings import write_set_settings
 from handdiff.training.hand_batches import hand_crop_batch
 from pipelines import train_hand
 from pipelines.job import TrackingConfig
@@ -39,6 +40,7 @@ def synthetic_crop_set(directory: str) -> None:
                      "crops": [crop], "text_embedding": None, "crop_size": SIZE, "code_version": "bench"})  # fmt: skip
     for start in range(0, ROWS, 8):
         write_part(pa.Table.from_pylist(rows[start : start + 8], schema=HAND_CROP_SCHEMA), f"{directory}/records")
+    write_set_settings(directory, {"size": SIZE, "margin": 0.25, "min_hand_points": 5})  # what build-hand-crops records
 
 
 def run() -> list[Figure]:
@@ -54,5 +56,5 @@ def run() -> list[Figure]:
             logging={"every_steps": 1, "sample_every_steps": 10**6}, registered_model=None,
         )  # fmt: skip
         augment = cfg.train.augment.model_dump()
-        return compare("train_hand", train_hand, cfg, {"sigma": SIZE / 64}, HAND_CROP_SCHEMA, hand_crop_batch,
+        return compare("train_hand", train_hand, cfg, HAND_CROP_SCHEMA, hand_crop_batch,
                        {"caption_dropout": 0.1, "augment": augment}, tmp, f"tiny {SIZE}px, batch {BATCH}")  # fmt: skip

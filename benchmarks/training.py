@@ -27,7 +27,7 @@ from pipelines.job import RayConfig, init_ray
 WARMUP = 3
 
 
-def plain_loop(job, cfg, loop_config: dict, schema, batch_fn, batch_kwargs: dict, directory: str) -> tuple[float, float]:
+def plain_loop(job, cfg, schema, batch_fn, batch_kwargs: dict, directory: str) -> tuple[float, float]:
     """(per-step samples/s, end-to-end samples/s) of a single-process loop over the job's step."""
     from diffusers.optimization import get_scheduler
 
@@ -36,7 +36,7 @@ def plain_loop(job, cfg, loop_config: dict, schema, batch_fn, batch_kwargs: dict
     torch.set_num_threads(int(cfg.scaling.workers * cfg.scaling.cpus_per_worker))
     try:
         start = time.perf_counter()
-        stage = job.make_stage(cfg, loop_config, torch.device("cpu"), torch.float32)
+        stage = job.make_stage(cfg, torch.device("cpu"), torch.float32)
         model = stage.model
         optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=t.adam_betas, weight_decay=t.weight_decay)
         scheduler = get_scheduler(t.lr_schedule, optimizer, num_warmup_steps=t.warmup_steps, num_training_steps=t.steps)
@@ -74,8 +74,8 @@ def ray_train(job, cfg, experiment: str) -> tuple[float, float]:
     return statistics.median(per_step[WARMUP:]), cfg.train.steps * cfg.train.batch_size / wall
 
 
-def compare(suite: str, job, cfg, loop_config: dict, schema, batch_fn, batch_kwargs: dict, directory: str, label: str) -> list[Figure]:
-    loop_step, loop_e2e = plain_loop(job, cfg, loop_config, schema, batch_fn, batch_kwargs, directory)
+def compare(suite: str, job, cfg, schema, batch_fn, batch_kwargs: dict, directory: str, label: str) -> list[Figure]:
+    loop_step, loop_e2e = plain_loop(job, cfg, schema, batch_fn, batch_kwargs, directory)
     ray_step, ray_e2e = ray_train(job, cfg, cfg.experiment)
     workers, steps = cfg.scaling.workers, cfg.train.steps
     return [

@@ -34,6 +34,7 @@ from handdiff.data.parts import read_parts, write_part
 from handdiff.data.records import ERROR_SCHEMA, to_table
 from handdiff.data.skeleton import HUMANSD_THRESHOLD
 from handdiff.data.work_rows import done_ids
+from handdiff.inference.settings import TwoStageSettings
 from handdiff.inference.generate_stages import GENERATION_SCHEMA, GenerateImages, conditions_to_rows, write_generated
 from handdiff.provenance import code_version
 from handdiff.tracking import log_pipeline_model
@@ -56,8 +57,10 @@ class ConditionsSection(StrictModel):
     """Conditions made from annotated records get ``seed + row number``."""
 
 
-class HandDiffSection(StrictModel):
-    """Ours (``method: handdiff``): the two trained stages and the two-stage settings."""
+class HandDiffSection(TwoStageSettings):
+    """Ours (``method: handdiff``): the two trained stages and the two-stage settings
+    (``handdiff.inference.settings.TwoStageSettings``: steps, guidance, mask threshold, strategy,
+    SME kernel, unmasked last steps, hand-off)."""
 
     hand_model: str
     """The stage-1 pipeline: train-hand's ``final_model`` (a path or s3:// prefix)."""
@@ -68,15 +71,6 @@ class HandDiffSection(StrictModel):
     from the model's stops the job before it starts."""
     crop_margin: float | None = Field(None, ge=0)
     """The crop rule's margin; unset: the hand model's own (build-hand-crops' ``margin``), as ``crop_size``."""
-    hand_steps: int = Field(50, ge=1)
-    hand_guidance: float = 7.5
-    body_steps: int = Field(50, ge=3)
-    body_guidance: float = 7.5
-    mask_threshold: float = Field(0.5, gt=0, lt=1)
-    strategy: Literal["sme", "naive", "bbox"] = "sme"
-    sme_kernel: int = Field(3, ge=1)
-    unmasked_last_steps: int = Field(2, ge=0)
-    handoff: Literal["pixel", "latent"] = "pixel"
 
 
 class BaselineSection(StrictModel):

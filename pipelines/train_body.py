@@ -34,7 +34,7 @@ from handdiff.data.set_settings import read_set_settings
 from handdiff.tracking import log_pipeline_model
 from pipelines.job import TrackingConfig, run_job
 from pipelines.training import (
-    LoggingSection, Stage, TrainJobConfig, TrainSection, final_weights, fit, print_result, train_worker, training_dataset,
+    LoggingSection, Stage, TrainJobConfig, TrainSection, final_weights, fit, print_result, training_dataset,
     validation_rows,
 )  # fmt: skip
 
@@ -78,7 +78,7 @@ class Config(TrainJobConfig):
 # ----------------------------------------------------------------------------- workers
 
 
-def make_stage(cfg: Config, config: dict, device, dtype) -> Stage:
+def make_stage(cfg: Config, device, dtype) -> Stage:
     """The grown ControlNet (trainable) and SD 1.5's frozen UNet, VAE and text encoder, on ``device``."""
     from diffusers import ControlNetModel, DDPMScheduler
 
@@ -102,10 +102,6 @@ def make_stage(cfg: Config, config: dict, device, dtype) -> Stage:
         return sample_grid(BodyOutpaintPipeline.from_parts(sd, unwrapped), validation_rows(cfg, OUTPAINT_SCHEMA), cfg.logging)
 
     return Stage(controlnet, lambda m, batch, g: body_training_step(m, frozen, batch, settings, device, dtype, g), sample, ControlNetModel)
-
-
-def train_loop(config: dict) -> None:
-    train_worker(Config.model_validate(config["cfg"]), config, make_stage)
 
 
 def sample_grid(pipeline, rows: list[dict], logging_cfg: LoggingSection) -> np.ndarray:
@@ -164,7 +160,7 @@ def run(cfg: Config) -> int:
 
     dataset = training_dataset(cfg, outpaint_batch, "build-outpaint-set", caption_dropout=cfg.train.caption_dropout)
     result, run_id, final = fit(
-        cfg, train_loop, {}, dataset,
+        cfg, make_stage, dataset,
         export=lambda checkpoint, directory: export_final_model(cfg, checkpoint, directory),
         log_model=lambda directory: log_pipeline_model({"pipeline": directory}, "body_outpainter", body_pyfunc, cfg.registered_model),
     )  # fmt: skip

@@ -39,7 +39,7 @@ from handdiff.data.set_settings import read_set_settings
 from handdiff.tracking import log_pipeline_model
 from pipelines.job import TrackingConfig, run_job
 from pipelines.training import (
-    LoggingSection, Stage, TrainJobConfig, TrainSection, final_weights, fit, print_result, train_worker, training_dataset,
+    LoggingSection, Stage, TrainJobConfig, TrainSection, final_weights, fit, print_result, training_dataset,
     validation_rows,
 )  # fmt: skip
 
@@ -105,8 +105,9 @@ class Config(TrainJobConfig):
 # ----------------------------------------------------------------------------- workers
 
 
-def make_stage(cfg: Config, config: dict, device, dtype) -> Stage:
+def make_stage(cfg: Config, device, dtype) -> Stage:
     """The hand generator (SD 1.5's UNet grown, with a mask head) and its frozen parts, on ``device``."""
+    import torch
     from diffusers import DDPMScheduler
 
     from handdiff.models.hand_generator import HandGenerator, build_hand_generator
@@ -118,7 +119,8 @@ def make_stage(cfg: Config, config: dict, device, dtype) -> Stage:
     t = cfg.train
     sd = load_sd_pipeline(cfg.model.base)
     model = build_hand_generator(sd.unet, init=cfg.model.conv_in_init, mask_head_source=cfg.model.mask_head_source,
-                                 mask_head_channels=cfg.model.mask_head_channels, **config["crop_settings"])  # fmt: skip
+                                 mask_head_channels=cfg.model.mask_head_channels, generator=torch.Generator().manual_seed(t.seed),
+                                 **crop_settings(cfg))  # fmt: skip
     if t.gradient_checkpointing:
         model.unet.enable_gradient_checkpointing()
     for part in (sd.vae, sd.text_encoder):
@@ -132,10 +134,6 @@ def make_stage(cfg: Config, config: dict, device, dtype) -> Stage:
         return sample_grid(HandGenerationPipeline.from_parts(sd, unwrapped), validation_rows(cfg, HAND_CROP_SCHEMA), sigma, cfg.logging)
 
     return Stage(model, lambda m, batch, g: hand_training_step(m, frozen, batch, settings, device, dtype, g), sample, HandGenerator)
-
-
-def train_loop(config: dict) -> None:
-    train_worker(Config.model_validate(config["cfg"]), config, make_stage)
 
 
 def sample_grid(pipeline, rows: list[dict], sigma: float, logging_cfg: LoggingSection) -> np.ndarray:
@@ -194,7 +192,7 @@ def run(cfg: Config) -> int:
     augment = cfg.train.augment.model_dump() if cfg.train.augment else None
     dataset = training_dataset(cfg, hand_crop_batch, "build-hand-crops", caption_dropout=cfg.train.caption_dropout, augment=augment)
     result, run_id, final = fit(
-        cfg, train_loop, {"crop_settings": crop_settings(cfg)}, dataset,
+        cfg, make_stage, dataset,
         export=lambda checkpoint, directory: export_final_model(cfg, checkpoint, directory),
         log_model=lambda directory: log_pipeline_model({"pipeline": directory}, "hand_generator", hand_pyfunc, cfg.registered_model),
     )  # fmt: skip

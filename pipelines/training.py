@@ -139,7 +139,27 @@ class Stage:
 # ----------------------------------------------------------------------------- workers
 
 
-def train_worker(cfg: TrainJobConfig, config: dict, make_stage: Callable[[TrainJobConfig, dict, Any, Any], Stage]) -> None:
+MakeStage = Callable[[TrainJobConfig, Any, Any], Stage]
+"""``make_stage(cfg, device, dtype) -> Stage``: a training job's model and step, built on a worker."""
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """What every Ray Train worker is handed (``train_loop_config={"job": WorkerJob(...)}``, which
+    Ray pickles): the typed job config, its MLflow run and the job's ``make_stage``."""
+
+    cfg: TrainJobConfig
+    run_id: str
+    tracking_uri: str
+    make_stage: MakeStage
+
+
+def train_loop(loop_config: dict) -> None:
+    """Ray Train's entry on each worker."""
+    train_worker(loop_config["job"])
+
+
+def train_worker(job: WorkerJob) -> None:
     """One Ray Train worker: build the stage, restore, train with gradient accumulation,
     report checkpoints; rank 0 logs to MLflow."""
     import ray.train
@@ -150,19 +170,20 @@ def train_worker(cfg: TrainJobConfig, config: dict, make_stage: Callable[[TrainJ
 
     from handdiff.training.checkpoints import TrainingState, load_checkpoint
 
+    cfg = job.cfg
     t = cfg.train
     rank = ray.train.get_context().get_world_rank()
     device = ray.train.torch.get_device()
     torch.manual_seed(t.seed + rank)
     generator = torch.Generator().manual_seed(t.seed + 1000 * rank)
     use_bf16 = t.mixed_precision == "bf16" and device.type == "cuda"
-    stage = make_stage(cfg, config, device, torch.bfloat16 if use_bf16 else torch.float32)
+    stage = job.make_stage(cfg, device, torch.bfloat16 if use_bf16 else torch.float32)
     model = stage.model
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=t.adam_betas, weight_decay=t.weight_decay)
     lr_scheduler = get_scheduler(t.lr_schedule, optimizer, num_warmup_steps=t.warmup_steps, num_training_steps=t.steps)
     ema = EMAModel(model.parameters(), decay=t.ema_decay) if t.ema_decay else None
 
-    state = TrainingState(extra={"run_id": config["run_id"]})
+    state = TrainingState(extra={"run_id": job.run_id})
     restored = ray.train.get_checkpoint()
     if restored is not None:
         # each worker reads its own copy: with ``as_directory`` the workers of one node share one
@@ -173,7 +194,7 @@ def train_worker(cfg: TrainJobConfig, config: dict, make_stage: Callable[[TrainJ
     model = ray.train.torch.prepare_model(model, parallel_strategy="ddp")
     unwrapped = model.module if hasattr(model, "module") else model
 
-    tracker = RankZeroTracker(cfg, config, stage, unwrapped) if rank == 0 else None
+    tracker = RankZeroTracker(job, stage, unwrapped) if rank == 0 else None
     if tracker and restored is not None:
         mlflow.log_metric("resumed_from_step", state.step, step=state.step)
     shard = ray.train.get_dataset_shard("train")
@@ -232,10 +253,10 @@ def _report(rank: int, state, parts: dict, model, optimizer, lr_scheduler, ema) 
 class RankZeroTracker:
     """Rank 0's MLflow logging: metrics every ``logging.every_steps``, sample grids every ``sample_every_steps``."""
 
-    def __init__(self, cfg: TrainJobConfig, config: dict, stage: Stage, model):
-        self.cfg, self.stage, self.model = cfg, stage, model
-        mlflow.set_tracking_uri(config["tracking_uri"])
-        self.run = mlflow.start_run(run_id=config["run_id"])
+    def __init__(self, job: WorkerJob, stage: Stage, model):
+        self.cfg, self.stage, self.model = job.cfg, stage, model
+        mlflow.set_tracking_uri(job.tracking_uri)
+        self.run = mlflow.start_run(run_id=job.run_id)
 
     def step(self, step: int, parts: dict, grad_norm: float, lr: float, samples_per_second: float, epoch: int) -> None:
         if step % self.cfg.logging.every_steps == 0 or step == 1:
@@ -281,9 +302,9 @@ def absolute_paths(cfg: TrainJobConfig, *model_fields: str) -> TrainJobConfig:
     return cfg
 
 
-def fit(cfg: TrainJobConfig, train_loop: Callable[[dict], None], loop_config: dict, dataset,
-        export: Callable[[Any, str], None], log_model: Callable[[str], Any]) -> tuple[Any, str, str]:  # fmt: skip
-    """Run ``train_loop`` on a ``TorchTrainer`` in the job's MLflow run (continued when its name
+def fit(cfg: TrainJobConfig, make_stage: MakeStage, dataset, export: Callable[[Any, str], None],
+        log_model: Callable[[str], Any]) -> tuple[Any, str, str]:  # fmt: skip
+    """Train ``make_stage``'s model on a ``TorchTrainer`` in the job's MLflow run (continued when its name
     exists), then ``export(checkpoint, local_dir)`` the final model, ``log_model(local_dir)`` it
     (its registered version described by run, step and loss) and copy it to ``<checkpoint
     folder>/final_model`` (``checkpoint_folder``); a rerun that trained no new step leaves all
@@ -300,7 +321,7 @@ def fit(cfg: TrainJobConfig, train_loop: Callable[[dict], None], loop_config: di
         s = cfg.scaling
         trainer = TorchTrainer(
             train_loop,
-            train_loop_config={"cfg": cfg.model_dump(mode="json"), "run_id": active.info.run_id, "tracking_uri": mlflow.get_tracking_uri(), **loop_config},
+            train_loop_config={"job": WorkerJob(cfg, active.info.run_id, mlflow.get_tracking_uri(), make_stage)},
             scaling_config=ScalingConfig(num_workers=s.workers, use_gpu=s.use_gpu, resources_per_worker={"CPU": s.cpus_per_worker, **({"GPU": 1} if s.use_gpu else {})}),
             run_config=RunConfig(
                 name=posixpath.basename(checkpoints), storage_path=path, storage_filesystem=fs,

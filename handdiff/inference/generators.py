@@ -9,7 +9,7 @@ in one batched pass where the method allows.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -74,10 +74,12 @@ class HandDiffGenerator(Generator):
     def __init__(self, hand_model: str, body_model: str, device: str = "cpu", dtype: str = "float32", crop_size: int | None = None,
                  crop_margin: float | None = None, **settings):  # fmt: skip
         """``crop_size`` / ``crop_margin``: None, or the values the hand model was trained with
-        (ValueError otherwise); ``settings``: ``TwoStageSettings``' inference choices."""
+        (ValueError otherwise); ``settings``: ``TwoStageSettings``' fields (as a job's ``handdiff``
+        section dumps them)."""
         import torch
 
-        from handdiff.inference.two_stage import TwoStagePipeline, TwoStageSettings, check_against_trained
+        from handdiff.inference.settings import TwoStageSettings
+        from handdiff.inference.two_stage import TwoStagePipeline, check_against_trained
         from handdiff.models.loading import resolve
 
         self.models = {"hand_model": hand_model, "body_model": body_model}
@@ -86,16 +88,13 @@ class HandDiffGenerator(Generator):
         self.settings = TwoStageSettings(**settings)
 
     def generate_batch(self, conditions: list[dict], size: int) -> list[Generated]:
-        from dataclasses import replace
-
         results = self.pipeline([np.asarray(c["keypoints"], np.float32).reshape(133, 3) for c in conditions],
-                                [c["caption"] for c in conditions], [int(c["seed"]) for c in conditions],
-                                replace(self.settings, size=size))  # fmt: skip
+                                [c["caption"] for c in conditions], [int(c["seed"]) for c in conditions], size, self.settings)  # fmt: skip
         return [Generated(r.image, r.seconds, {"hands": r.hands, "boxes": r.boxes, "mask_sizes": r.mask_sizes}, r.canvas,
                           stage1_strip(r.crops, r.crop_mask_probabilities)) for r in results]  # fmt: skip
 
     def describe(self) -> dict[str, Any]:
-        return {**self.models, **self.pipeline.trained_settings(), **asdict(self.settings)}
+        return {**self.models, **self.pipeline.trained_settings(), **self.settings.model_dump()}
 
 
 class OracleGenerator(Generator):

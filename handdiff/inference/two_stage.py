@@ -32,7 +32,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -41,29 +40,12 @@ from handdiff.data.hand_crops import crop_keypoints, plan_hand_crops
 from handdiff.data.skeleton import draw_skeleton
 from handdiff.inference.blending import blend_masks
 from handdiff.inference.compose import paste_square
+from handdiff.inference.settings import TwoStageSettings
 from handdiff.models.body_pipeline import BodyOutpaintPipeline
 from handdiff.models.conditioning import hand_condition
 from handdiff.models.hand_pipeline import HandGenerationPipeline
 from handdiff.models.sampling import seed_generators, seeded_noise
 from handdiff.models.sd_parts import vae_factor
-
-
-@dataclass
-class TwoStageSettings:
-    """Inference-time choices only (what training chose travels with the models)."""
-
-    size: int = 512
-    """Output side, pixels; the keypoints are in this square's pixels."""
-    hand_steps: int = 50
-    hand_guidance: float = 7.5
-    body_steps: int = 50
-    body_guidance: float = 7.5
-    mask_threshold: float = 0.5
-    strategy: Literal["sme", "naive", "bbox"] = "sme"
-    sme_kernel: int = 3
-    """Dilation square of sequential mask expansion (our choice: 3, one pixel per side per step)."""
-    unmasked_last_steps: int = 2
-    handoff: Literal["pixel", "latent"] = "pixel"
 
 
 @dataclass
@@ -142,12 +124,13 @@ class TwoStagePipeline:
         return time.perf_counter()
 
     @torch.no_grad()
-    def __call__(self, keypoints: list[np.ndarray], captions: list[str], seeds: list[int], settings: TwoStageSettings | None = None) -> list[TwoStageResult]:
-        """One person per (133, 3) keypoints (output pixels), caption and seed; batched through
-        both stages. An image depends only on its own inputs and seed."""
+    def __call__(self, keypoints: list[np.ndarray], captions: list[str], seeds: list[int], size: int,
+                 settings: TwoStageSettings | None = None) -> list[TwoStageResult]:  # fmt: skip
+        """One ``size``-px square person per (133, 3) keypoints (in that square's pixels), caption
+        and seed; batched through both stages. An image depends only on its own inputs and seed."""
         s = settings or TwoStageSettings()
         t = self.trained_settings()
-        batch, size, factor, crop_size = len(keypoints), s.size, vae_factor(self.body.vae), t["crop_size"]
+        batch, factor, crop_size = len(keypoints), vae_factor(self.body.vae), t["crop_size"]
         generators = seed_generators(seeds)
         plans = [plan_hand_crops(np.asarray(k, np.float32), t["crop_margin"], t["min_hand_points"]) for k in keypoints]
         owners = [(b, plan) for b, image_plans in enumerate(plans) for plan in image_plans]

@@ -24,23 +24,24 @@ from handdiff import storage
 from handdiff.models.conditioning import CONDITION_CHANNELS
 
 
-def grow_conv_in(unet: UNet2DConditionModel, extra_channels: int = CONDITION_CHANNELS, init: str = "random", seed: int = 0) -> UNet2DConditionModel:
+def grow_conv_in(unet: UNet2DConditionModel, extra_channels: int = CONDITION_CHANNELS, init: str = "random",
+                 generator: torch.Generator | None = None) -> UNet2DConditionModel:  # fmt: skip
     """Give ``unet.conv_in`` ``extra_channels`` more input channels, in place.
 
     The pretrained weights keep the first channels; the new ones are random (PyTorch's
-    conv init, as the paper) or zero (``init="zero"``: the grown UNet starts out
-    computing exactly what the pretrained one did). The new channel count is recorded
-    in the config, so ``from_pretrained`` rebuilds the grown layer (the precedent is
-    diffusers' instruct_pix2pix example).
+    conv init, as the paper, drawn from ``generator``; torch's global RNG is left as it was) or
+    zero (``init="zero"``: the grown UNet starts out computing exactly what the pretrained one
+    did). The new channel count is recorded in the config, so ``from_pretrained`` rebuilds the
+    grown layer (the precedent is diffusers' instruct_pix2pix example).
     """
     if init not in ("random", "zero"):
         raise ValueError(f"conv_in init must be 'random' or 'zero', got {init!r}")
     old = unet.conv_in
-    grown = nn.Conv2d(old.in_channels + extra_channels, old.out_channels, old.kernel_size, old.stride, old.padding)
+    with torch.random.fork_rng(devices=[]):  # the layer's own init draws from the global RNG; ours replaces it
+        grown = nn.Conv2d(old.in_channels + extra_channels, old.out_channels, old.kernel_size, old.stride, old.padding)
     with torch.no_grad():
         if init == "random":
-            torch.manual_seed(seed)
-            nn.init.kaiming_uniform_(grown.weight, a=5**0.5)  # nn.Conv2d's own default init
+            nn.init.kaiming_uniform_(grown.weight, a=5**0.5, generator=generator)  # nn.Conv2d's own default init
         else:
             grown.weight.zero_()
         grown.weight[:, : old.in_channels] = old.weight
@@ -167,18 +168,22 @@ def _crop_settings_of(config: dict, where: str) -> dict:
 
 def build_hand_generator(unet: UNet2DConditionModel, extra_in_channels: int = CONDITION_CHANNELS, init: str = "random",
                          mask_head_source: str | None = None, mask_head_channels: tuple[int, ...] | None = None,
-                         **crop_settings) -> HandGenerator:  # fmt: skip
+                         generator: torch.Generator | None = None, **crop_settings) -> HandGenerator:  # fmt: skip
     """The stage-1 model from a pretrained SD UNet (grown in place). ``crop_settings``: the crop
     set's ``crop_size``, ``crop_margin``, ``min_hand_points`` and the ``heatmap_sigma``
-    training uses, recorded in the model's config."""
+    training uses, recorded in the model's config. ``generator``: where the new weights (the grown
+    ``conv_in`` channels, the mask head) come from (training passes ``train.seed``'s; seed 0 when
+    None); torch's global RNG is left as it was."""
     unknown = set(crop_settings) - set(CROP_SETTINGS)
     if unknown:
         raise TypeError(f"unknown crop settings {sorted(unknown)}; known: {', '.join(CROP_SETTINGS)}")
-    grow_conv_in(unet, extra_in_channels, init)
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    grow_conv_in(unet, extra_in_channels, init, generator)
     source = mask_head_source or default_mask_head_source(unet)
-    in_channels = _source_channels(unet, source)
-    return HandGenerator(unet=unet, mask_head=MaskHead(in_channels, mask_head_channels, source), condition_channels=extra_in_channels,
-                         **crop_settings)  # fmt: skip
+    with torch.random.fork_rng(devices=[]):  # MaskHead's layers take PyTorch's default init from the global RNG
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator, device="cpu")))
+        head = MaskHead(_source_channels(unet, source), mask_head_channels, source)
+    return HandGenerator(unet=unet, mask_head=head, condition_channels=extra_in_channels, **crop_settings)
 
 
 def _source_channels(unet: UNet2DConditionModel, source: str) -> int:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import mlflow.pyfunc
 import numpy as np
 
-PARAMS = {"size": 512, "hand_steps": 50, "hand_guidance": 7.5, "body_steps": 50, "body_guidance": 7.5,
-          "strategy": "sme", "handoff": "pixel"}  # fmt: skip
-"""The params ``predict`` takes, with their defaults (logged in the model's signature)."""
+from handdiff.inference.settings import TwoStageSettings
+
+PARAMS = {"size": 512, **TwoStageSettings().model_dump()}
+"""The params ``predict`` takes, with their defaults (logged in the model's signature): the output
+side and every ``TwoStageSettings`` field."""
 
 
 class TwoStageModel(mlflow.pyfunc.PythonModel):
@@ -32,11 +34,11 @@ class TwoStageModel(mlflow.pyfunc.PythonModel):
         import pandas as pd
 
         from handdiff.data.images import encode_image
-        from handdiff.inference.two_stage import TwoStageSettings
 
-        settings = TwoStageSettings(**{**PARAMS, **(params or {})})
+        params = {**PARAMS, **(params or {})}
+        size = int(params.pop("size"))
         keypoints = [np.asarray(k, np.float32).reshape(133, 3) for k in model_input["keypoints"]]
-        results = self.pipeline(keypoints, list(model_input["caption"]), [int(s) for s in model_input["seed"]], settings)
+        results = self.pipeline(keypoints, list(model_input["caption"]), [int(s) for s in model_input["seed"]], size, TwoStageSettings(**params))
         return pd.DataFrame({"image": [encode_image(r.image, "PNG") for r in results], "hands": [r.hands for r in results]})
 
 

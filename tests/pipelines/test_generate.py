@@ -71,7 +71,8 @@ def test_every_condition_is_one_image_or_one_error_and_a_rerun_makes_none(ray_se
             crop = TRAINED_SETTINGS["crop_size"]
             assert strip.shape == (2 * crop, len(plans) * crop, 3)
             masks = strip[crop:]
-            assert (masks[..., 0] == masks[..., 2]).all() and masks.std() > 0  # grey probabilities, not a blank
+            assert (masks[..., 0] == masks[..., 1]).all() and (masks[..., 0] == masks[..., 2]).all()  # grey probabilities
+            assert not np.array_equal(masks, strip[:crop])  # (their rendering: tests/handdiff/inference/test_generators.py)
         else:
             assert row["stage1_uri"] is None
         assert json.loads(row["models"])["fill"] == TRAINED_SETTINGS["fill"]
@@ -189,3 +190,20 @@ def test_the_score_jobs_models_run_where_on_device_says(tmp_path):
     cfg = score.Config(generated=str(tmp_path), conditions=str(tmp_path), output=str(tmp_path / "s"), models=models,
                        resources={"num_gpus": 1, "on_device": "cpu"})  # fmt: skip
     assert cfg.scoring().resources.device == "cpu" and cfg.scoring().real == str(tmp_path / "s" / "real")
+
+
+def test_the_handdiff_section_is_the_two_stage_settings_and_reaches_the_pipeline_whole(tmp_path):
+    """One typed object: every inference setting of the library is a key of the section (with the
+    library's validation), and the generator rebuilds exactly the settings the config holds."""
+    from handdiff.inference.settings import TwoStageSettings
+
+    changed = {"hand_steps": 3, "hand_guidance": 2.0, "body_steps": 4, "body_guidance": 3.0, "mask_threshold": 0.3, "strategy": "bbox",
+               "sme_kernel": 5, "unmasked_last_steps": 1, "handoff": "latent"}  # fmt: skip
+    assert set(changed) == set(TwoStageSettings.model_fields)  # a new library setting is configurable and listed here
+    cfg = generate.Config(conditions={"path": str(tmp_path)}, output=str(tmp_path / "out"),
+                          handdiff={"hand_model": "h", "body_model": "b", **changed})  # fmt: skip
+    options = cfg.generator_options()
+    assert TwoStageSettings(**{k: options[k] for k in TwoStageSettings.model_fields}) == TwoStageSettings(**changed)
+    with pytest.raises(ValueError, match="mask_threshold"):
+        generate.Config(conditions={"path": str(tmp_path)}, output=str(tmp_path / "out"),
+                        handdiff={"hand_model": "h", "body_model": "b", "mask_threshold": 1.5})  # fmt: skip

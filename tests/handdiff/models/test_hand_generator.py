@@ -45,6 +45,21 @@ def test_zero_growth_computes_what_the_pretrained_unet_did(tiny_zoo):
     assert mask.shape == (2, 1, 64, 64)  # the image's resolution: latents x 8
 
 
+def test_new_weights_come_from_the_generator_and_leave_the_global_rng_alone(tiny_zoo):
+    """train.seed reaches the grown conv_in channels and the mask head, and building the model
+    does not reseed the training's own random stream."""
+    unets = [tiny_unet(tiny_zoo) for _ in range(3)]
+    state = torch.get_rng_state()
+    a, b, c = (build_hand_generator(unet, generator=torch.Generator().manual_seed(seed)) for unet, seed in zip(unets, (7, 7, 8)))
+    assert torch.equal(torch.get_rng_state(), state)
+
+    def new_weights(model):
+        return torch.cat([model.unet.conv_in.weight[:, 4:].flatten(), *(p.flatten() for p in model.mask_head.parameters())])
+
+    assert torch.equal(new_weights(a), new_weights(b)) and not torch.equal(new_weights(a), new_weights(c))
+    assert torch.equal(a.unet.conv_in.weight[:, :4], tiny_unet(tiny_zoo).conv_in.weight)  # the pretrained channels stay
+
+
 def test_mask_head_is_four_stride_2_transposed_convs_with_silu_between():
     head = MaskHead(640)
     convs = [m for m in head.layers if isinstance(m, nn.ConvTranspose2d)]
