@@ -25,7 +25,10 @@ $(STAMP):
 demo: $(STAMP)
 	$(VENV)/bin/handdiff demo
 
+# the lint gate first (seconds), then the tests
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
 bench: $(STAMP)

@@ -26,9 +26,11 @@ def summary(suite: str) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="suites:\n" + "\n".join(f"  {name:<11} {summary(name)}" for name in SUITES),
-    )  # fmt: skip
+    )
     parser.add_argument("suites", nargs="*", metavar="suite", help="suites to run (default: all)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.suites if name not in SUITES]

@@ -77,8 +77,15 @@ class Run:
 def settings(tmp: str, size: str) -> annotate.Config:
     """The demo's annotate settings (tiny zoo, CPU actors, one per model stage) on this size's HaGRID."""
     cfg = demo_config("annotate", tmp, TrackingConfig(run_name=f"bench-{size}", tracking_uri=f"sqlite:///{tmp}/mlflow.db"))
-    cfg.datasets = {"hagrid": {"source": {"dataset": "hagrid", "images": f"{tmp}/{size}/hagrid/hagrid_dataset",
-                                          "annotations": f"{tmp}/{size}/hagrid/annotations"}}}  # fmt: skip
+    cfg.datasets = {
+        "hagrid": {
+            "source": {
+                "dataset": "hagrid",
+                "images": f"{tmp}/{size}/hagrid/hagrid_dataset",
+                "annotations": f"{tmp}/{size}/hagrid/annotations",
+            }
+        }
+    }
     cfg.output, cfg.index_rows_per_file = f"{tmp}/{size}/ray", ROWS_PER_BLOCK
     for stage in MODEL_STAGES:
         getattr(cfg, stage).resources.batch_size = BATCH
@@ -112,7 +119,12 @@ def plain_loop(cfg: annotate.Config, out: str) -> Run:
         counts = timed("write", write_parts, table)
         written.record({k: sum(counts.column(k).to_pylist()) for k in counts.column_names}, time.perf_counter() - start)
     written.seconds = time.perf_counter() - start
-    run.rows, run.seconds, run.first_output_s, run.steady = written.rows, written.seconds, written.first_output_s, written.steady_rows_per_second
+    run.rows, run.seconds, run.first_output_s, run.steady = (
+        written.rows,
+        written.seconds,
+        written.first_output_s,
+        written.steady_rows_per_second,
+    )
     return run
 
 
@@ -124,8 +136,12 @@ def ray_pipeline(cfg: annotate.Config) -> tuple[Run, float, float]:
     init_s, pipeline_start = time.perf_counter() - start, time.time()
     summary, timing = annotate.annotate_datasets(cfg)
     counts = summary["hagrid"]
-    run = Run(rows=counts["records"] + counts["errors"] + counts["filtered"], seconds=time.perf_counter() - start,
-              first_output_s=init_s + timing["startup_seconds"], steady=timing["steady_images_per_second"])  # fmt: skip
+    run = Run(
+        rows=counts["records"] + counts["errors"] + counts["filtered"],
+        seconds=time.perf_counter() - start,
+        first_output_s=init_s + timing["startup_seconds"],
+        steady=timing["steady_images_per_second"],
+    )
     return run, init_s, pipeline_start
 
 
@@ -213,17 +229,26 @@ def run() -> list[Figure]:
             n, largest = f"{size} ({ray_run.rows} images)", size == list(SIZES)[-1]
             figures += [
                 Figure("annotate", f"{n} end to end, plain loop", loop.rows / loop.seconds, "images/s"),
-                Figure("annotate", f"{n} end to end, Ray from ray.init", ray_run.rows / ray_run.seconds, "images/s", loop.rows / loop.seconds, "of loop"),
+                Figure(
+                    "annotate",
+                    f"{n} end to end, Ray from ray.init",
+                    ray_run.rows / ray_run.seconds,
+                    "images/s",
+                    loop.rows / loop.seconds,
+                    "of loop",
+                ),
                 Figure("annotate", f"{n} peak memory (PSS), plain loop", loop_peak[0] / 2**30, "GiB"),
-                Figure("annotate", f"{n} peak memory (PSS), Ray, all processes", ray_peak[0] / 2**30, "GiB", loop_peak[0] / 2**30, "of loop"),
-            ]  # fmt: skip
+                Figure(
+                    "annotate", f"{n} peak memory (PSS), Ray, all processes", ray_peak[0] / 2**30, "GiB", loop_peak[0] / 2**30, "of loop"
+                ),
+            ]
             if not largest:  # a few blocks drain at once once the actors are up: no steady state to speak of
                 ray.shutdown()
                 continue
             figures += [
                 Figure("annotate", f"{n} steady state, plain loop", loop.steady, "images/s"),
                 Figure("annotate", f"{n} steady state, Ray", ray_run.steady, "images/s", loop.steady, "of loop"),
-            ]  # fmt: skip
+            ]
             events = task_events(pipeline_start)
             floor, blocks = scheduling_floor(cfg)
             ray.shutdown()
@@ -240,14 +265,32 @@ def breakdown(size: str, loop: Run, ray_run: Run, init_s: float, events: dict, f
         imports = import_seconds(IMPORTS[stage])
         figures += [
             Figure(suite, f"Ray: {stage} actor's __init__ began, after pipeline start", began, "s"),
-            Figure(suite, f"Ray: {stage} actor's __init__ (imports + model load)", init, "s", imports + loop.stage_seconds[f"load {stage}"], "of alone"),
+            Figure(
+                suite,
+                f"Ray: {stage} actor's __init__ (imports + model load)",
+                init,
+                "s",
+                imports + loop.stage_seconds[f"load {stage}"],
+                "of alone",
+            ),
             Figure(suite, f"  {stage} imports alone, fresh process", imports, "s"),
             Figure(suite, f"  {stage} model load, loop (imports done)", loop.stage_seconds[f"load {stage}"], "s"),
-        ]  # fmt: skip
+        ]
     figures.append(Figure(suite, "task stages' imports alone, fresh process", import_seconds(IMPORTS["task stages"]), "s"))
-    figures.append(Figure(suite, "time to the first written batch, Ray (from ray.init)", ray_run.first_output_s, "s", loop.first_output_s, "of loop"))
+    figures.append(
+        Figure(suite, "time to the first written batch, Ray (from ray.init)", ray_run.first_output_s, "s", loop.first_output_s, "of loop")
+    )
     for stage in MODEL_STAGES:
         figures.append(Figure(suite, f"{stage} compute, all batches", events["compute"][stage], "s", loop.stage_seconds[stage], "of loop"))
     figures.append(Figure(suite, "Ray: moving blocks (task argument reads + output stores)", events["transfer"], "s"))
-    figures.append(Figure(suite, f"Ray: scheduling floor, pass-through stages ({blocks} blocks)", floor * 1000, "ms/block", 1000 * loop.seconds * ROWS_PER_BLOCK / loop.rows, "of loop's block"))
+    figures.append(
+        Figure(
+            suite,
+            f"Ray: scheduling floor, pass-through stages ({blocks} blocks)",
+            floor * 1000,
+            "ms/block",
+            1000 * loop.seconds * ROWS_PER_BLOCK / loop.rows,
+            "of loop's block",
+        )
+    )
     return figures

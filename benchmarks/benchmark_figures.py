@@ -27,16 +27,29 @@ def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        target = person_keypoints(256 + rng.uniform(-30, 30), 30, 440, {"left": True, "right": True}, {"left": "palm", "right": "fist"}, rng)
+        target = person_keypoints(
+            256 + rng.uniform(-30, 30), 30, 440, {"left": True, "right": True}, {"left": "palm", "right": "fist"}, rng
+        )
         detected = None
         if rng.random() >= 0.1:
             detected = target.copy()
             detected[:, :2] += rng.normal(0, 3, (133, 2))
         features = rng.normal(size=192)
-        out.append({"image_id": f"img{i:06d}", "target": target, "detected": detected, "size": 512, "person_area": 60_000.0,
-                    "clip_score": float(rng.normal(30, 2)), "gesture": f"g{i % GESTURES}", "real_features": features,
-                    "fake_features": features + rng.normal(0, 0.3, 192), "real_image_features": features,
-                    "fake_image_features": features + rng.normal(0, 0.5, 192)})  # fmt: skip
+        out.append(
+            {
+                "image_id": f"img{i:06d}",
+                "target": target,
+                "detected": detected,
+                "size": 512,
+                "person_area": 60_000.0,
+                "clip_score": float(rng.normal(30, 2)),
+                "gesture": f"g{i % GESTURES}",
+                "real_features": features,
+                "fake_features": features + rng.normal(0, 0.3, 192),
+                "real_image_features": features,
+                "fake_image_features": features + rng.normal(0, 0.5, 192),
+            }
+        )
     return out
 
 
@@ -62,7 +75,9 @@ def run() -> list[Figure]:
     label = f"{ROWS:,} rows"
     return [
         Figure("figures", f"{label}: one evaluation (Table I, KID included)", plain, "s"),
-        Figure("figures", f"{label}: {RESAMPLES:,} resamples from it ({os.cpu_count()} processes)", resampling, "s", plain, "of one evaluation"),
+        Figure(
+            "figures", f"{label}: {RESAMPLES:,} resamples from it ({os.cpu_count()} processes)", resampling, "s", plain, "of one evaluation"
+        ),
         Figure("figures", f"{label}: per-gesture breakdown from it ({GESTURES} groups)", breakdown, "s", plain, "of one evaluation"),
         Figure("figures", f"{label}: all of it", plain + resampling + breakdown, "s", plain, "of one evaluation"),
         Figure("figures", f"{label}: one resample evaluated again (before)", old, "s", plain, "of one evaluation"),

@@ -48,25 +48,42 @@ class Stage:
 # (rate, source) per model-bound step; measured ones replace these on a CUDA machine.
 ESTIMATES = {
     "sam_vit_h": (1 / 0.15, "estimate: SAM paper, ViT-H image encoder ~0.15 s/image on an A100"),
-    "llava_7b": (8.0, "estimate: 7B decoding ~25 tokens/s per sequence (HF transformers, A100, bf16), batch 32, 60 new tokens + 576 image tokens prefill"),
+    "llava_7b": (
+        8.0,
+        "estimate: 7B decoding ~25 tokens/s per sequence (HF transformers, A100, bf16), batch 32, 60 new tokens + 576 image tokens prefill",
+    ),
     "unet_train": (12.0, "estimate: MosaicML SD 2 base at 512 px, ~16 images/s per A100, less ~25 % for the VAE encode of augmented crops"),
-    "controlnet_train": (10.0, "estimate: the SD training rate of the hand generator's, with a ControlNet (a copy of the UNet's encoder) trained beside the frozen UNet (~+20 % per step), latents precomputed"),
+    "controlnet_train": (
+        10.0,
+        "estimate: the SD training rate of the hand generator's, with a ControlNet (a copy of the UNet's encoder) trained beside the frozen UNet (~+20 % per step), latents precomputed",
+    ),
     "unet_step": (0.025, "estimate: SD 1.5 at 512 px, CFG (2 x batch), ~40 UNet evaluations/s on an A100 in bf16 at batch 8"),
 }
 STEPS = 50  # DDIM steps per stage (the paper's setting for every method)
 CONTROLNET_COST = 1.4  # a ControlNet call beside the UNet's, relative to the UNet alone
 METHOD_UNET_CALLS = {  # UNet-equivalent evaluations per step (x CFG) for each benchmark method
-    "ours (two stages)": 1 + CONTROLNET_COST, "SD 1.5": 1, "ControlNet": CONTROLNET_COST, "T2I-Adapter": 1.1,
-    "HumanSD": 1, "HandRefiner": 1 + CONTROLNET_COST,
-}  # fmt: skip
+    "ours (two stages)": 1 + CONTROLNET_COST,
+    "SD 1.5": 1,
+    "ControlNet": CONTROLNET_COST,
+    "T2I-Adapter": 1.1,
+    "HumanSD": 1,
+    "HandRefiner": 1 + CONTROLNET_COST,
+}
 
 
 def sd15_unet(in_channels: int = 4, **overrides):
     """SD 1.5's UNet shape with random weights (in_channels 15 for stage 1)."""
     from diffusers import UNet2DConditionModel
 
-    config = dict(sample_size=64, in_channels=in_channels, out_channels=4, cross_attention_dim=768, attention_head_dim=8,
-                  block_out_channels=(320, 640, 1280, 1280), layers_per_block=2)  # fmt: skip
+    config = dict(
+        sample_size=64,
+        in_channels=in_channels,
+        out_channels=4,
+        cross_attention_dim=768,
+        attention_head_dim=8,
+        block_out_channels=(320, 640, 1280, 1280),
+        layers_per_block=2,
+    )
     return UNet2DConditionModel(**{**config, **overrides})
 
 
@@ -90,7 +107,9 @@ def unet_train_rate(unet, batch: int, device: str, dtype, steps: int = 6, contro
         with torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32):
             residuals = {}
             if controlnet is not None:
-                down, mid = controlnet(latents, t, text, controlnet_cond=torch.rand(batch, 3, size * 8, size * 8, device=device), return_dict=False)
+                down, mid = controlnet(
+                    latents, t, text, controlnet_cond=torch.rand(batch, 3, size * 8, size * 8, device=device), return_dict=False
+                )
                 residuals = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
             pred = unet(latents, t, text, **residuals).sample
             loss = torch.nn.functional.mse_loss(pred.float(), torch.randn_like(pred, dtype=torch.float32))
@@ -158,13 +177,18 @@ def measured_rates() -> dict[str, tuple[float, str]]:
     gpu, dtype = torch.cuda.get_device_name(0), torch.bfloat16
     where = f"measured: {gpu}, bf16, random weights"
     rates = {
-        "unet_train": (unet_train_rate(sd15_unet(in_channels=15), 16, "cuda", dtype), f"{where}, SD 1.5 UNet with 15 input channels, batch 16 (no VAE encode)"),
+        "unet_train": (
+            unet_train_rate(sd15_unet(in_channels=15), 16, "cuda", dtype),
+            f"{where}, SD 1.5 UNet with 15 input channels, batch 16 (no VAE encode)",
+        ),
         "unet_step": (unet_eval_seconds(sd15_unet(), 8, "cuda", dtype), f"{where}, SD 1.5 UNet, CFG, batch 8"),
         "sam_vit_h": (sam_encoder_rate("vit_h", 4, "cuda", dtype), f"{where}, SAM ViT-H image encoder, batch 4"),
     }
     unet = sd15_unet()
-    rates["controlnet_train"] = (unet_train_rate(unet, 16, "cuda", dtype, controlnet=ControlNetModel.from_unet(unet)),
-                                 f"{where}, ControlNet beside a frozen SD 1.5 UNet, batch 16")  # fmt: skip
+    rates["controlnet_train"] = (
+        unet_train_rate(unet, 16, "cuda", dtype, controlnet=ControlNetModel.from_unet(unet)),
+        f"{where}, ControlNet beside a frozen SD 1.5 UNet, batch 16",
+    )
     return rates
 
 
@@ -181,18 +205,43 @@ def plan(rates: dict[str, tuple[float, str]]) -> list[Stage]:
     two_stage_s = per_method["ours (two stages)"]
     sam_llava = (sam[1], llava[1])
     return [
-        Stage("annotate HaGRID v2 (SAM masks + LLaVA captions; Mediapipe on CPU actors)", 1_086_158, "images", masks_and_captions, sam_llava, fixed_s=600),
+        Stage(
+            "annotate HaGRID v2 (SAM masks + LLaVA captions; Mediapipe on CPU actors)",
+            1_086_158,
+            "images",
+            masks_and_captions,
+            sam_llava,
+            fixed_s=600,
+        ),
         Stage("annotate LAION-Human (as HaGRID)", 1_000_000, "images", masks_and_captions, sam_llava, fixed_s=600),
-        Stage("annotate InterHand2.6M: the mixture's 60,000 frames (SAM masks only; all 2.6M frames: 43x)", 60_000, "images", sam[0], (sam[1],)),
-        Stage("annotate Re:InterHand: the mixture's 56,500 (release masks, dataset keypoints, caption table)", 56_500, "images", math.inf, ()),
+        Stage(
+            "annotate InterHand2.6M: the mixture's 60,000 frames (SAM masks only; all 2.6M frames: 43x)",
+            60_000,
+            "images",
+            sam[0],
+            (sam[1],),
+        ),
+        Stage(
+            "annotate Re:InterHand: the mixture's 56,500 (release masks, dataset keypoints, caption table)", 56_500, "images", math.inf, ()
+        ),
         Stage("train-hand: 30,000 steps x batch 32", 30_000 * 32, "samples", stage1[0], (stage1[1],), kind="ddp", fixed_s=300),
         Stage("train-body: 6,000 steps x batch 32", 6_000 * 32, "samples", stage2[0], (stage2[1],), kind="ddp", fixed_s=300),
-        Stage("benchmark: 12,000 conditions x 6 methods (50 DDIM steps, CFG)", 12_000 * len(per_method), "images",
-              len(per_method) / sum(per_method.values()), (rate["unet_step"][1], "per image: " + ", ".join(f"{m} {s:.1f} s" for m, s in per_method.items()))),
+        Stage(
+            "benchmark: 12,000 conditions x 6 methods (50 DDIM steps, CFG)",
+            12_000 * len(per_method),
+            "images",
+            len(per_method) / sum(per_method.values()),
+            (rate["unet_step"][1], "per image: " + ", ".join(f"{m} {s:.1f} s" for m, s in per_method.items())),
+        ),
         Stage("blending ablation (Table II): 500 x 3 strategies", 1_500, "images", 1 / two_stage_s, (rate["unet_step"][1],)),
-        Stage("score: 12,000 x 6 methods + 1,500 ablation images, one pass (the real side once: Inception only)", 12_000 * 6 + 1_500, "images", sam[0],
-              (sam[1], "SAM's foreground masks dominate: CLIP and Inception take ~5 ms")),
-    ]  # fmt: skip
+        Stage(
+            "score: 12,000 x 6 methods + 1,500 ablation images, one pass (the real side once: Inception only)",
+            12_000 * 6 + 1_500,
+            "images",
+            sam[0],
+            (sam[1], "SAM's foreground masks dominate: CLIP and Inception take ~5 ms"),
+        ),
+    ]
 
 
 def markdown(stages: list[Stage]) -> str:

@@ -42,8 +42,18 @@ def condition_set(directory: str) -> list[dict]:
     for i in range(IMAGES):
         gestures = {s: str(rng.choice(list(GESTURE_CURLS))) for s in kp.SIDES}
         keypoints = person_keypoints(SIZE / 2 + rng.uniform(-4, 4), 2, SIZE * 0.9, {"left": True, "right": True}, gestures, rng)
-        rows.append({"image_id": f"bench/{i:04d}", "keypoints": keypoints.reshape(-1).tolist(), "caption": "a person waving", "size": SIZE,
-                     "seed": i, "dataset": "bench", "gesture": None, "box": [0, 0, SIZE]})  # fmt: skip
+        rows.append(
+            {
+                "image_id": f"bench/{i:04d}",
+                "keypoints": keypoints.reshape(-1).tolist(),
+                "caption": "a person waving",
+                "size": SIZE,
+                "seed": i,
+                "dataset": "bench",
+                "gesture": None,
+                "box": [0, 0, SIZE],
+            }
+        )
     write_part(pa.Table.from_pylist(rows, schema=CONDITION_SCHEMA), f"{directory}/records")
     return rows
 
@@ -58,7 +68,9 @@ def two_stage_models(zoo: str, directory: str) -> dict[str, str]:
     locations = model_locations(zoo)
     sd = load_sd_pipeline(locations["sd15"])
     HandGenerationPipeline.from_parts(sd, build_hand_generator(sd.unet, crop_size=SIZE)).save_pretrained(f"{directory}/hand")
-    body = BodyOutpaintPipeline.from_parts(load_sd_pipeline(locations["sd15"]), grow_controlnet_condition(load_controlnet(locations["controlnet"])))
+    body = BodyOutpaintPipeline.from_parts(
+        load_sd_pipeline(locations["sd15"]), grow_controlnet_condition(load_controlnet(locations["controlnet"]))
+    )
     body.save_pretrained(f"{directory}/body")
     return {"hand_model": f"{directory}/hand", "body_model": f"{directory}/body"}
 
@@ -75,8 +87,13 @@ def plain_loop(models: dict, conditions: list[dict], handoff: str, out: str | No
         for i in range(0, len(conditions), BATCH):
             group = conditions[i : i + BATCH]
             began = time.perf_counter()
-            results = pipeline([np.asarray(c["keypoints"], np.float32).reshape(133, 3) for c in group], [c["caption"] for c in group],
-                               [c["seed"] for c in group], SIZE, settings)  # fmt: skip
+            results = pipeline(
+                [np.asarray(c["keypoints"], np.float32).reshape(133, 3) for c in group],
+                [c["caption"] for c in group],
+                [c["seed"] for c in group],
+                SIZE,
+                settings,
+            )
             generating += time.perf_counter() - began
             if out:
                 for c, r in zip(group, results, strict=True):
@@ -99,11 +116,14 @@ def run() -> list[Figure]:
         latent, _ = plain_loop(models, conditions, "latent")
         cfg = generate.Config(
             tracking=TrackingConfig(run_name="bench", tracking_uri=f"sqlite:///{tmp}/mlflow.db"),
-            conditions={"path": f"{tmp}/conditions"}, output=f"{tmp}/generated",
+            conditions={"path": f"{tmp}/conditions"},
+            output=f"{tmp}/generated",
             handdiff={**models, **STEPS},
             resources={"actors": 1, "batch_size": BATCH, "num_cpus": THREADS, "num_gpus": 0},
-            tasks={"num_cpus": 0.5, "concurrency": 2}, index_rows_per_file=BATCH, keep_canvas=False,
-        )  # fmt: skip
+            tasks={"num_cpus": 0.5, "concurrency": 2},
+            index_rows_per_file=BATCH,
+            keep_canvas=False,
+        )
         if ray.is_initialized():
             ray.shutdown()
         start = time.perf_counter()

@@ -39,7 +39,9 @@ def run() -> list[Figure]:
                 for name in sample_sources(local):
                     base = images_per_second(sample_sources(local)[name])
                     figures.append(Figure("readers", f"{name} local", base, "images/s"))
-                    figures.append(Figure("readers", f"{name} s3", images_per_second(sample_sources(remote)[name]), "images/s", base, "of local"))
+                    figures.append(
+                        Figure("readers", f"{name} s3", images_per_second(sample_sources(remote)[name]), "images/s", base, "of local")
+                    )
         finally:
             s3.service.stop()
         start = time.perf_counter()

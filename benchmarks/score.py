@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -41,13 +42,40 @@ def synthetic_run(directory: str) -> None:
         image = background(SIZE, SIZE, rng)
         draw_person(image, keypoints, rng)
         image_id = f"bench/{i:04d}"
-        conditions.append({"image_id": image_id, "keypoints": keypoints.reshape(-1).tolist(), "caption": "a person", "size": SIZE, "seed": i,
-                           "dataset": "bench", "gesture": "palm", "box": [0, 0, SIZE], "split": "test", "real_image": encode_image(image),
-                           "person_mask": encode_rle(np.ones((SIZE, SIZE), bool)), "code_version": "bench"})  # fmt: skip
+        conditions.append(
+            {
+                "image_id": image_id,
+                "keypoints": keypoints.reshape(-1).tolist(),
+                "caption": "a person",
+                "size": SIZE,
+                "seed": i,
+                "dataset": "bench",
+                "gesture": "palm",
+                "box": [0, 0, SIZE],
+                "split": "test",
+                "real_image": encode_image(image),
+                "person_mask": encode_rle(np.ones((SIZE, SIZE), bool)),
+                "code_version": "bench",
+            }
+        )
         uri = f"{directory}/generated/images/{image_id}.png"
         storage.write_bytes(uri, encode_image(image, "PNG"))
-        generated.append({"image_id": image_id, "dataset": "bench", "gesture": "palm", "method": "oracle", "seed": i, "caption": "a person",
-                          "size": SIZE, "image_uri": uri, "seconds": 0.0, "stage_seconds": "{}", "models": "{}", "code_version": "bench"})  # fmt: skip
+        generated.append(
+            {
+                "image_id": image_id,
+                "dataset": "bench",
+                "gesture": "palm",
+                "method": "oracle",
+                "seed": i,
+                "caption": "a person",
+                "size": SIZE,
+                "image_uri": uri,
+                "seconds": 0.0,
+                "stage_seconds": "{}",
+                "models": "{}",
+                "code_version": "bench",
+            }
+        )
     write_part(pa.Table.from_pylist(conditions, schema=BENCHMARK_SCHEMA), f"{directory}/conditions/records")
     write_part(pa.Table.from_pylist(generated, schema=GENERATION_SCHEMA), f"{directory}/generated/records")
 
@@ -91,13 +119,17 @@ def run() -> list[Figure]:
         synthetic_run(tmp)
         zoo = model_locations(f"{tmp}/zoo")
         cfg = score.Config(
-            tracking=TrackingConfig(run_name="bench", tracking_uri=f"sqlite:///{tmp}/mlflow.db"), generated=f"{tmp}/generated",
-            conditions=f"{tmp}/conditions", output=f"{tmp}/scores",
+            tracking=TrackingConfig(run_name="bench", tracking_uri=f"sqlite:///{tmp}/mlflow.db"),
+            generated=f"{tmp}/generated",
+            conditions=f"{tmp}/conditions",
+            output=f"{tmp}/scores",
             models={"clip": zoo["clip"], "sam": zoo["sam"], "sam_arch": "tiny", "inception": zoo["inception"]},
             detection={"actors": 1, "batch_size": BATCH, "num_cpus": 1, "num_gpus": 0},
             resources={"actors": 1, "batch_size": BATCH, "num_cpus": 1, "num_gpus": 0},
-            tasks={"num_cpus": 0.5, "concurrency": 2}, bootstrap=0, index_rows_per_file=BATCH,
-        )  # fmt: skip
+            tasks={"num_cpus": 0.5, "concurrency": 2},
+            bootstrap=0,
+            index_rows_per_file=BATCH,
+        )
         steady, loop_e2e = plain_loop(cfg, tmp)
         if ray.is_initialized():
             ray.shutdown()
@@ -105,7 +137,7 @@ def run() -> list[Figure]:
         init_ray(RayConfig(num_cpus=8))
         score.run(cfg)
         ray_e2e = IMAGES / (time.perf_counter() - start)
-        assert json.loads(open(f"{tmp}/scores/summary.json").read())["metrics"]["images"] == IMAGES
+        assert json.loads(Path(f"{tmp}/scores/summary.json").read_text())["metrics"]["images"] == IMAGES
     return [
         Figure("score", f"{SIZE}px, batch {BATCH}, plain loop, stage calls only", steady, "images/s"),
         Figure("score", f"{IMAGES} images end to end, plain loop", loop_e2e, "images/s"),

@@ -32,10 +32,25 @@ def synthetic_outpaint_set(directory: str) -> None:
     rows = []
     for i in range(ROWS):
         image = rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
-        rows.append({"image_id": f"bench/{i}", "dataset": "bench", "split": "train", "caption": "a person", "image": encode_image(image),
-                     "canvas": encode_image(make_canvas(image, mask), "PNG"), "mask": encode_rle(mask),
-                     "skeleton": encode_image(image // 8, "PNG"), "keypoints": [0.0] * 399, "box": [0, 0, SIZE], "size": SIZE,
-                     "latents": None, "canvas_latents": None, "text_embedding": None, "code_version": "bench"})  # fmt: skip
+        rows.append(
+            {
+                "image_id": f"bench/{i}",
+                "dataset": "bench",
+                "split": "train",
+                "caption": "a person",
+                "image": encode_image(image),
+                "canvas": encode_image(make_canvas(image, mask), "PNG"),
+                "mask": encode_rle(mask),
+                "skeleton": encode_image(image // 8, "PNG"),
+                "keypoints": [0.0] * 399,
+                "box": [0, 0, SIZE],
+                "size": SIZE,
+                "latents": None,
+                "canvas_latents": None,
+                "text_embedding": None,
+                "code_version": "bench",
+            }
+        )
     for start in range(0, ROWS, 8):
         write_part(pa.Table.from_pylist(rows[start : start + 8], schema=OUTPAINT_SCHEMA), f"{directory}/records")
 
@@ -50,8 +65,11 @@ def run() -> list[Figure]:
             data={"path": f"{tmp}/outpaint", "validation_rows": 1, "shuffle_buffer": 0, "tasks": {"num_cpus": 0.5, "concurrency": 2}},
             model={"base": zoo["sd15"], "controlnet": zoo["controlnet"]},
             train={"steps": STEPS, "batch_size": BATCH, "warmup_steps": 0, "mixed_precision": "no", "gradient_checkpointing": False},
-            scaling={"workers": 2}, checkpoint={"storage_path": f"{tmp}/runs", "every_steps": STEPS},
-            logging={"every_steps": 1, "sample_every_steps": 10**6}, registered_model=None,
-        )  # fmt: skip
-        return compare("train_body", train_body, cfg, OUTPAINT_SCHEMA, outpaint_batch, {"caption_dropout": 0.1}, tmp,
-                       f"tiny {SIZE}px, batch {BATCH}")  # fmt: skip
+            scaling={"workers": 2},
+            checkpoint={"storage_path": f"{tmp}/runs", "every_steps": STEPS},
+            logging={"every_steps": 1, "sample_every_steps": 10**6},
+            registered_model=None,
+        )
+        return compare(
+            "train_body", train_body, cfg, OUTPAINT_SCHEMA, outpaint_batch, {"caption_dropout": 0.1}, tmp, f"tiny {SIZE}px, batch {BATCH}"
+        )

@@ -34,10 +34,27 @@ def synthetic_crop_set(directory: str) -> None:
     for i in range(ROWS):
         keypoints = np.zeros((42, 3), np.float32)
         keypoints[:21] = np.column_stack([rng.uniform(16, 48, 21), rng.uniform(16, 48, 21), np.ones(21)])
-        crop = {"image": encode_image(rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)), "keypoints": keypoints.reshape(-1).tolist(),
-                "mask": encode_rle(mask), "sides": ["left"], "box": [0, 0, SIZE], "latents": None}  # fmt: skip
-        rows.append({"image_id": f"bench/{i}", "dataset": "bench", "split": "train", "gesture": None, "caption": "a hand",
-                     "crops": [crop], "text_embedding": None, "crop_size": SIZE, "code_version": "bench"})  # fmt: skip
+        crop = {
+            "image": encode_image(rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)),
+            "keypoints": keypoints.reshape(-1).tolist(),
+            "mask": encode_rle(mask),
+            "sides": ["left"],
+            "box": [0, 0, SIZE],
+            "latents": None,
+        }
+        rows.append(
+            {
+                "image_id": f"bench/{i}",
+                "dataset": "bench",
+                "split": "train",
+                "gesture": None,
+                "caption": "a hand",
+                "crops": [crop],
+                "text_embedding": None,
+                "crop_size": SIZE,
+                "code_version": "bench",
+            }
+        )
     for start in range(0, ROWS, 8):
         write_part(pa.Table.from_pylist(rows[start : start + 8], schema=HAND_CROP_SCHEMA), f"{directory}/records")
     write_set_settings(directory, {"size": SIZE, "margin": 0.25, "min_hand_points": 5})  # what build-hand-crops records
@@ -52,9 +69,19 @@ def run() -> list[Figure]:
             data={"path": f"{tmp}/crops", "validation_rows": 1, "shuffle_buffer": 0, "tasks": {"num_cpus": 0.5, "concurrency": 2}},
             model={"base": model_locations(f"{tmp}/zoo")["sd15"]},
             train={"steps": STEPS, "batch_size": BATCH, "warmup_steps": 0, "mixed_precision": "no", "gradient_checkpointing": False},
-            scaling={"workers": 2}, checkpoint={"storage_path": f"{tmp}/runs", "every_steps": STEPS},
-            logging={"every_steps": 1, "sample_every_steps": 10**6}, registered_model=None,
-        )  # fmt: skip
+            scaling={"workers": 2},
+            checkpoint={"storage_path": f"{tmp}/runs", "every_steps": STEPS},
+            logging={"every_steps": 1, "sample_every_steps": 10**6},
+            registered_model=None,
+        )
         augment = cfg.train.augment.model_dump()
-        return compare("train_hand", train_hand, cfg, HAND_CROP_SCHEMA, hand_crop_batch,
-                       {"caption_dropout": 0.1, "augment": augment}, tmp, f"tiny {SIZE}px, batch {BATCH}")  # fmt: skip
+        return compare(
+            "train_hand",
+            train_hand,
+            cfg,
+            HAND_CROP_SCHEMA,
+            hand_crop_batch,
+            {"caption_dropout": 0.1, "augment": augment},
+            tmp,
+            f"tiny {SIZE}px, batch {BATCH}",
+        )

@@ -197,10 +197,7 @@ def _tag_matches(member: Any, part: Any) -> bool:
         return part == getattr(member, "__name__", None)
     if part == member.__name__:
         return True
-    for field in member.model_fields.values():
-        if get_origin(field.annotation) is Literal and part in get_args(field.annotation):
-            return True
-    return False
+    return any(get_origin(field.annotation) is Literal and part in get_args(field.annotation) for field in member.model_fields.values())
 
 
 def to_yaml(cfg: BaseModel) -> str:

@@ -64,8 +64,11 @@ def _s3fs_options() -> dict:
     # s3fs reads keys and tokens from the environment itself (botocore's chain).
     # No listings cache: parts are written by many processes, and a listing this process cached
     # earlier (say, before the job's workers wrote) would hide their parts from its conservation check.
-    return {"client_kwargs": client_kwargs, "use_listings_cache": False,
-            "config_kwargs": {"retries": {"mode": "standard", "max_attempts": S3_MAX_ATTEMPTS}, "connect_timeout": 10}}  # fmt: skip
+    return {
+        "client_kwargs": client_kwargs,
+        "use_listings_cache": False,
+        "config_kwargs": {"retries": {"mode": "standard", "max_attempts": S3_MAX_ATTEMPTS}, "connect_timeout": 10},
+    }
 
 
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:

@@ -89,26 +89,32 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         return  # it answers: a proxy without /health, or an auth wall MLflow's client handles
     except (OSError, ValueError) as err:
         reason = getattr(err, "reason", err)
-        raise ConfigError(f"tracking.tracking_uri: no MLflow server answers at {uri} ({reason}): "
-                          "start it, or set tracking.tracking_uri / MLFLOW_TRACKING_URI") from None  # fmt: skip
+        raise ConfigError(
+            f"tracking.tracking_uri: no MLflow server answers at {uri} ({reason}): "
+            "start it, or set tracking.tracking_uri / MLFLOW_TRACKING_URI"
+        ) from None
 
 
 def config_conflicts(logged: Mapping[str, str], params: Mapping[str, str], resume_safe: Iterable[str] = ()) -> list[str]:
     """The keys whose value differs between a run's logged params and ``params`` (a key on one
     side only counts), except those matching a ``resume_safe`` pattern (``fnmatch``, e.g. ``ray.*``)."""
     patterns = tuple(resume_safe)
-    return sorted(k for k in set(logged) | set(params)
-                  if logged.get(k) != params.get(k) and not any(fnmatch.fnmatchcase(k, p) for p in patterns))  # fmt: skip
+    return sorted(
+        k for k in set(logged) | set(params) if logged.get(k) != params.get(k) and not any(fnmatch.fnmatchcase(k, p) for p in patterns)
+    )
 
 
 def conflict_message(experiment: str, run_name: str, keys: list[str]) -> str:
     shown = ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
-    return (f"MLflow run {run_name!r} of experiment {experiment!r} was started with a different config ({shown}): "
-            f"run it unchanged to resume it, or start another with tracking.run_name=<new name> or tracking.resume=false")  # fmt: skip
+    return (
+        f"MLflow run {run_name!r} of experiment {experiment!r} was started with a different config ({shown}): "
+        f"run it unchanged to resume it, or start another with tracking.run_name=<new name> or tracking.resume=false"
+    )
 
 
-def rerun_conflict(experiment: str, run_name: str, config: Mapping[str, Any], *, tracking_uri: str | None = None,
-                   resume_safe: Iterable[str] = ()) -> str | None:  # fmt: skip
+def rerun_conflict(
+    experiment: str, run_name: str, config: Mapping[str, Any], *, tracking_uri: str | None = None, resume_safe: Iterable[str] = ()
+) -> str | None:
     """Why continuing ``run_name`` with ``config`` would not be a resume of the same job, or None;
     creates nothing (a check to run before the job starts)."""
     client = MlflowClient(resolve_tracking_uri(tracking_uri))
@@ -182,9 +188,8 @@ def tracked_run(
     mlflow.set_experiment(experiment_id=experiment_id)
     previous = find_run(client, experiment_id, run_name) if resume else None
     params = config_params(config) if config is not None else {}
-    if previous is not None and config is not None:
-        if keys := config_conflicts(previous.data.params, params, resume_safe):
-            raise RunConflict(conflict_message(experiment, run_name, keys))
+    if previous is not None and config is not None and (keys := config_conflicts(previous.data.params, params, resume_safe)):
+        raise RunConflict(conflict_message(experiment, run_name, keys))
     if previous is not None:
         log.info("continuing MLflow run %s (%s) in experiment %r", run_name, previous.info.run_id, experiment)
         active = mlflow.start_run(run_id=previous.info.run_id)
@@ -229,8 +234,14 @@ def log_pipeline_model(artifacts: dict[str, str], name: str, module, registered_
     # MLflow prints its registration news ("Successfully registered model", "Created version") to
     # stderr itself (mlflow/utils/logging_utils.py, eprint): they become log records, out of the console
     with contextlib.redirect_stderr(LogStream(logging.getLogger("mlflow-registry"))):
-        return mlflow.pyfunc.log_model(name=name, python_model=module.__file__, artifacts=artifacts, signature=ModelSignature(params=params),
-                                       pip_requirements=[f"handdiff=={code_version().split('+')[0]}"], registered_model_name=registered_model)  # fmt: skip
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=module.__file__,
+            artifacts=artifacts,
+            signature=ModelSignature(params=params),
+            pip_requirements=[f"handdiff=={code_version().split('+')[0]}"],
+            registered_model_name=registered_model,
+        )
 
 
 class LogStream(io.TextIOBase):

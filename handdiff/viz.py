@@ -10,8 +10,24 @@ import numpy as np
 from handdiff.data import keypoints as kp
 
 # COCO body limbs, by body index
-BODY_EDGES = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12),
-              (11, 12), (11, 13), (13, 15), (12, 14), (14, 16))  # fmt: skip
+BODY_EDGES = (
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (5, 6),
+    (5, 7),
+    (7, 9),
+    (6, 8),
+    (8, 10),
+    (5, 11),
+    (6, 12),
+    (11, 12),
+    (11, 13),
+    (13, 15),
+    (12, 14),
+    (14, 16),
+)
 HAND_EDGES = tuple((0 if j == 0 else 1 + 4 * f + j - 1, 1 + 4 * f + j) for f in range(5) for j in range(4))
 FINGER_COLOURS = ((255, 64, 64), (255, 200, 0), (64, 220, 64), (0, 180, 255), (200, 80, 255))
 
@@ -54,7 +70,9 @@ def contact_sheet(images: Sequence[np.ndarray], columns: int = 6, cell: int = 16
         y, x = r * cell + (cell - tile.shape[0]) // 2, c * cell + (cell - tile.shape[1]) // 2
         sheet[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
         if labels:
-            cv2.putText(sheet, labels[i][:24], (c * cell + 3, r * cell + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                sheet, labels[i][:24], (c * cell + 3, r * cell + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA
+            )
     return sheet
 
 

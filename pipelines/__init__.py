@@ -17,9 +17,12 @@ _NEEDED = ("mlflow", "ray", "diffusers", "pydantic", "pyarrow")
 def _check_python() -> None:
     missing = [name for name in _NEEDED if importlib.util.find_spec(name) is None]
     if missing:
-        print(f"error: {sys.executable} lacks the project's dependencies (no {', '.join(missing)}): run jobs with the project's "
-              "environment (.venv/bin/python, or `. .venv/bin/activate` first); under `ray job submit`, start the head from it "
-              "(`.venv/bin/ray start --head`)", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: {sys.executable} lacks the project's dependencies (no {', '.join(missing)}): run jobs with the project's "
+            "environment (.venv/bin/python, or `. .venv/bin/activate` first); under `ray job submit`, start the head from it "
+            "(`.venv/bin/ray start --head`)",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
 
 

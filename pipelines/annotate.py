@@ -31,16 +31,23 @@ from pydantic import Field, model_validator
 from handdiff import storage
 from handdiff.annotation.captions import DEFAULT_INSTRUCTION
 from handdiff.annotation.stages import (
-    HandMasks, LlavaCaptions, WholeBodyKeypoints,
-    Plan, filter_people_and_hands, load_images, table_captions, to_records, write_parts,
-)  # fmt: skip
+    HandMasks,
+    LlavaCaptions,
+    Plan,
+    WholeBodyKeypoints,
+    filter_people_and_hands,
+    load_images,
+    table_captions,
+    to_records,
+    write_parts,
+)
 from handdiff.annotation.wholebody import holistic_model_id
 from handdiff.config import InputPath, StrictModel
-from handdiff.models.sam import SamArch
 from handdiff.data.keypoints import MIN_VISIBILITY
 from handdiff.data.parts import read_parts
 from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA
+from handdiff.models.sam import SamArch
 from handdiff.provenance import code_version
 from handdiff.viz import annotated_tile, contact_sheet
 from pipelines.job import JobConfig, TrackingConfig, check_error_share, job_run, run_job
@@ -156,8 +163,14 @@ def annotators(cfg: Config, spec: DatasetSpec) -> dict:
 
 def plan(cfg: Config, name: str, spec: DatasetSpec) -> Plan:
     """What the stages do with the rows of dataset ``name`` (each row carries it)."""
-    return Plan(output=storage.join(cfg.output, name), keypoints=spec.keypoints, captions=spec.captions, caption_table=spec.caption_table,
-                person_mask=cfg.masks.person_masks and spec.source.dataset not in HAND_ONLY, filter=spec.filter)  # fmt: skip
+    return Plan(
+        output=storage.join(cfg.output, name),
+        keypoints=spec.keypoints,
+        captions=spec.captions,
+        caption_table=spec.caption_table,
+        person_mask=cfg.masks.person_masks and spec.source.dataset not in HAND_ONLY,
+        filter=spec.filter,
+    )
 
 
 def build_pipeline(cfg: Config, work: dict[str, list[str]]):
@@ -169,21 +182,45 @@ def build_pipeline(cfg: Config, work: dict[str, list[str]]):
     for name, index in work.items():
         spec = cfg.datasets[name]
         ds = index_dataset(index, cfg.tasks)
-        ds = map_tasks(ds, to_records, cfg.tasks, reader_options=spec.source.model_dump(), annotators=annotators(cfg, spec),
-                       code_version=code_version(), plan=plan(cfg, name, spec))  # fmt: skip
+        ds = map_tasks(
+            ds,
+            to_records,
+            cfg.tasks,
+            reader_options=spec.source.model_dump(),
+            annotators=annotators(cfg, spec),
+            code_version=code_version(),
+            plan=plan(cfg, name, spec),
+        )
         branches.append(map_tasks(ds, load_images, cfg.tasks))
     ds = branches[0].union(*branches[1:]) if len(branches) > 1 else branches[0]
     specs = [cfg.datasets[name] for name in work]
     k = cfg.keypoints
-    ds = map_actors(ds, WholeBodyKeypoints, k.resources, dataset_hands=k.dataset_hands, min_hand_points=k.min_hand_points,
-                    min_detection_confidence=k.min_detection_confidence, min_visibility=k.min_visibility,
-                    mediapipe=any(s.keypoints == "mediapipe" for s in specs))  # fmt: skip
+    ds = map_actors(
+        ds,
+        WholeBodyKeypoints,
+        k.resources,
+        dataset_hands=k.dataset_hands,
+        min_hand_points=k.min_hand_points,
+        min_detection_confidence=k.min_detection_confidence,
+        min_visibility=k.min_visibility,
+        mediapipe=any(s.keypoints == "mediapipe" for s in specs),
+    )
     m = cfg.masks
-    ds = map_actors(ds, HandMasks, m.resources, sam_location=m.sam, arch=m.arch, device=m.resources.device, dilation=m.dilation, box_margin=m.box_margin)
+    ds = map_actors(
+        ds, HandMasks, m.resources, sam_location=m.sam, arch=m.arch, device=m.resources.device, dilation=m.dilation, box_margin=m.box_margin
+    )
     if any(s.captions == "llava" for s in specs):
         c = cfg.captions
-        ds = map_actors(ds, LlavaCaptions, c.resources, location=c.captioner, instruction=c.instruction,
-                        max_new_tokens=c.max_new_tokens, device=c.resources.device, dtype=c.dtype)  # fmt: skip
+        ds = map_actors(
+            ds,
+            LlavaCaptions,
+            c.resources,
+            location=c.captioner,
+            instruction=c.instruction,
+            max_new_tokens=c.max_new_tokens,
+            device=c.resources.device,
+            dtype=c.dtype,
+        )
     if any(s.captions == "table" for s in specs):
         ds = map_tasks(ds, table_captions, cfg.tasks)
     if any(s.filter for s in specs):

@@ -36,15 +36,24 @@ from pydantic import Field
 from handdiff import storage
 from handdiff.config import InputPath, StrictModel
 from handdiff.data.images import encode_image
-from handdiff.data.parts import part_uris, read_parts
 from handdiff.data.keypoints import MIN_VISIBILITY
+from handdiff.data.parts import part_uris, read_parts
 from handdiff.metrics.images import KID_SUBSET_SIZE
-from handdiff.models.fingerprint import fingerprint
 from handdiff.metrics.keypoints import OksArea
 from handdiff.metrics.summary import METRICS, conventions, paired_differences, read_resamples
 from handdiff.metrics.tables import (
-    PAPER_NAMES, PAPER_TABLE_I, PAPER_TABLE_II, TABLE_II_METRICS, deltas_markdown, paired_markdown, read_csv_rows, table_rows, to_csv, to_markdown,
-)  # fmt: skip
+    PAPER_NAMES,
+    PAPER_TABLE_I,
+    PAPER_TABLE_II,
+    TABLE_II_METRICS,
+    deltas_markdown,
+    paired_markdown,
+    read_csv_rows,
+    table_rows,
+    to_csv,
+    to_markdown,
+)
+from handdiff.models.fingerprint import fingerprint
 from pipelines import generate, score
 from pipelines.job import JobConfig, TrackingConfig, job_run, quiet, run_job
 from pipelines.ray_stages import Resources, TaskResources
@@ -108,8 +117,21 @@ class Config(JobConfig):
             if section.method == "handdiff" and section.handdiff is not None:
                 generate.check_trained_settings(section.handdiff, f"methods.{name}.handdiff")
 
-    RESUME_SAFE = (*JobConfig.RESUME_SAFE, "methods.*", "ablation", "ablation.*", "compare_to", "bootstrap", "kid_subset", "oks_area",
-                   "min_visibility", "paired_reference", "generation.*", "detection.*", "scoring_resources.*")  # fmt: skip
+    RESUME_SAFE = (
+        *JobConfig.RESUME_SAFE,
+        "methods.*",
+        "ablation",
+        "ablation.*",
+        "compare_to",
+        "bootstrap",
+        "kid_subset",
+        "oks_area",
+        "min_visibility",
+        "paired_reference",
+        "generation.*",
+        "detection.*",
+        "scoring_resources.*",
+    )
     """A benchmark is rerun to add or change methods: each method's work is keyed by its settings
     (its own generate and score runs), so such a rerun continues this job; the run's params keep
     the first values, its tables and ``runs.json`` show the current ones."""
@@ -119,8 +141,12 @@ def run_key(section: dict, conditions: str, count: int | None, models: dict[str,
     """What a method's images depend on: its settings, the *contents* of its models (``models``:
     location -> fingerprint; a model retrained in place gets a new key), the condition set (its
     parts are named by the ids they hold) and how many conditions were taken."""
-    identity = {"method": section, "models": models, "count": count,
-                "conditions": sorted(uri.rsplit("/", 1)[1] for uri in part_uris(f"{conditions}/records"))}  # fmt: skip
+    identity = {
+        "method": section,
+        "models": models,
+        "count": count,
+        "conditions": sorted(uri.rsplit("/", 1)[1] for uri in part_uris(f"{conditions}/records")),
+    }
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -165,8 +191,10 @@ def method_runs(cfg: Config) -> list[tuple[str, str, dict, int | None]]:
 def real_side_folder(cfg: Config, fingerprints: dict[str, str]) -> str:
     """``real/<key>``: the real side of this condition set with this Inception model, shared by
     every method and every rerun (the key: the condition parts' names and the model's contents)."""
-    identity = {"conditions": sorted(uri.rsplit("/", 1)[1] for uri in part_uris(f"{cfg.conditions}/records")),
-                "inception": fingerprinted([cfg.scoring.inception], fingerprints)[cfg.scoring.inception]}  # fmt: skip
+    identity = {
+        "conditions": sorted(uri.rsplit("/", 1)[1] for uri in part_uris(f"{cfg.conditions}/records")),
+        "inception": fingerprinted([cfg.scoring.inception], fingerprints)[cfg.scoring.inception],
+    }
     return storage.join(cfg.output, "real", hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12])
 
 
@@ -180,21 +208,39 @@ def generate_method(cfg: Config, name: str, section: dict, count: int | None, fi
     generated = storage.join(cfg.output, "generated", f"{name}-{key}")
     gen = generate.Config(
         tracking=TrackingConfig(run_name=f"{cfg.tracking.run_name}-{name}-{key}", tracking_uri=cfg.tracking.tracking_uri),
-        conditions={"path": cfg.conditions, "count": count}, output=generated, dtype=cfg.dtype, resources=cfg.generation, tasks=cfg.tasks,
-        index_rows_per_file=cfg.index_rows_per_file, **section,
-    )  # fmt: skip
+        conditions={"path": cfg.conditions, "count": count},
+        output=generated,
+        dtype=cfg.dtype,
+        resources=cfg.generation,
+        tasks=cfg.tasks,
+        index_rows_per_file=cfg.index_rows_per_file,
+        **section,
+    )
     with quiet():  # the benchmark prints the tables; each run's own report goes to the log file
         generate.run(gen)
-    return {"method": section["method"], "key": key, "generated": generated, "scores": storage.join(cfg.output, "scores", f"{name}-{key}-{detection}"),
-            "models": models}  # fmt: skip
+    return {
+        "method": section["method"],
+        "key": key,
+        "generated": generated,
+        "scores": storage.join(cfg.output, "scores", f"{name}-{key}-{detection}"),
+        "models": models,
+    }
 
 
 def score_all(cfg: Config, results: dict[str, dict[str, dict]], fingerprints: dict[str, str]) -> tuple[dict, dict[str, float]]:
     """Every method's images scored in one Ray Data pass (one set of detection and scoring actor
     pools, one real side for the condition set), then each method's figures (reused when its rows
     and the figure settings are unchanged). Returns the pass's counts and timing."""
-    scoring = score.Scoring(cfg.conditions, real_side_folder(cfg, fingerprints), cfg.scoring, cfg.detection, cfg.scoring_resources, cfg.tasks,
-                            min_visibility=cfg.min_visibility, rows_per_file=cfg.index_rows_per_file)  # fmt: skip
+    scoring = score.Scoring(
+        cfg.conditions,
+        real_side_folder(cfg, fingerprints),
+        cfg.scoring,
+        cfg.detection,
+        cfg.scoring_resources,
+        cfg.tasks,
+        min_visibility=cfg.min_visibility,
+        rows_per_file=cfg.index_rows_per_file,
+    )
     jobs = {r["generated"]: r["scores"] for rows in results.values() for r in rows.values()}
     counts, timing = score.score_outputs(scoring, jobs, storage.join(cfg.output, "scores", "_index"))
     settings = score.FigureSettings(cfg.bootstrap, kid_subset=cfg.kid_subset, oks_area=cfg.oks_area, min_visibility=cfg.min_visibility)
@@ -211,12 +257,18 @@ def figure_one(cfg: Config, table1: dict[str, dict], images: int = 4) -> np.ndar
     from handdiff.data.skeleton import draw_skeleton
     from handdiff.viz import contact_sheet
 
-    uris = {name: {r["image_id"]: r["image_uri"] for r in read_parts(f"{r['generated']}/records", ["image_id", "image_uri"]).to_pylist()}
-            for name, r in table1.items()}  # fmt: skip
+    uris = {
+        name: {r["image_id"]: r["image_uri"] for r in read_parts(f"{r['generated']}/records", ["image_id", "image_uri"]).to_pylist()}
+        for name, r in table1.items()
+    }
     ids = sorted(set.intersection(*(set(u) for u in uris.values())))[:images] if uris else []
     if not ids:
         return None
-    conditions = {r["image_id"]: r for r in read_parts(f"{cfg.conditions}/records", ["image_id", "keypoints", "size"]).to_pylist() if r["image_id"] in ids}
+    conditions = {
+        r["image_id"]: r
+        for r in read_parts(f"{cfg.conditions}/records", ["image_id", "keypoints", "size"]).to_pylist()
+        if r["image_id"] in ids
+    }
     tiles, labels = [], []
     for row, image_id in enumerate(ids):
         tiles += [decode_image(storage.read_bytes(uris[name][image_id])) for name in table1]
@@ -231,10 +283,15 @@ def paired_tables(cfg: Config, results: dict[str, dict[str, dict]]) -> dict[str,
     resamples (each method's ``resamples.parquet``, drawn with the same seed over the same conditions)."""
     ours = [name for name, section in cfg.methods.items() if section.method == "handdiff"]
     files = {}
-    for table, reference, metrics, title in (("table1", cfg.paired_reference or (ours[0] if ours else None), METRICS, "Table I, paired"),
-                                             ("table2", "sme", TABLE_II_METRICS, "Table II, paired")):  # fmt: skip
-        samples = {name: read_resamples(f"{r['scores']}/resamples.parquet") for name, r in results[table].items()
-                   if storage.exists(f"{r['scores']}/resamples.parquet")}  # fmt: skip
+    for table, reference, metrics, title in (
+        ("table1", cfg.paired_reference or (ours[0] if ours else None), METRICS, "Table I, paired"),
+        ("table2", "sme", TABLE_II_METRICS, "Table II, paired"),
+    ):
+        samples = {
+            name: read_resamples(f"{r['scores']}/resamples.parquet")
+            for name, r in results[table].items()
+            if storage.exists(f"{r['scores']}/resamples.parquet")
+        }
         if reference not in samples or len(samples) < 2:
             continue
         differences = {name: paired_differences(samples[reference], s) for name, s in samples.items() if name != reference}
@@ -254,8 +311,12 @@ def run(cfg: Config) -> int:
     table1 = table_rows(results["table1"], PAPER_TABLE_I, METRICS, PAPER_NAMES)
     table2 = table_rows(results["table2"], PAPER_TABLE_II, TABLE_II_METRICS)
     how = conventions(cfg.oks_area, cfg.kid_subset, cfg.min_visibility)
-    files = {"table1.csv": to_csv(table1, METRICS), "table1.md": to_markdown(table1, METRICS, "Table I", how),
-             "table2.csv": to_csv(table2, TABLE_II_METRICS), "table2.md": to_markdown(table2, TABLE_II_METRICS, "Table II (blending ablation)", how)}  # fmt: skip
+    files = {
+        "table1.csv": to_csv(table1, METRICS),
+        "table1.md": to_markdown(table1, METRICS, "Table I", how),
+        "table2.csv": to_csv(table2, TABLE_II_METRICS),
+        "table2.md": to_markdown(table2, TABLE_II_METRICS, "Table II (blending ablation)", how),
+    }
     files.update(paired_tables(cfg, results))
     if cfg.compare_to:
         files["table1_deltas.md"] = deltas_markdown(table1, read_csv_rows(storage.read_text(f"{cfg.compare_to}/table1.csv")))
@@ -270,10 +331,19 @@ def run(cfg: Config) -> int:
             storage.write_bytes(storage.join(cfg.output, "figure1.png"), encode_image(figure, "PNG"))
             mlflow.log_image(figure, "figures/figure1.png")
         mlflow.log_metrics({f"scoring.{k}": float(v) for k, v in timing.items()})
-        mlflow.log_metrics({"scoring.rows_in": sum(sum(c.values()) for c in counts.values()),
-                            **{f"scoring.{t}": sum(c[t] for c in counts.values()) for t in ("records", "errors")}})  # fmt: skip
-        mlflow.log_dict({t: {n: {"key": r["key"], "method": r["method"], "models": r["models"]} for n, r in rows.items()} for t, rows in results.items()},
-                        "runs.json")  # fmt: skip
+        mlflow.log_metrics(
+            {
+                "scoring.rows_in": sum(sum(c.values()) for c in counts.values()),
+                **{f"scoring.{t}": sum(c[t] for c in counts.values()) for t in ("records", "errors")},
+            }
+        )
+        mlflow.log_dict(
+            {
+                t: {n: {"key": r["key"], "method": r["method"], "models": r["models"]} for n, r in rows.items()}
+                for t, rows in results.items()
+            },
+            "runs.json",
+        )
         mlflow.set_tags({f"model.{i}": f"{location} {digest}" for i, (location, digest) in enumerate(sorted(fingerprints.items()))})
     print(f"\nbenchmark under {cfg.output} (MLflow run {active.info.run_id}, experiment {cfg.experiment!r})\n")
     print(files["table1.md"])

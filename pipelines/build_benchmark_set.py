@@ -48,15 +48,27 @@ def benchmark_sheet(output: str, n: int) -> np.ndarray | None:
     rows = read_parts(f"{output}/records", ["keypoints", "size", "real_image", "person_mask"], BENCHMARK_SCHEMA).slice(0, n).to_pylist()
     tiles = []
     for row in rows:
-        tiles += [draw_skeleton(np.asarray(row["keypoints"], np.float32).reshape(133, 3), row["size"]),
-                  overlay_mask(decode_image(row["real_image"]), decode_rle(row["person_mask"]))]  # fmt: skip
+        tiles += [
+            draw_skeleton(np.asarray(row["keypoints"], np.float32).reshape(133, 3), row["size"]),
+            overlay_mask(decode_image(row["real_image"]), decode_rle(row["person_mask"])),
+        ]
     return contact_sheet(tiles, columns=8, cell=128) if tiles else None
 
 
 def run(cfg: Config) -> int:
     with job_run(cfg) as active:
-        built = build_set(cfg, benchmark_records, None, write_benchmark, "benchmark set", log, required=("person_box", "no body keypoints"),
-                          size=cfg.size, margin=cfg.margin, seed=cfg.seed)  # fmt: skip
+        built = build_set(
+            cfg,
+            benchmark_records,
+            None,
+            write_benchmark,
+            "benchmark set",
+            log,
+            required=("person_box", "no body keypoints"),
+            size=cfg.size,
+            margin=cfg.margin,
+            seed=cfg.seed,
+        )
         sheet = benchmark_sheet(cfg.output, cfg.contact_sheet_rows)
         if sheet is not None:
             mlflow.log_image(sheet, "contact_sheets/benchmark.png")

@@ -63,8 +63,17 @@ def crop_sheet(output: str, n: int) -> np.ndarray | None:
 
 def run(cfg: Config) -> int:
     with job_run(cfg) as active:
-        built = build_set(cfg, crop_records, EncodeCrops, write_crops, "hand crops", log, size=cfg.size, margin=cfg.margin,
-                          min_hand_points=cfg.min_hand_points)  # fmt: skip
+        built = build_set(
+            cfg,
+            crop_records,
+            EncodeCrops,
+            write_crops,
+            "hand crops",
+            log,
+            size=cfg.size,
+            margin=cfg.margin,
+            min_hand_points=cfg.min_hand_points,
+        )
         crops = sum(len(c) for c in read_parts(f"{cfg.output}/records", ["crops"], HAND_CROP_SCHEMA).column("crops").to_pylist())
         mlflow.log_metric("crops", crops)
         sheet = crop_sheet(cfg.output, cfg.contact_sheet_crops)

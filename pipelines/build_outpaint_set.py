@@ -51,13 +51,19 @@ def outpaint_sheet(output: str, n: int) -> np.ndarray | None:
     rows = read_parts(f"{output}/records", ["image", "mask", "skeleton", "canvas"], OUTPAINT_SCHEMA).slice(0, n).to_pylist()
     tiles = []
     for row in rows:
-        tiles += [overlay_mask(decode_image(row["image"]), decode_rle(row["mask"])), decode_image(row["skeleton"]), decode_image(row["canvas"])]
+        tiles += [
+            overlay_mask(decode_image(row["image"]), decode_rle(row["mask"])),
+            decode_image(row["skeleton"]),
+            decode_image(row["canvas"]),
+        ]
     return contact_sheet(tiles, columns=6, cell=160) if tiles else None
 
 
 def run(cfg: Config) -> int:
     with job_run(cfg) as active:
-        built = build_set(cfg, outpaint_records, EncodeOutpaint, write_outpaint, "outpaint set", log, size=cfg.size, margin=cfg.margin, fill=cfg.fill)
+        built = build_set(
+            cfg, outpaint_records, EncodeOutpaint, write_outpaint, "outpaint set", log, size=cfg.size, margin=cfg.margin, fill=cfg.fill
+        )
         sheet = outpaint_sheet(cfg.output, cfg.contact_sheet_rows)
         if sheet is not None:
             mlflow.log_image(sheet, "contact_sheets/outpaint.png")

@@ -10,19 +10,31 @@ import ast
 import importlib
 import importlib.util
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 # name -> (module, one line for --help). Only jobs that work end to end are listed.
 JOBS: dict[str, tuple[str, str]] = {
     "annotate": ("pipelines.annotate", "annotate datasets on Ray Data: keypoints, hand/person masks, captions -> Parquet"),
     "assets": ("pipelines.assets", "build the tiny model zoo or the sample datasets (assets {tiny-zoo,sample-data} --out DIR)"),
-    "build-hand-crops": ("pipelines.build_hand_crops", "stage-1 training set: hand crops, per-finger keypoints, masks, captions -> Parquet"),
+    "build-hand-crops": (
+        "pipelines.build_hand_crops",
+        "stage-1 training set: hand crops, per-finger keypoints, masks, captions -> Parquet",
+    ),
     "train-hand": ("pipelines.train_hand", "train the stage-1 hand generator (UNet with 4 + 11 input channels, mask head) on Ray Train"),
-    "build-outpaint-set": ("pipelines.build_outpaint_set", "stage-2 training set: framed people, hands-only canvases, hand masks, OpenPose skeletons -> Parquet"),
-    "train-body": ("pipelines.train_body", "train the stage-2 body ControlNet (OpenPose + hand-mask channel, latent blending) on Ray Train"),
+    "build-outpaint-set": (
+        "pipelines.build_outpaint_set",
+        "stage-2 training set: framed people, hands-only canvases, hand masks, OpenPose skeletons -> Parquet",
+    ),
+    "train-body": (
+        "pipelines.train_body",
+        "train the stage-2 body ControlNet (OpenPose + hand-mask channel, latent blending) on Ray Train",
+    ),
     "generate": ("pipelines.generate", "two-stage generation from pose conditions on Ray Data GPU actors -> PNGs + metadata Parquet"),
-    "build-benchmark-set": ("pipelines.build_benchmark_set", "benchmark conditions: HaGRID test people sampled by gesture, framed, with the real side -> Parquet"),
+    "build-benchmark-set": (
+        "pipelines.build_benchmark_set",
+        "benchmark conditions: HaGRID test people sampled by gesture, framed, with the real side -> Parquet",
+    ),
     "score": ("pipelines.score", "score generated images against their conditions: DAP, MPJPE, CLIPSIM, FID/KID fg, with intervals"),
     "benchmark": ("pipelines.benchmark", "generate and score every method on the benchmark set; Tables I and II beside the paper's"),
     "demo": ("pipelines.demo", "run the embedded default end to end: tiny models, sample data, local Ray and MLflow"),

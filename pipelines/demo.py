@@ -32,7 +32,17 @@ from handdiff.data.readers import open_reader, scan_dataset
 from handdiff.tracking import resolve_tracking_uri
 from pipelines import annotate, benchmark, build_benchmark_set, build_hand_crops, build_outpaint_set, generate, train_body, train_hand
 from pipelines.demo_configs import demo_config
-from pipelines.job import JobConfig, RayConfig, TrackingConfig, init_ray, job_run, parse_job_config, run_checked, setup_logging, wants_verbose
+from pipelines.job import (
+    JobConfig,
+    RayConfig,
+    TrackingConfig,
+    init_ray,
+    job_run,
+    parse_job_config,
+    run_checked,
+    setup_logging,
+    wants_verbose,
+)
 
 
 class Config(JobConfig):
@@ -67,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             all_errors += errors
         problems = check_manifest(manifest, all_errors, all_records)
 
-        mlflow.log_metrics({"zoo_build_seconds": zoo["build_seconds"], "zoo_mib": zoo["bytes"] / 2**20, "sample_data_seconds": sample_seconds})
+        mlflow.log_metrics(
+            {"zoo_build_seconds": zoo["build_seconds"], "zoo_mib": zoo["bytes"] / 2**20, "sample_data_seconds": sample_seconds}
+        )
         mlflow.log_metrics({f"{name}.{k}": v for name, c in counts.items() for k, v in c.items()})
         mlflow.log_dict({"counts": counts, "errors": all_errors, "manifest_problems": problems}, "summary.json")
 

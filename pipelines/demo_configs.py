@@ -18,7 +18,9 @@ SHIPPED_RUNS_PREFIX = "demo"
 """The run-name prefix of the demo's runs in those files: ``runs/demo/train_hand/demo-train-hand/final_model``."""
 
 
-def demo_config(job: str, workdir: str = SHIPPED_WORKDIR, tracking: TrackingConfig | None = None, runs_prefix: str = SHIPPED_RUNS_PREFIX) -> Any:
+def demo_config(
+    job: str, workdir: str = SHIPPED_WORKDIR, tracking: TrackingConfig | None = None, runs_prefix: str = SHIPPED_RUNS_PREFIX
+) -> Any:
     """``job``'s demo config (``pipelines/configs/<job>_demo.yaml``, ``job`` as the CLI names it) with
     every path under ``runs/demo`` moved under ``workdir``, the demo's trained models taken from the
     runs named ``<runs_prefix>-train-hand``/``-body``, and ``tracking`` in place of the file's."""

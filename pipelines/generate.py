@@ -34,8 +34,8 @@ from handdiff.data.parts import read_parts, write_part
 from handdiff.data.records import ERROR_SCHEMA, to_table
 from handdiff.data.skeleton import HUMANSD_THRESHOLD
 from handdiff.data.work_rows import done_ids
-from handdiff.inference.settings import TwoStageSettings
 from handdiff.inference.generate_stages import GENERATION_SCHEMA, GenerateImages, conditions_to_rows, write_generated
+from handdiff.inference.settings import TwoStageSettings
 from handdiff.provenance import code_version
 from handdiff.tracking import log_pipeline_model
 from pipelines.job import JobConfig, TrackingConfig, job_run, run_job
@@ -106,11 +106,19 @@ class BaselineSection(StrictModel):
     """Unset: each method's authors' own (SD 7.5, ControlNet 9, T2I-Adapter 7.5, HumanSD 10); a value applies to all."""
 
 
-BASELINE_MODELS = {"sd15": (), "controlnet-openpose": ("controlnet",), "t2i-adapter-openpose": ("adapter",), "humansd": ("humansd",),
-                   "handrefiner": ("handrefiner", "inpainting")}  # fmt: skip
+BASELINE_MODELS = {
+    "sd15": (),
+    "controlnet-openpose": ("controlnet",),
+    "t2i-adapter-openpose": ("adapter",),
+    "humansd": ("humansd",),
+    "handrefiner": ("handrefiner", "inpainting"),
+}
 """The model locations each baseline needs."""
-BASELINE_OPTIONS = {"controlnet-openpose": {"pose": "controlnet_pose"}, "humansd": {"pose_threshold": "humansd_pose_threshold"},
-                    "handrefiner": {k: k for k in ("handrefiner_control_scale", "handrefiner_steps", "handrefiner_guidance")}}  # fmt: skip
+BASELINE_OPTIONS = {
+    "controlnet-openpose": {"pose": "controlnet_pose"},
+    "humansd": {"pose_threshold": "humansd_pose_threshold"},
+    "handrefiner": {k: k for k in ("handrefiner_control_scale", "handrefiner_steps", "handrefiner_guidance")},
+}
 """Each baseline's own settings: generator keyword -> ``BaselineSection`` field."""
 
 
@@ -210,7 +218,9 @@ def contact_sheet(cfg: Config, conditions: list[dict]) -> np.ndarray | None:
     for row in rows:
         image = decode_image(storage.read_bytes(row["image_uri"]))
         blank = np.zeros_like(image)
-        keypoints = np.asarray(conditions[row["image_id"]]["keypoints"], np.float32).reshape(133, 3) if row["image_id"] in conditions else None
+        keypoints = (
+            np.asarray(conditions[row["image_id"]]["keypoints"], np.float32).reshape(133, 3) if row["image_id"] in conditions else None
+        )
         tiles.append(draw_skeleton(keypoints, row["size"]) if keypoints is not None else blank)
         if "stage-1 crops" in columns:
             strip = decode_image(storage.read_bytes(row["stage1_uri"])) if row.get("stage1_uri") else None
@@ -225,8 +235,8 @@ def contact_sheet(cfg: Config, conditions: list[dict]) -> np.ndarray | None:
 
 def register_two_stage(section: HandDiffSection, name: str) -> None:
     """Log the two trained stages as one two-stage pyfunc model and register it as ``name``."""
-    from handdiff.serving import two_stage_pyfunc
     from handdiff.models.loading import resolve
+    from handdiff.serving import two_stage_pyfunc
 
     artifacts = {"hand": resolve(section.hand_model), "body": resolve(section.body_model)}
     log_pipeline_model(artifacts, "two_stage", two_stage_pyfunc, name)
@@ -259,18 +269,28 @@ def run(cfg: Config) -> int:
         log.info("%d conditions, %d already generated, %d to generate", rows_in, len(todo.done), todo.pending)
 
         def pipeline():
-            ds = map_tasks(index_dataset(todo.index, cfg.tasks), conditions_to_rows, cfg.tasks, method=cfg.method, code_version=code_version())
+            ds = map_tasks(
+                index_dataset(todo.index, cfg.tasks), conditions_to_rows, cfg.tasks, method=cfg.method, code_version=code_version()
+            )
             ds = map_actors(ds, GenerateImages, cfg.resources, method=cfg.method, options=options, keep_canvas=cfg.keep_canvas)
             return map_tasks(ds, write_generated, cfg.tasks, output=cfg.output)
 
-        counts, timing = run_pass("generate", pipeline if todo.index else None, {cfg.output: rows_in}, log, pending=todo.pending, started=started)
+        counts, timing = run_pass(
+            "generate", pipeline if todo.index else None, {cfg.output: rows_in}, log, pending=todo.pending, started=started
+        )
         counts = counts[cfg.output]
         meta = read_parts(f"{cfg.output}/records", ["seconds", "stage_seconds"], GENERATION_SCHEMA).to_pylist()
         stages: dict[str, float] = {}
         for row in meta:
             for stage, value in json.loads(row["stage_seconds"]).items():
                 stages[stage] = stages.get(stage, 0.0) + value / len(meta)
-        summary = {"rows_in": rows_in, **counts, "resumed_from": len(todo.done), **timing, **{f"seconds_per_image.{k}": v for k, v in stages.items()}}
+        summary = {
+            "rows_in": rows_in,
+            **counts,
+            "resumed_from": len(todo.done),
+            **timing,
+            **{f"seconds_per_image.{k}": v for k, v in stages.items()},
+        }
         mlflow.log_metrics({k: float(v) for k, v in summary.items()})
         sheet = contact_sheet(cfg, conditions)
         if sheet is not None:

@@ -117,8 +117,10 @@ def check_error_share(what: str, output: str, errors: int, rows_in: int, limit: 
 
     if rows_in and errors / rows_in > limit:
         reasons = "; ".join(f"{reason} ({count})" for reason, count in top_error_reasons(output))
-        raise JobFailed(f"{what}: {errors} of {rows_in} rows are errors ({errors / rows_in:.0%}, above max_error_share "
-                        f"{limit:g}; the errors table is under {output}/errors): {reasons}")  # fmt: skip
+        raise JobFailed(
+            f"{what}: {errors} of {rows_in} rows are errors ({errors / rows_in:.0%}, above max_error_share "
+            f"{limit:g}; the errors table is under {output}/errors): {reasons}"
+        )
 
 
 def default_config_path(job: str) -> Path:
@@ -141,8 +143,8 @@ def job_parser(job: str, doc: str | None) -> argparse.ArgumentParser:
         description=doc,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"config keys (top level): {keys}\n--print-config shows every key with its resolved value.\n"
-               "Overrides are dotted keys, e.g. tracking.run_name=try2 ray.address=auto",
-    )  # fmt: skip
+        "Overrides are dotted keys, e.g. tracking.run_name=try2 ray.address=auto",
+    )
     parser.add_argument("--config", default=str(default), help=f"YAML config (default: {_shown(default)})")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--verbose", action="store_true", help="show every library's log lines here too (they always go to the log file)")
@@ -255,8 +257,9 @@ def preflight_tracking(cfg: JobConfig) -> None:
     check_store_outlives_job(uri)
     check_reachable(uri)
     if cfg.tracking.resume:
-        problem = rerun_conflict(cfg.experiment, cfg.tracking.run_name, cfg.resolved().model_dump(mode="json"), tracking_uri=uri,
-                                 resume_safe=cfg.RESUME_SAFE)  # fmt: skip
+        problem = rerun_conflict(
+            cfg.experiment, cfg.tracking.run_name, cfg.resolved().model_dump(mode="json"), tracking_uri=uri, resume_safe=cfg.RESUME_SAFE
+        )
         if problem:
             raise ConfigError(problem)
 
@@ -275,9 +278,11 @@ def check_store_outlives_job(uri: str) -> None:
     runs would vanish with the copy."""
     path = next((uri[len(scheme) :] for scheme in ("sqlite:///", "file://") if uri.startswith(scheme)), None if "://" in uri else uri)
     if path and in_ray_working_dir_copy(path):
-        raise ConfigError(f"tracking: the MLflow store {uri} is inside Ray's temporary copy of the working directory, deleted with the job: "
-                          "set MLFLOW_TRACKING_URI (the head's environment, or --runtime-env-json '{\"env_vars\": {\"MLFLOW_TRACKING_URI\": ...}}') "
-                          "or tracking.tracking_uri to a server or a path outside it")  # fmt: skip
+        raise ConfigError(
+            f"tracking: the MLflow store {uri} is inside Ray's temporary copy of the working directory, deleted with the job: "
+            'set MLFLOW_TRACKING_URI (the head\'s environment, or --runtime-env-json \'{"env_vars": {"MLFLOW_TRACKING_URI": ...}}\') '
+            "or tracking.tracking_uri to a server or a path outside it"
+        )
 
 
 def default_log_dir() -> Path:
@@ -297,8 +302,15 @@ def job_run(cfg: JobConfig, **tags: str) -> Iterator:
     from handdiff.provenance import code_version
     from handdiff.tracking import tracked_run
 
-    with tracked_run(cfg.experiment, cfg.tracking.run_name, cfg.model_dump(mode="json"), tracking_uri=cfg.tracking.tracking_uri,
-                     resume=cfg.tracking.resume, tags={"code_version": code_version(), **tags}, resume_safe=cfg.RESUME_SAFE) as active:  # fmt: skip
+    with tracked_run(
+        cfg.experiment,
+        cfg.tracking.run_name,
+        cfg.model_dump(mode="json"),
+        tracking_uri=cfg.tracking.tracking_uri,
+        resume=cfg.tracking.resume,
+        tags={"code_version": code_version(), **tags},
+        resume_safe=cfg.RESUME_SAFE,
+    ) as active:
         yield active
 
 
@@ -394,7 +406,7 @@ def wants_verbose(argv: Sequence[str] | None) -> bool:
 def init_ray(cfg: RayConfig) -> None:
     """Connect to the configured cluster, or start a local instance; reuse one already up."""
     import ray
-    import ray.data  # noqa: F401 - its loggers, to route
+    import ray.data
 
     from pipelines import waits
 
@@ -409,6 +421,12 @@ def init_ray(cfg: RayConfig) -> None:
     else:
         # "local": always a new instance; a bare ray.init() would join whatever cluster this machine
         # advertises (a running `ray start --head`, or the stale file a killed head leaves behind)
-        ray.init(address="local", num_cpus=cfg.num_cpus, object_store_memory=cfg.object_store_memory,
-                 include_dashboard=cfg.include_dashboard, logging_level=logging.WARNING, log_to_driver=_VERBOSE)  # fmt: skip
+        ray.init(
+            address="local",
+            num_cpus=cfg.num_cpus,
+            object_store_memory=cfg.object_store_memory,
+            include_dashboard=cfg.include_dashboard,
+            logging_level=logging.WARNING,
+            log_to_driver=_VERBOSE,
+        )
     route_ray_logs()

@@ -75,17 +75,28 @@ def map_tasks(ds, fn, tasks: TaskResources, batch_size: int | None = None, **kwa
     of 8 merged 8 files into one block and the stages downstream stopped overlapping."""
     import ray
 
-    return ds.map_batches(fn, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=batch_size,
-                          num_cpus=tasks.num_cpus, compute=ray.data.TaskPoolStrategy(size=tasks.concurrency))  # fmt: skip
+    return ds.map_batches(
+        fn,
+        fn_kwargs=kwargs,
+        batch_format="pyarrow",
+        batch_size=batch_size,
+        num_cpus=tasks.num_cpus,
+        compute=ray.data.TaskPoolStrategy(size=tasks.concurrency),
+    )
 
 
 def map_actors(ds, cls, resources: Resources, **kwargs: Any):
     import ray
 
     return ds.map_batches(
-        cls, fn_constructor_kwargs=kwargs, batch_format="pyarrow", batch_size=resources.batch_size,
-        compute=ray.data.ActorPoolStrategy(size=resources.actors), num_cpus=resources.num_cpus, num_gpus=resources.num_gpus,
-    )  # fmt: skip
+        cls,
+        fn_constructor_kwargs=kwargs,
+        batch_format="pyarrow",
+        batch_size=resources.batch_size,
+        compute=ray.data.ActorPoolStrategy(size=resources.actors),
+        num_cpus=resources.num_cpus,
+        num_gpus=resources.num_gpus,
+    )
 
 
 @dataclass
@@ -116,7 +127,9 @@ class Written:
         return (self.rows - self.first_rows) / (self.seconds - self.first_output_s)
 
 
-def run_to_parts(ds, name: str, log: logging.Logger, total: int | None = None, every_s: float = 30.0, started: float | None = None) -> Written:
+def run_to_parts(
+    ds, name: str, log: logging.Logger, total: int | None = None, every_s: float = 30.0, started: float | None = None
+) -> Written:
     """Execute a pipeline that ends in a part writer (streaming); returns what this run wrote,
     its times counted from ``started`` (``time.monotonic()``; default: now). Logs a progress line
     every ``every_s`` seconds (``total``: the rows to expect), Ray's pending demands whenever
@@ -134,8 +147,15 @@ def run_to_parts(ds, name: str, log: logging.Logger, total: int | None = None, e
             written.record({k: sum(batch.column(k).to_pylist()) for k in (OK, ERROR, FILTERED)}, time.monotonic() - start)
             if time.monotonic() - last >= every_s:
                 last = time.monotonic()
-                log.info("%s: %d%s rows written (%d records, %d errors, %d filtered)", name, written.rows, f" of {total}" if total else "",
-                         written.counts[OK], written.counts[ERROR], written.counts[FILTERED])  # fmt: skip
+                log.info(
+                    "%s: %d%s rows written (%d records, %d errors, %d filtered)",
+                    name,
+                    written.rows,
+                    f" of {total}" if total else "",
+                    written.counts[OK],
+                    written.counts[ERROR],
+                    written.counts[FILTERED],
+                )
     written.seconds = time.monotonic() - start
     c = written.counts
     log.info("%s: this run wrote %d records, %d errors, %d filtered", name, c[OK], c[ERROR], c[FILTERED])
@@ -164,8 +184,9 @@ def work_list(output: str, entries, rows_per_file: int, done: set[str] | None = 
     return WorkList(done, total, index, index_rows(index))
 
 
-def run_pass(name: str, pipeline: Callable[[], Any] | None, rows_in: Mapping[str, int], log: logging.Logger, *, pending: int,
-             started: float) -> tuple[dict[str, dict[str, int]], dict[str, float]]:  # fmt: skip
+def run_pass(
+    name: str, pipeline: Callable[[], Any] | None, rows_in: Mapping[str, int], log: logging.Logger, *, pending: int, started: float
+) -> tuple[dict[str, dict[str, int]], dict[str, float]]:
     """The one way every resumable data job runs (annotate, the set jobs, generate, score), once it
     has written its work list: ``pipeline()`` (None when nothing is pending) streamed to its part
     writer (``run_to_parts``), then every output's rows checked (``rows_in``: output -> the rows it
@@ -176,8 +197,12 @@ def run_pass(name: str, pipeline: Callable[[], Any] | None, rows_in: Mapping[str
     written = run_to_parts(pipeline(), name, log, total=pending, started=started) if pipeline is not None else None
     counts = {output: check_conservation(output, OUTPUTS, rows) for output, rows in rows_in.items()}
     seconds = time.monotonic() - started
-    timing = {"seconds": seconds, "images_per_second": pending / seconds if pending and seconds else 0.0, "startup_seconds": 0.0,
-              "steady_images_per_second": 0.0}  # fmt: skip
+    timing = {
+        "seconds": seconds,
+        "images_per_second": pending / seconds if pending and seconds else 0.0,
+        "startup_seconds": 0.0,
+        "steady_images_per_second": 0.0,
+    }
     if written is not None and written.first_output_s is not None:
         timing.update(startup_seconds=written.first_output_s, steady_images_per_second=written.steady_rows_per_second)
     return counts, timing
@@ -185,5 +210,7 @@ def run_pass(name: str, pipeline: Callable[[], Any] | None, rows_in: Mapping[str
 
 def timing_line(timing: Mapping[str, float]) -> str:
     """The console's line for ``run_pass``'s timing."""
-    return (f"{timing['images_per_second']:.2f} images/s in {timing['seconds']:.0f} s: first part written after "
-            f"{timing['startup_seconds']:.0f} s, then {timing['steady_images_per_second']:.2f} images/s")  # fmt: skip
+    return (
+        f"{timing['images_per_second']:.2f} images/s in {timing['seconds']:.0f} s: first part written after "
+        f"{timing['startup_seconds']:.0f} s, then {timing['steady_images_per_second']:.2f} images/s"
+    )

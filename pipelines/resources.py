@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from handdiff.config import ConfigError
 
+
 @dataclass(frozen=True)
 class Demand:
     key: str
@@ -78,19 +79,25 @@ def check_demands(passes: Sequence[Sequence[Demand]], cluster: Cluster, autoscal
     ``{"CPU": 64, "GPU": 8}``; the per-node check is then left to the autoscaler)."""
     limit_cpus = (autoscale_to or {}).get("CPU", cluster.cpus)
     limit_gpus = (autoscale_to or {}).get("GPU", cluster.gpus)
-    has = f"the cluster has {cluster.cpus:g} CPUs, {cluster.gpus:g} GPUs" + (f" (autoscales to {limit_cpus:g}, {limit_gpus:g})" if autoscale_to else "")
+    has = f"the cluster has {cluster.cpus:g} CPUs, {cluster.gpus:g} GPUs" + (
+        f" (autoscales to {limit_cpus:g}, {limit_gpus:g})" if autoscale_to else ""
+    )
     for demands in passes:
         for d in demands:
             if not autoscale_to and d.count and not any(d.cpus <= cpus + 1e-9 and d.gpus <= gpus + 1e-9 for cpus, gpus in cluster.nodes):
-                raise ConfigError(f"{d.key}: one actor needs {d.cpus:g} CPUs and {d.gpus:g} GPUs but no node has that ({has}): "
-                                  f"lower {d.key}'s num_cpus/num_gpus")  # fmt: skip
+                raise ConfigError(
+                    f"{d.key}: one actor needs {d.cpus:g} CPUs and {d.gpus:g} GPUs but no node has that ({has}): "
+                    f"lower {d.key}'s num_cpus/num_gpus"
+                )
         cpus, gpus = sum(d.count * d.cpus for d in demands), sum(d.count * d.gpus for d in demands)
         if cpus > limit_cpus + 1e-9 or gpus > limit_gpus + 1e-9:
             short = "GPUs" if gpus > limit_gpus + 1e-9 else "CPUs"
             largest = max(demands, key=lambda d: d.count * (d.gpus if short == "GPUs" else d.cpus))
-            raise ConfigError(f"the pools that run together need {cpus:g} CPUs and {gpus:g} GPUs ({'; '.join(d.describe() for d in demands)}) "
-                              f"but {has}: they would wait forever; lower {largest.key}.actors (or its num_cpus/num_gpus), "
-                              "or give Ray more (ray start --head --num-cpus N, ray.num_cpus for a local instance)")  # fmt: skip
+            raise ConfigError(
+                f"the pools that run together need {cpus:g} CPUs and {gpus:g} GPUs ({'; '.join(d.describe() for d in demands)}) "
+                f"but {has}: they would wait forever; lower {largest.key}.actors (or its num_cpus/num_gpus), "
+                "or give Ray more (ray start --head --num-cpus N, ray.num_cpus for a local instance)"
+            )
 
 
 def fit_demands(cfg: BaseModel, cpus: float) -> bool:

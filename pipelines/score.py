@@ -49,13 +49,41 @@ from handdiff.data.work_rows import done_ids
 from handdiff.inference.generate_stages import GENERATION_SCHEMA
 from handdiff.metrics.images import KID_SUBSET_SIZE
 from handdiff.metrics.keypoints import OksArea
-from handdiff.metrics.score_stages import SCORE_SCHEMA, DetectPeople, ImageScores, RealFeatures, real_inputs, score_inputs, write_real, write_scores
-from handdiff.metrics.summary import METRICS, conventions, evaluate, figures, percentile_intervals, resampled_figures, score_by, write_resamples
+from handdiff.metrics.score_stages import (
+    SCORE_SCHEMA,
+    DetectPeople,
+    ImageScores,
+    RealFeatures,
+    real_inputs,
+    score_inputs,
+    write_real,
+    write_scores,
+)
+from handdiff.metrics.summary import (
+    METRICS,
+    conventions,
+    evaluate,
+    figures,
+    percentile_intervals,
+    resampled_figures,
+    score_by,
+    write_resamples,
+)
 from handdiff.models.fingerprint import keep_fingerprints
 from handdiff.models.sam import SamArch
 from handdiff.provenance import code_version
 from pipelines.job import JobConfig, TrackingConfig, job_run, run_job
-from pipelines.ray_stages import Resources, TaskResources, Written, index_dataset, map_actors, map_tasks, run_pass, run_to_parts, timing_line
+from pipelines.ray_stages import (
+    Resources,
+    TaskResources,
+    Written,
+    index_dataset,
+    map_actors,
+    map_tasks,
+    run_pass,
+    run_to_parts,
+    timing_line,
+)
 
 log = logging.getLogger("handdiff.score")
 
@@ -110,11 +138,22 @@ class Config(JobConfig):
     """How many processes resample changes nothing they compute."""
 
     def scoring(self) -> Scoring:
-        return Scoring(self.conditions, self.real or storage.join(self.output, "real"), self.models, self.detection, self.resources, self.tasks,
-                       self.min_detection_confidence, self.min_visibility, self.index_rows_per_file)  # fmt: skip
+        return Scoring(
+            self.conditions,
+            self.real or storage.join(self.output, "real"),
+            self.models,
+            self.detection,
+            self.resources,
+            self.tasks,
+            self.min_detection_confidence,
+            self.min_visibility,
+            self.index_rows_per_file,
+        )
 
     def figure_settings(self) -> FigureSettings:
-        return FigureSettings(self.bootstrap, self.seed, self.breakdown_by, self.kid_subset, self.oks_area, self.min_visibility, self.resample_workers)
+        return FigureSettings(
+            self.bootstrap, self.seed, self.breakdown_by, self.kid_subset, self.oks_area, self.min_visibility, self.resample_workers
+        )
 
 
 @dataclass(frozen=True)
@@ -186,27 +225,37 @@ def score_outputs(scoring: Scoring, jobs: dict[str, str], index_dir: str) -> tup
     rows_of = {generated: generated_rows(generated) for generated in jobs}
     scorers = [scoring.models.clip, scoring.models.sam, scoring.models.inception]
     done = {}
-    for generated, output in jobs.items():
+    for output in jobs.values():
         done[output] = done_ids(output)
         try:
             keep_fingerprints(output, scorers, done[output])
         except ValueError as err:
             raise ConfigError(str(err)) from None
-    pending = [(output, r["image_id"]) for generated, output in jobs.items() for r in rows_of[generated] if r["image_id"] not in done[output]]
+    pending = [
+        (output, r["image_id"]) for generated, output in jobs.items() for r in rows_of[generated] if r["image_id"] not in done[output]
+    ]
     start = time.monotonic()
     real = real_side(scoring, {image_id for _, image_id in pending})
     timing = {"real_side_seconds": time.monotonic() - start if real else 0.0}
     real_parts = parts_by_id(f"{scoring.real}/records")
-    entries = ({**row, "key": f"{output}#{row['image_id']}", "output": output, "part": real_parts.get(row["image_id"], "(no real side)")}
-               for generated, output in jobs.items() for row in rows_of[generated])  # fmt: skip
+    entries = (
+        {**row, "key": f"{output}#{row['image_id']}", "output": output, "part": real_parts.get(row["image_id"], "(no real side)")}
+        for generated, output in jobs.items()
+        for row in rows_of[generated]
+    )
     skip = {f"{output}#{image_id}" for output, ids in done.items() for image_id in ids}
     started = time.monotonic()
     _, index = write_index(entries, index_dir, skip, scoring.rows_per_file, key="key")  # one work list for every output
 
     def pipeline():
         ds = map_tasks(index_dataset(index, scoring.tasks), score_inputs, scoring.tasks, code_version=code_version())
-        ds = map_actors(ds, DetectPeople, scoring.detection, min_detection_confidence=scoring.min_detection_confidence,
-                        min_visibility=scoring.min_visibility)  # fmt: skip
+        ds = map_actors(
+            ds,
+            DetectPeople,
+            scoring.detection,
+            min_detection_confidence=scoring.min_detection_confidence,
+            min_visibility=scoring.min_visibility,
+        )
         ds = map_actors(ds, ImageScores, scoring.resources, **scoring.models.model_dump(), device=scoring.resources.device)
         return map_tasks(ds, write_scores, scoring.tasks)
 
@@ -245,8 +294,14 @@ def summarize(output: str, generated: str, settings: FigureSettings) -> dict:
             workers = settings.resample_workers or min(8, len(os.sched_getaffinity(0)))
             samples = resampled_figures(evaluation, ids, settings.bootstrap, settings.seed, workers) if settings.bootstrap else {}
             by = score_by(rows, settings.breakdown_by, tmp, settings.kid_subset, evaluation=evaluation) if settings.breakdown_by else {}
-        result.update(metrics=metrics, intervals=percentile_intervals(samples), by=by, method=rows[0]["method"], resamples=settings.bootstrap,
-                      seed=settings.seed)  # fmt: skip
+        result.update(
+            metrics=metrics,
+            intervals=percentile_intervals(samples),
+            by=by,
+            method=rows[0]["method"],
+            resamples=settings.bootstrap,
+            seed=settings.seed,
+        )
     if samples:
         write_resamples(samples, storage.join(output, "resamples.parquet"))
     storage.write_text(uri, json.dumps(result, indent=1, default=float))
@@ -260,7 +315,9 @@ def run(cfg: Config) -> int:
         total = sum(counts.values())
         result = summarize(cfg.output, cfg.generated, cfg.figure_settings())
         mlflow.log_metrics({k: float(v) for k, v in result["metrics"].items()})
-        mlflow.log_metrics({f"{k}_ci_{end}": float(v) for k, (lo, hi) in result["intervals"].items() for end, v in (("lo", lo), ("hi", hi))})
+        mlflow.log_metrics(
+            {f"{k}_ci_{end}": float(v) for k, (lo, hi) in result["intervals"].items() for end, v in (("lo", lo), ("hi", hi))}
+        )
         mlflow.log_metrics({"rows_in": total, **counts, **timing})
         mlflow.log_dict(result, "summary.json")
     print(f"\nscores under {cfg.output} (MLflow run {active.info.run_id}, experiment {cfg.experiment!r})")

@@ -73,8 +73,16 @@ class BuiltSet:
     timing: dict[str, float]
 
 
-def build_set(cfg: SetJobConfig, make_rows: Callable, encoder: type | None, write_rows: Callable, what: str,
-              log: logging.Logger, required: tuple[str, str] | None = None, **make_options) -> BuiltSet:  # fmt: skip
+def build_set(
+    cfg: SetJobConfig,
+    make_rows: Callable,
+    encoder: type | None,
+    write_rows: Callable,
+    what: str,
+    log: logging.Logger,
+    required: tuple[str, str] | None = None,
+    **make_options,
+) -> BuiltSet:
     """Run the set pipeline in the active MLflow run: ``make_rows(batch, **make_options,
     code_version=...)`` as tasks, ``encoder`` (a ``handdiff.models.encoders`` stage) on actors
     when ``cfg.precompute`` is set, ``write_rows(batch, output=...)`` as tasks.
@@ -91,8 +99,12 @@ def build_set(cfg: SetJobConfig, make_rows: Callable, encoder: type | None, writ
         if r.get("short_by"):
             log.warning("source %s has %d images, fewer than the %d asked for: using all", name, r["available"], cfg.sources[name].count)
     todo = work_list(cfg.output, entries, cfg.index_rows_per_file)
-    write_part(to_table([error_row(u["image_id"], u["dataset"], "select", reason) for u in unusable if u["image_id"] not in todo.done],
-                        ERROR_SCHEMA), f"{cfg.output}/errors")  # fmt: skip
+    write_part(
+        to_table(
+            [error_row(u["image_id"], u["dataset"], "select", reason) for u in unusable if u["image_id"] not in todo.done], ERROR_SCHEMA
+        ),
+        f"{cfg.output}/errors",
+    )
     total = todo.total + len(unusable)
     log.info("%d images selected, %d already done, %d to do", total, len(todo.done), todo.pending)
 
@@ -115,5 +127,7 @@ def build_set(cfg: SetJobConfig, make_rows: Callable, encoder: type | None, writ
 
 def print_selection(built: BuiltSet) -> None:
     for name, r in built.report.items():
-        print(f"  {name:<14} {r['selected']:>7} of {r['available']:>7} images of {'/'.join(r['splits'])} ({r['other_splits']} of other splits left out)")
+        print(
+            f"  {name:<14} {r['selected']:>7} of {r['available']:>7} images of {'/'.join(r['splits'])} ({r['other_splits']} of other splits left out)"
+        )
     print(f"  rows {built.rows_in} = records {built.counts['records']} + errors {built.counts['errors']}; {timing_line(built.timing)}")

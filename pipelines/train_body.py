@@ -34,9 +34,16 @@ from handdiff.data.set_settings import read_set_settings
 from handdiff.tracking import log_pipeline_model
 from pipelines.job import TrackingConfig, run_job
 from pipelines.training import (
-    LoggingSection, Stage, TrainJobConfig, TrainSection, final_weights, fit, print_result, training_dataset,
+    LoggingSection,
+    Stage,
+    TrainJobConfig,
+    TrainSection,
+    final_weights,
+    fit,
+    print_result,
+    training_dataset,
     validation_rows,
-)  # fmt: skip
+)
 
 log = logging.getLogger("handdiff.train_body")
 
@@ -120,9 +127,16 @@ def sample_grid(pipeline, rows: list[dict], logging_cfg: LoggingSection) -> np.n
     masks = [decode_rle(r["mask"]) for r in rows]
     was_training = pipeline.controlnet.training
     pipeline.controlnet.eval()
-    out = pipeline([r["caption"] for r in rows], tensor(skeletons), torch.as_tensor(np.stack(masks)[:, None].astype(np.float32)),
-                   canvas=tensor(canvases), num_inference_steps=logging_cfg.sample_inference_steps, guidance_scale=logging_cfg.guidance_scale,
-                   generator=torch.Generator().manual_seed(0), unmasked_last_steps=min(2, logging_cfg.sample_inference_steps - 1))  # fmt: skip
+    out = pipeline(
+        [r["caption"] for r in rows],
+        tensor(skeletons),
+        torch.as_tensor(np.stack(masks)[:, None].astype(np.float32)),
+        canvas=tensor(canvases),
+        num_inference_steps=logging_cfg.sample_inference_steps,
+        guidance_scale=logging_cfg.guidance_scale,
+        generator=torch.Generator().manual_seed(0),
+        unmasked_last_steps=min(2, logging_cfg.sample_inference_steps - 1),
+    )
     pipeline.controlnet.train(was_training)
     tiles = []
     for i in range(len(rows)):
@@ -149,7 +163,9 @@ def export_final_model(cfg: Config, checkpoint, directory: str) -> None:
     from handdiff.models.loading import load_sd_pipeline
 
     settings = OutpaintSettings(**outpaint_settings(cfg))
-    BodyOutpaintPipeline.from_parts(load_sd_pipeline(cfg.model.base), final_weights(checkpoint, ControlNetModel), settings).save_pretrained(directory)
+    BodyOutpaintPipeline.from_parts(load_sd_pipeline(cfg.model.base), final_weights(checkpoint, ControlNetModel), settings).save_pretrained(
+        directory
+    )
 
 
 def run(cfg: Config) -> int:
@@ -160,10 +176,12 @@ def run(cfg: Config) -> int:
 
     dataset = training_dataset(cfg, outpaint_batch, "build-outpaint-set", caption_dropout=cfg.train.caption_dropout)
     result, run_id, final = fit(
-        cfg, make_stage, dataset,
+        cfg,
+        make_stage,
+        dataset,
         export=lambda checkpoint, directory: export_final_model(cfg, checkpoint, directory),
         log_model=lambda directory: log_pipeline_model({"pipeline": directory}, "body_outpainter", body_pyfunc, cfg.registered_model),
-    )  # fmt: skip
+    )
     print_result("body ControlNet", result, run_id, cfg, final)
     return 0
 

@@ -39,9 +39,16 @@ from handdiff.data.set_settings import read_set_settings
 from handdiff.tracking import log_pipeline_model
 from pipelines.job import TrackingConfig, run_job
 from pipelines.training import (
-    LoggingSection, Stage, TrainJobConfig, TrainSection, final_weights, fit, print_result, training_dataset,
+    LoggingSection,
+    Stage,
+    TrainJobConfig,
+    TrainSection,
+    final_weights,
+    fit,
+    print_result,
+    training_dataset,
     validation_rows,
-)  # fmt: skip
+)
 
 log = logging.getLogger("handdiff.train_hand")
 
@@ -98,8 +105,10 @@ class Config(TrainJobConfig):
             return
         crops = read_part(parts[0], ["crops"]).column("crops").to_pylist()
         if any(c["latents"] is not None for row in crops for c in row):
-            raise ConfigError(f"train.augment is on, but the crop set {self.data.path} holds precomputed latents (fixed pixels), "
-                              "which cannot be colour-augmented: set train.augment=null, or build the set without precompute")  # fmt: skip
+            raise ConfigError(
+                f"train.augment is on, but the crop set {self.data.path} holds precomputed latents (fixed pixels), "
+                "which cannot be colour-augmented: set train.augment=null, or build the set without precompute"
+            )
 
 
 # ----------------------------------------------------------------------------- workers
@@ -118,9 +127,14 @@ def make_stage(cfg: Config, device, dtype) -> Stage:
 
     t = cfg.train
     sd = load_sd_pipeline(cfg.model.base)
-    model = build_hand_generator(sd.unet, init=cfg.model.conv_in_init, mask_head_source=cfg.model.mask_head_source,
-                                 mask_head_channels=cfg.model.mask_head_channels, generator=torch.Generator().manual_seed(t.seed),
-                                 **crop_settings(cfg))  # fmt: skip
+    model = build_hand_generator(
+        sd.unet,
+        init=cfg.model.conv_in_init,
+        mask_head_source=cfg.model.mask_head_source,
+        mask_head_channels=cfg.model.mask_head_channels,
+        generator=torch.Generator().manual_seed(t.seed),
+        **crop_settings(cfg),
+    )
     if t.gradient_checkpointing:
         model.unet.enable_gradient_checkpointing()
     for part in (sd.vae, sd.text_encoder):
@@ -149,8 +163,13 @@ def sample_grid(pipeline, rows: list[dict], sigma: float, logging_cfg: LoggingSe
     crops = [row["crops"][0] for row in rows]
     keypoints = torch.as_tensor(np.stack([np.asarray(c["keypoints"], np.float32).reshape(42, 3) for c in crops]))
     masks = torch.as_tensor(np.stack([decode_rle(c["mask"]) for c in crops]).astype(np.float32))
-    out = pipeline([r["caption"] for r in rows], hand_condition(keypoints, masks, sigma), logging_cfg.sample_inference_steps,
-                   logging_cfg.guidance_scale, torch.Generator().manual_seed(0))  # fmt: skip
+    out = pipeline(
+        [r["caption"] for r in rows],
+        hand_condition(keypoints, masks, sigma),
+        logging_cfg.sample_inference_steps,
+        logging_cfg.guidance_scale,
+        torch.Generator().manual_seed(0),
+    )
     tiles = []
     for i, crop in enumerate(crops):
         body = np.zeros((133, 3), np.float32)
@@ -170,8 +189,12 @@ def crop_settings(cfg: Config) -> dict:
     """What the model records of its crops (``HandGenerator``'s config): the crop set's size,
     margin and hand rule, from the set's ``settings.json``, and the heatmap sigma."""
     made = read_set_settings(cfg.data.path, ("size", "margin", "min_hand_points"))
-    return {"crop_size": made["size"], "crop_margin": made["margin"], "min_hand_points": made["min_hand_points"],
-            "heatmap_sigma": cfg.train.heatmap_sigma or made["size"] / 64}  # fmt: skip
+    return {
+        "crop_size": made["size"],
+        "crop_margin": made["margin"],
+        "min_hand_points": made["min_hand_points"],
+        "heatmap_sigma": cfg.train.heatmap_sigma or made["size"] / 64,
+    }
 
 
 def export_final_model(cfg: Config, checkpoint, directory: str) -> None:
@@ -192,10 +215,12 @@ def run(cfg: Config) -> int:
     augment = cfg.train.augment.model_dump() if cfg.train.augment else None
     dataset = training_dataset(cfg, hand_crop_batch, "build-hand-crops", caption_dropout=cfg.train.caption_dropout, augment=augment)
     result, run_id, final = fit(
-        cfg, make_stage, dataset,
+        cfg,
+        make_stage,
+        dataset,
         export=lambda checkpoint, directory: export_final_model(cfg, checkpoint, directory),
         log_model=lambda directory: log_pipeline_model({"pipeline": directory}, "hand_generator", hand_pyfunc, cfg.registered_model),
-    )  # fmt: skip
+    )
     print_result("hand generator", result, run_id, cfg, final)
     return 0
 

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import mlflow
-from mlflow.tracking import MlflowClient
 import numpy as np
+from mlflow.tracking import MlflowClient
 from pydantic import Field, model_validator
 
 from handdiff import storage
 from handdiff.config import InputPath, StrictModel
-from pipelines.job import JobConfig, job_run, route_ray_logs
 from pipelines import waits
+from pipelines.job import JobConfig, job_run, route_ray_logs
 from pipelines.ray_stages import ScalingSection, TaskResources
 
 log = logging.getLogger("handdiff.training")
@@ -101,8 +101,15 @@ class TrainJobConfig(JobConfig):
     MODEL_PATHS: ClassVar[tuple[str, ...]] = ()
     """``model`` fields that may name local folders (made absolute by ``resolved``)."""
 
-    RESUME_SAFE = (*JobConfig.RESUME_SAFE, "train.steps", "checkpoint.max_failures", "checkpoint.num_to_keep", "logging.*", "data.tasks.*",
-                   "scaling.cpus_per_worker")  # fmt: skip
+    RESUME_SAFE = (
+        *JobConfig.RESUME_SAFE,
+        "train.steps",
+        "checkpoint.max_failures",
+        "checkpoint.num_to_keep",
+        "logging.*",
+        "data.tasks.*",
+        "scaling.cpus_per_worker",
+    )
     """A resume may train further (``train.steps``; a schedule tied to the total steps then bends
     where it resumes), keep other checkpoints, log differently or read faster."""
 
@@ -200,8 +207,9 @@ def train_worker(job: WorkerJob) -> None:
     shard = ray.train.get_dataset_shard("train")
     while state.step < t.steps:
         state.epoch += 1
-        batches = shard.iter_batches(batch_size=cfg.worker_batch, batch_format="numpy", drop_last=True,
-                                     local_shuffle_buffer_size=cfg.data.shuffle_buffer or None)  # fmt: skip
+        batches = shard.iter_batches(
+            batch_size=cfg.worker_batch, batch_format="numpy", drop_last=True, local_shuffle_buffer_size=cfg.data.shuffle_buffer or None
+        )
         pending: list[dict] = []
         for batch in batches:
             pending.append(batch)
@@ -226,7 +234,14 @@ def train_worker(job: WorkerJob) -> None:
                 ema.step(unwrapped.parameters())
             state.step += 1
             if tracker:
-                tracker.step(state.step, parts, float(grad_norm), lr_scheduler.get_last_lr()[0], t.batch_size / (time.perf_counter() - started), state.epoch)
+                tracker.step(
+                    state.step,
+                    parts,
+                    float(grad_norm),
+                    lr_scheduler.get_last_lr()[0],
+                    t.batch_size / (time.perf_counter() - started),
+                    state.epoch,
+                )
             if state.step % cfg.checkpoint.every_steps == 0 or state.step == t.steps:
                 _report(rank, state, parts, unwrapped, optimizer, lr_scheduler, ema)
             if state.step >= t.steps:
@@ -260,7 +275,9 @@ class RankZeroTracker:
 
     def step(self, step: int, parts: dict, grad_norm: float, lr: float, samples_per_second: float, epoch: int) -> None:
         if step % self.cfg.logging.every_steps == 0 or step == 1:
-            mlflow.log_metrics({**parts, "grad_norm": grad_norm, "lr": lr, "samples_per_second": samples_per_second, "epoch": epoch}, step=step)
+            mlflow.log_metrics(
+                {**parts, "grad_norm": grad_norm, "lr": lr, "samples_per_second": samples_per_second, "epoch": epoch}, step=step
+            )
         if step % self.cfg.logging.sample_every_steps == 0 or step == self.cfg.train.steps:
             mlflow.log_image(self.stage.sample_grid(self.model), f"samples/step_{step:08d}.png")
 
@@ -302,8 +319,9 @@ def absolute_paths(cfg: TrainJobConfig, *model_fields: str) -> TrainJobConfig:
     return cfg
 
 
-def fit(cfg: TrainJobConfig, make_stage: MakeStage, dataset, export: Callable[[Any, str], None],
-        log_model: Callable[[str], Any]) -> tuple[Any, str, str]:  # fmt: skip
+def fit(
+    cfg: TrainJobConfig, make_stage: MakeStage, dataset, export: Callable[[Any, str], None], log_model: Callable[[str], Any]
+) -> tuple[Any, str, str]:
     """Train ``make_stage``'s model on a ``TorchTrainer`` in the job's MLflow run (continued when its name
     exists), then ``export(checkpoint, local_dir)`` the final model, ``log_model(local_dir)`` it
     (its registered version described by run, step and loss) and copy it to ``<checkpoint
@@ -322,16 +340,24 @@ def fit(cfg: TrainJobConfig, make_stage: MakeStage, dataset, export: Callable[[A
         trainer = TorchTrainer(
             train_loop,
             train_loop_config={"job": WorkerJob(cfg, active.info.run_id, mlflow.get_tracking_uri(), make_stage)},
-            scaling_config=ScalingConfig(num_workers=s.workers, use_gpu=s.use_gpu, resources_per_worker={"CPU": s.cpus_per_worker, **({"GPU": 1} if s.use_gpu else {})}),
+            scaling_config=ScalingConfig(
+                num_workers=s.workers,
+                use_gpu=s.use_gpu,
+                resources_per_worker={"CPU": s.cpus_per_worker, **({"GPU": 1} if s.use_gpu else {})},
+            ),
             run_config=RunConfig(
-                name=posixpath.basename(checkpoints), storage_path=path, storage_filesystem=fs,
+                name=posixpath.basename(checkpoints),
+                storage_path=path,
+                storage_filesystem=fs,
                 checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.num_to_keep),
                 failure_config=FailureConfig(max_failures=cfg.checkpoint.max_failures),
             ),
             datasets={"train": dataset},
-        )  # fmt: skip
+        )
         route_ray_logs()  # Ray Train's loggers exist now
-        with waits.WaitReporter(cfg.tracking.run_name or "train", waits.REPORT_WAITS_AFTER_S, waits.REPORT_WAITS_AFTER_S, while_pending=True):
+        with waits.WaitReporter(
+            cfg.tracking.run_name or "train", waits.REPORT_WAITS_AFTER_S, waits.REPORT_WAITS_AFTER_S, while_pending=True
+        ):
             result = trainer.fit()  # its workers' placement group waits silently where the cluster lacks their CPUs/GPUs
         if result.checkpoint is None:
             raise RuntimeError("training ended without a checkpoint")
@@ -349,8 +375,15 @@ def fit(cfg: TrainJobConfig, make_stage: MakeStage, dataset, export: Callable[[A
                 copy_tree(directory, final)
             if cfg.registered_model and info is not None and info.registered_model_version:
                 loss = (result.metrics or {}).get("loss")
-                MlflowClient().update_model_version(cfg.registered_model, info.registered_model_version, description=(
-                    f"{cfg.tracking.run_name} at step {step}" + (f", loss {loss:.4f}" if loss is not None else "") + f" (run {active.info.run_id})"))
+                MlflowClient().update_model_version(
+                    cfg.registered_model,
+                    info.registered_model_version,
+                    description=(
+                        f"{cfg.tracking.run_name} at step {step}"
+                        + (f", loss {loss:.4f}" if loss is not None else "")
+                        + f" (run {active.info.run_id})"
+                    ),
+                )
             mlflow.set_tags({"final_model": final, "final_model_step": step})
     return result, active.info.run_id, final
 

@@ -71,7 +71,7 @@ def pending_demands() -> list[str]:
 def _any_pending() -> bool:
     try:
         return bool(pending_demands())
-    except Exception:  # noqa: BLE001  (a report, never a failure)
+    except Exception:
         return False
 
 
@@ -81,8 +81,10 @@ def pending_summary() -> str:
 
     try:
         waiting = "; ".join(pending_demands()) or "none"
-    except Exception as err:  # noqa: BLE001  (a report, never a failure)
+    except Exception as err:
         waiting = f"unknown ({type(err).__name__}: {err})"
     free = ray.available_resources()
-    return (f"Ray's pending demands: {waiting}; free: {free.get('CPU', 0):g} CPUs, {free.get('GPU', 0):g} GPUs "
-            "(a pool the others starve: lower their actors or num_cpus)")  # fmt: skip
+    return (
+        f"Ray's pending demands: {waiting}; free: {free.get('CPU', 0):g} CPUs, {free.get('GPU', 0):g} GPUs "
+        "(a pool the others starve: lower their actors or num_cpus)"
+    )

@@ -140,9 +140,12 @@ def hand_crops(annotated, tmp_path_factory):
     sources["hagrid"] = {"path": f"{annotated.output}/hagrid", "count": 12, "stratify_by": "gesture"}
     cfg = build_hand_crops.Config(
         tracking=TrackingConfig(run_name="crops-test", tracking_uri=annotated.tracking.tracking_uri),
-        sources=sources, output=str(out / "set"), size=64, tasks={"num_cpus": 0.5, "concurrency": 2},
+        sources=sources,
+        output=str(out / "set"),
+        size=64,
+        tasks={"num_cpus": 0.5, "concurrency": 2},
         index_rows_per_file=8,
-    )  # fmt: skip
+    )
     assert build_hand_crops.run(cfg) == 0
     return cfg
 
@@ -158,8 +161,12 @@ def outpaint_set(annotated, tmp_path_factory):
     cfg = build_outpaint_set.Config(
         tracking=TrackingConfig(run_name="outpaint-test", tracking_uri=annotated.tracking.tracking_uri),
         sources={name: {"path": f"{annotated.output}/{name}"} for name in ("laion_human", "hagrid")},
-        output=str(out / "set"), size=64, fill=100, tasks={"num_cpus": 0.5, "concurrency": 2}, index_rows_per_file=8,
-    )  # fmt: skip
+        output=str(out / "set"),
+        size=64,
+        fill=100,
+        tasks={"num_cpus": 0.5, "concurrency": 2},
+        index_rows_per_file=8,
+    )
     assert build_outpaint_set.run(cfg) == 0
     return cfg
 
@@ -185,8 +192,11 @@ def two_stage_models(tiny_zoo, tmp_path_factory) -> dict[str, str]:
     sd = load_sd_pipeline(zoo["sd15"])
     crop = {k: v for k, v in TRAINED_SETTINGS.items() if k != "fill"}
     HandGenerationPipeline.from_parts(sd, build_hand_generator(sd.unet, **crop)).save_pretrained(out / "hand")
-    body = BodyOutpaintPipeline.from_parts(load_sd_pipeline(zoo["sd15"]), grow_controlnet_condition(load_controlnet(zoo["controlnet"])),
-                                           OutpaintSettings(fill=TRAINED_SETTINGS["fill"], size=64))  # fmt: skip
+    body = BodyOutpaintPipeline.from_parts(
+        load_sd_pipeline(zoo["sd15"]),
+        grow_controlnet_condition(load_controlnet(zoo["controlnet"])),
+        OutpaintSettings(fill=TRAINED_SETTINGS["fill"], size=64),
+    )
     body.save_pretrained(out / "body")
     return {"hand_model": str(out / "hand"), "body_model": str(out / "body")}
 
@@ -200,9 +210,12 @@ def benchmark_conditions(annotated, tmp_path_factory):
     cfg = build_benchmark_set.Config(
         tracking=TrackingConfig(run_name="benchmark-test", tracking_uri=annotated.tracking.tracking_uri),
         sources={"hagrid": {"path": f"{annotated.output}/hagrid", "count": 6, "stratify_by": "gesture", "splits": ["test"]}},
-        output=str(tmp_path_factory.mktemp("benchmark") / "conditions"), size=64, seed=3,
-        tasks={"num_cpus": 0.5, "concurrency": 2}, index_rows_per_file=4,
-    )  # fmt: skip
+        output=str(tmp_path_factory.mktemp("benchmark") / "conditions"),
+        size=64,
+        seed=3,
+        tasks={"num_cpus": 0.5, "concurrency": 2},
+        index_rows_per_file=4,
+    )
     assert build_benchmark_set.run(cfg) == 0
     return cfg
 

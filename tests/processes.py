@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import psutil
 
@@ -20,10 +20,8 @@ def tree_pss(pid: int) -> int:
         return 0
     total = 0
     for proc in procs:
-        try:
+        with suppress(psutil.Error):
             total += proc.memory_full_info().pss
-        except psutil.Error:
-            pass
     return total
 
 

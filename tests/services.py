@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,8 +91,9 @@ class Service:
     workdir: Path | None = None
 
     @classmethod
-    def start(cls, name: str, cmd: list[str], workdir: Path, env: Mapping[str, str] | None = None,
-              stop_signal: signal.Signals = signal.SIGTERM) -> Service:  # fmt: skip
+    def start(
+        cls, name: str, cmd: list[str], workdir: Path, env: Mapping[str, str] | None = None, stop_signal: signal.Signals = signal.SIGTERM
+    ) -> Service:
         log = workdir / f"{name}.log"
         full_env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", **(env or {})}
         with open(log, "ab") as out:
@@ -105,19 +106,15 @@ class Service:
 
     def kill(self) -> None:
         """SIGKILL the whole process group at once, as a lost machine or an OOM kill does."""
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(10)
 
     def stop(self, timeout: float = 20) -> None:
         """Stop the leader gracefully, then end whatever is left of its process group."""
         self.proc.send_signal(self.stop_signal)
-        try:
+        with suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
         self.kill()  # what ignored the signal or outlived the leader
 
 
@@ -131,8 +128,13 @@ class S3Server:
     def ready(self) -> bool:
         import boto3
 
-        client = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                              aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+        )
         client.head_bucket(Bucket=self.bucket)
         return True
 
@@ -156,15 +158,29 @@ def start_s3(workdir: Path, bucket: str = "handdiff-test") -> S3Server:
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3}",
     }
     cmd = [
-        str(BIN / "weed"), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-        f"-master.port={master}", f"-master.port.grpc={master_grpc}",
-        f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
-        f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
-        f"-admin.port={admin}", f"-admin.port.grpc={admin_grpc}", "-admin.ui=false",
-        f"-webdav.port={webdav}", "-webdav=false", f"-metricsPort={metrics}",
+        str(BIN / "weed"),
+        "mini",
+        f"-dir={data}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.port={s3}",
+        f"-s3.port.grpc={s3_grpc}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-master.port={master}",
+        f"-master.port.grpc={master_grpc}",
+        f"-volume.port={volume}",
+        f"-volume.port.grpc={volume_grpc}",
+        f"-filer.port={filer}",
+        f"-filer.port.grpc={filer_grpc}",
+        f"-admin.port={admin}",
+        f"-admin.port.grpc={admin_grpc}",
+        "-admin.ui=false",
+        f"-webdav.port={webdav}",
+        "-webdav=false",
+        f"-metricsPort={metrics}",
         f"-bucket={bucket}",
-    ]  # fmt: skip
+    ]
     service = Service.start("s3", cmd, workdir, env={k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
     server = S3Server(service, env["AWS_ENDPOINT_URL"], bucket, env)
     try:
@@ -187,11 +203,19 @@ def start_mlflow(workdir: Path) -> MlflowServer:
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cmd = [
-        str(BIN / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination", str(root / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
+        str(BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     service = Service.start("mlflow", cmd, workdir)
     uri = f"http://127.0.0.1:{port}"
     try:
@@ -223,16 +247,30 @@ def start_ray_head(workdir: Path, env: Mapping[str, str], num_cpus: int = 8) -> 
     # placement-group cleaner) would otherwise find every test cluster on this machine and give up
     env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": f"127.0.0.1:{gcs}", **env}
     cmd = [
-        str(BIN / "ray"), "start", "--head", "--block", "--disable-usage-stats",
-        "--node-ip-address=127.0.0.1", f"--port={gcs}", f"--num-cpus={num_cpus}", "--num-gpus=0",
-        f"--temp-dir={temp_dir}", "--object-store-memory=1500000000",
-        "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-        f"--ray-client-server-port={client}", f"--node-manager-port={node_manager}",
-        f"--object-manager-port={object_manager}", f"--metrics-export-port={metrics}",
-        f"--dashboard-agent-grpc-port={agent_grpc}", f"--dashboard-agent-listen-port={agent_http}",
+        str(BIN / "ray"),
+        "start",
+        "--head",
+        "--block",
+        "--disable-usage-stats",
+        "--node-ip-address=127.0.0.1",
+        f"--port={gcs}",
+        f"--num-cpus={num_cpus}",
+        "--num-gpus=0",
+        f"--temp-dir={temp_dir}",
+        "--object-store-memory=1500000000",
+        "--include-dashboard=true",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dashboard}",
+        f"--ray-client-server-port={client}",
+        f"--node-manager-port={node_manager}",
+        f"--object-manager-port={object_manager}",
+        f"--metrics-export-port={metrics}",
+        f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--dashboard-agent-listen-port={agent_http}",
         f"--runtime-env-agent-port={runtime_env_agent}",
-        "--min-worker-port=20000", "--max-worker-port=29999",
-    ]  # fmt: skip
+        "--min-worker-port=20000",
+        "--max-worker-port=29999",
+    ]
     # `ray start --block` shuts its processes down on SIGINT (SIGTERM leaves them for 20 s).
     service = Service.start("ray", cmd, workdir, env=env, stop_signal=signal.SIGINT)
     dashboard_url = f"http://127.0.0.1:{dashboard}"

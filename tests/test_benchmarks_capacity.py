@@ -39,8 +39,16 @@ def test_measured_rates_replace_the_estimates_and_are_named_in_the_table():
 def test_the_measuring_functions_run_on_tiny_models():
     from diffusers import ControlNetModel
 
-    tiny = dict(sample_size=8, block_out_channels=(8, 16), layers_per_block=1, cross_attention_dim=16, attention_head_dim=4,
-                norm_num_groups=4, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))  # fmt: skip
+    tiny = dict(
+        sample_size=8,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        cross_attention_dim=16,
+        attention_head_dim=4,
+        norm_num_groups=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+    )
     unet = capacity.sd15_unet(in_channels=15, **tiny)
     assert unet.config.in_channels == 15 and unet.config.cross_attention_dim == 16
     before = [p.detach().clone() for p in unet.parameters()][:3]

@@ -17,6 +17,7 @@ from pipelines.cli import JOBS
 CLUSTERS = Path(__file__).resolve().parents[1] / "clusters"
 REPO = CLUSTERS.parent
 
+
 def kuberay_crds() -> Path:
     """KubeRay v1.7.0's CRDs, shipped beside the checkout in ``shared/reference/kuberay-crds``
     (``HANDDIFF_KUBERAY_CRDS`` points elsewhere)."""
@@ -26,6 +27,7 @@ def kuberay_crds() -> Path:
     found = next((c for c in candidates if c.is_dir()), None)
     assert found, f"no shared/reference/kuberay-crds above {REPO}: set HANDDIFF_KUBERAY_CRDS to the folder of KubeRay's CRDs"
     return found
+
 
 MANIFESTS = sorted((CLUSTERS / "kuberay").glob("*.yaml"))
 

@@ -14,8 +14,7 @@ from PIL import Image
 from handdiff import storage
 
 DEFAULT_INSTRUCTION = (
-    "Describe the person in this photo in one sentence: gender, age, skin tone, hair, clothing, "
-    "and what their hands are doing."
+    "Describe the person in this photo in one sentence: gender, age, skin tone, hair, clothing, and what their hands are doing."
 )
 """Our choice (the paper does not publish its prompt); a config option of the annotate job."""
 
@@ -34,8 +33,9 @@ class LlavaCaptioner:
     def __call__(self, images: list[np.ndarray]) -> list[str]:
         if not images:
             return []
-        inputs = self.processor(images=[Image.fromarray(i) for i in images], text=[self.prompt] * len(images),
-                                return_tensors="pt", padding=True)  # fmt: skip
+        inputs = self.processor(
+            images=[Image.fromarray(i) for i in images], text=[self.prompt] * len(images), return_tensors="pt", padding=True
+        )
         inputs = inputs.to(self.model.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)

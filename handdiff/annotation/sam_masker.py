@@ -53,11 +53,16 @@ class SamMasker:
             if n_points:
                 coords = np.stack([self.transform.apply_coords(prompts[i].points, original_size) for i in group]).astype(np.float32)
                 points = (torch.as_tensor(coords, device=self.device), torch.ones(coords.shape[:2], dtype=torch.int64, device=self.device))
-            sparse, dense = self.sam.prompt_encoder(points=points, boxes=torch.as_tensor(boxes, device=self.device, dtype=torch.float32), masks=None)
+            sparse, dense = self.sam.prompt_encoder(
+                points=points, boxes=torch.as_tensor(boxes, device=self.device, dtype=torch.float32), masks=None
+            )
             low_res, _ = self.sam.mask_decoder(
-                image_embeddings=embedding, image_pe=self.sam.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=False,
-            )  # fmt: skip
+                image_embeddings=embedding,
+                image_pe=self.sam.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=False,
+            )
             full = self.sam.postprocess_masks(low_res, input_size, original_size) > self.sam.mask_threshold
             for row, i in enumerate(group):
                 masks[i] = full[row, 0].cpu().numpy()

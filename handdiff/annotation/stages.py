@@ -89,8 +89,14 @@ def to_records(batch: pa.Table, reader_options: dict[str, Any], annotators: dict
     out = []
     for entry_row in _rows(batch):
         record = reader.record(json.loads(entry_row["entry"]))
-        row = new_row(WORK_SCHEMA, image_id=record["image_id"], dataset=record["dataset"], annotators=annotators_json, code_version=code_version,
-                      plan=plan_json)  # fmt: skip
+        row = new_row(
+            WORK_SCHEMA,
+            image_id=record["image_id"],
+            dataset=record["dataset"],
+            annotators=annotators_json,
+            code_version=code_version,
+            plan=plan_json,
+        )
         if is_error(record):
             fail(row, record["stage"], record["reason"])
             out.append(row)
@@ -98,7 +104,9 @@ def to_records(batch: pa.Table, reader_options: dict[str, Any], annotators: dict
         source = json.loads(record["source"] or "{}")
         source.update(hand_boxes=record["hand_boxes"], hand_sides=record["hand_sides"], labels=record["labels"], text=record["caption"])
         row.update({k: record[k] for k in ("split", "image_uri", "width", "height", "gesture", "sequence", "camera", "frame", "mask_uri")})
-        row.update(dataset_keypoints=record["keypoints"], dataset_person_count=record["person_count"], source=json.dumps(source, sort_keys=True))
+        row.update(
+            dataset_keypoints=record["keypoints"], dataset_person_count=record["person_count"], source=json.dumps(source, sort_keys=True)
+        )
         out.append(row)
     return _table(out)
 
@@ -137,8 +145,14 @@ class WholeBodyKeypoints:
     would be at the first row that does).
     """
 
-    def __init__(self, dataset_hands: bool = True, min_hand_points: int = 5, min_detection_confidence: float = 0.5,
-                 min_visibility: float = kp.MIN_VISIBILITY, mediapipe: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        dataset_hands: bool = True,
+        min_hand_points: int = 5,
+        min_detection_confidence: float = 0.5,
+        min_visibility: float = kp.MIN_VISIBILITY,
+        mediapipe: bool = True,
+    ):
         self.dataset_hands, self.min_hand_points, self.min_confidence = dataset_hands, min_hand_points, min_detection_confidence
         self.min_visibility = min_visibility
         self.holistic = self.faces = None
@@ -180,17 +194,28 @@ class WholeBodyKeypoints:
         body = keypoints[: kp.HANDS.start]
         person_box = kp.hand_box(body[:, :2], body[:, 2]) if body[kp.BODY, 2].max() > 0 else None
         row.update(
-            keypoints=keypoints, keypoints_source=origin, person_count=people, person_box=person_box,
-            hand_sides=sides, hand_boxes=[kp.hand_box(keypoints[kp.hand_slice(s), :2], keypoints[kp.hand_slice(s), 2]) for s in sides],
-        )  # fmt: skip
+            keypoints=keypoints,
+            keypoints_source=origin,
+            person_count=people,
+            person_box=person_box,
+            hand_sides=sides,
+            hand_boxes=[kp.hand_box(keypoints[kp.hand_slice(s), :2], keypoints[kp.hand_slice(s), 2]) for s in sides],
+        )
 
 
 class HandMasks:
     """Hand masks (and the person mask, where the row's plan asks for one) from SAM, or the
     release's own masks where the dataset has them (stage ``masks``)."""
 
-    def __init__(self, sam_location: str, arch: str = "vit_h", device: str = "cpu", dilation: int = 5, box_margin: float = 0.1,
-                 use_release_masks: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        sam_location: str,
+        arch: str = "vit_h",
+        device: str = "cpu",
+        dilation: int = 5,
+        box_margin: float = 0.1,
+        use_release_masks: bool = True,
+    ):
         from handdiff.annotation.sam_masker import SamMasker
         from handdiff.models.loading import load_sam
 

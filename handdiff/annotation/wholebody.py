@@ -28,23 +28,83 @@ POSE_TO_FEET = (31, None, 29, 32, None, 30)  # left big toe, small toe, heel; ri
 # nostrils, right eye, left eye (each from its outer or inner corner, clockwise in
 # the image), outer lip from the right corner, inner lip.
 FACE_MESH_TO_DLIB68: tuple[tuple[int, ...], ...] = (
-    (127,), (234,), (93,), (132, 58), (58, 172), (136,), (150,), (176,), (152,),  # jaw 0-8
-    (400,), (379,), (365,), (397, 288), (361,), (323,), (454,), (356,),  # jaw 9-16
-    (70,), (63,), (105,), (66,), (107,),  # right brow 17-21, outer to inner
-    (336,), (296,), (334,), (293,), (300,),  # left brow 22-26, inner to outer
-    (168, 6), (197, 195), (5,), (4,),  # nose bridge 27-30, top to tip
-    (75,), (97,), (2,), (326,), (305,),  # nostrils 31-35
-    (33,), (160,), (158,), (133,), (153,), (144,),  # right eye 36-41
-    (362,), (385,), (387,), (263,), (373,), (380,),  # left eye 42-47
-    (61,), (40,), (37,), (0,), (267,), (270,), (291,), (321,), (314,), (17,), (84,), (91,),  # outer lip 48-59
-    (78,), (81,), (13,), (311,), (308,), (402,), (14,), (178,),  # inner lip 60-67
-)  # fmt: skip
+    (127,),
+    (234,),
+    (93,),
+    (132, 58),
+    (58, 172),
+    (136,),
+    (150,),
+    (176,),
+    (152,),  # jaw 0-8
+    (400,),
+    (379,),
+    (365,),
+    (397, 288),
+    (361,),
+    (323,),
+    (454,),
+    (356,),  # jaw 9-16
+    (70,),
+    (63,),
+    (105,),
+    (66,),
+    (107,),  # right brow 17-21, outer to inner
+    (336,),
+    (296,),
+    (334,),
+    (293,),
+    (300,),  # left brow 22-26, inner to outer
+    (168, 6),
+    (197, 195),
+    (5,),
+    (4,),  # nose bridge 27-30, top to tip
+    (75,),
+    (97,),
+    (2,),
+    (326,),
+    (305,),  # nostrils 31-35
+    (33,),
+    (160,),
+    (158,),
+    (133,),
+    (153,),
+    (144,),  # right eye 36-41
+    (362,),
+    (385,),
+    (387,),
+    (263,),
+    (373,),
+    (380,),  # left eye 42-47
+    (61,),
+    (40,),
+    (37,),
+    (0,),
+    (267,),
+    (270,),
+    (291,),
+    (321,),
+    (314,),
+    (17,),
+    (84,),
+    (91,),  # outer lip 48-59
+    (78,),
+    (81,),
+    (13,),
+    (311,),
+    (308,),
+    (402,),
+    (14,),
+    (178,),  # inner lip 60-67
+)
 
 
 def _points(landmarks, width: int, height: int) -> np.ndarray:
     """Mediapipe normalised landmarks -> (N, 3) of (x_px, y_px, visibility); a landmark without a
     visibility field (face mesh, hands) has 1. A visibility of 0.0 stays 0."""
-    return np.array([(p.x * width, p.y * height, p.visibility if p.HasField("visibility") else 1.0) for p in landmarks.landmark], np.float32)
+    return np.array(
+        [(p.x * width, p.y * height, p.visibility if p.HasField("visibility") else 1.0) for p in landmarks.landmark], np.float32
+    )
 
 
 def holistic_to_wholebody(result, width: int, height: int, min_visibility: float = kp.MIN_VISIBILITY) -> np.ndarray:
@@ -127,7 +187,9 @@ class HandLandmarks:
     def __init__(self, max_hands: int = 2, min_detection_confidence: float = 0.5):
         import mediapipe as mp
 
-        self._hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=max_hands, min_detection_confidence=min_detection_confidence)
+        self._hands = mp.solutions.hands.Hands(
+            static_image_mode=True, max_num_hands=max_hands, min_detection_confidence=min_detection_confidence
+        )
         self.model_id = f"mediapipe-hands {mp.__version__} max_hands={max_hands} min_conf={min_detection_confidence}"
 
     def __call__(self, image: np.ndarray) -> list[np.ndarray]:

@@ -180,13 +180,20 @@ def person_keypoints(
         return np.array([center_x + dx * H, top_y + dy * H])
 
     body = {
-        "nose": at(0, 0.075), "left_eye": at(0.02, 0.06), "right_eye": at(-0.02, 0.06),
-        "left_ear": at(0.045, 0.07), "right_ear": at(-0.045, 0.07),
-        "left_shoulder": at(0.11, 0.19), "right_shoulder": at(-0.11, 0.19),
-        "left_hip": at(0.075, 0.52), "right_hip": at(-0.075, 0.52),
-        "left_knee": at(0.08, 0.73), "right_knee": at(-0.08, 0.73),
-        "left_ankle": at(0.08, 0.94), "right_ankle": at(-0.08, 0.94),
-    }  # fmt: skip
+        "nose": at(0, 0.075),
+        "left_eye": at(0.02, 0.06),
+        "right_eye": at(-0.02, 0.06),
+        "left_ear": at(0.045, 0.07),
+        "right_ear": at(-0.045, 0.07),
+        "left_shoulder": at(0.11, 0.19),
+        "right_shoulder": at(-0.11, 0.19),
+        "left_hip": at(0.075, 0.52),
+        "right_hip": at(-0.075, 0.52),
+        "left_knee": at(0.08, 0.73),
+        "right_knee": at(-0.08, 0.73),
+        "left_ankle": at(0.08, 0.94),
+        "right_ankle": at(-0.08, 0.94),
+    }
     for side, sign in (("left", 1), ("right", -1)):
         shoulder = body[f"{side}_shoulder"]
         jitter = rng.normal(0, 0.01, 2) * H
@@ -238,7 +245,9 @@ def draw_person(image: np.ndarray, keypoints: np.ndarray, rng: np.random.Generat
         cv2.fillConvexPoly(image, cv2.convexHull(np.round(shoe).astype(np.int32)), (40, 40, 40), cv2.LINE_AA)
     cv2.fillConvexPoly(image, np.round(torso).astype(np.int32), cloth, cv2.LINE_AA)
     neck_top = b["nose"] + np.array([0, 0.06 * H])
-    cv2.line(image, _px(neck_top), _px((b["left_shoulder"] + b["right_shoulder"]) / 2), tuple(int(c) for c in skin), int(0.04 * H), cv2.LINE_AA)
+    cv2.line(
+        image, _px(neck_top), _px((b["left_shoulder"] + b["right_shoulder"]) / 2), tuple(int(c) for c in skin), int(0.04 * H), cv2.LINE_AA
+    )
     face = k[kp.FACE]
     centre = face.mean(0)
     axes = (int(0.055 * H), int(0.075 * H))

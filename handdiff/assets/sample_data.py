@@ -178,8 +178,9 @@ def write_hagrid(root: str, seed: int = 1, per_gesture: dict[str, int] | None = 
     add_bad("fist", "missing_field", "read", "missing field 'labels'", mutate=lambda e: e.pop("labels"))
     add_bad("fist", "malformed_box", "read", "expected [x, y, w, h]", mutate=lambda e: e["bboxes"][0].pop())
     add_bad("peace", "zero_size_box", "read", "zero-size box", mutate=lambda e: e["bboxes"][0].__setitem__(2, 0.0))
-    add_bad("peace", "nan_keypoints", "read", "non-finite keypoints",
-            mutate=lambda e: e["hand_landmarks"][0][3].__setitem__(0, float("nan")))  # fmt: skip
+    add_bad(
+        "peace", "nan_keypoints", "read", "non-finite keypoints", mutate=lambda e: e["hand_landmarks"][0][3].__setitem__(0, float("nan"))
+    )
     add_bad("like", "grayscale", None, None, lambda im: encode_image(np.asarray(Image.fromarray(im).convert("L"))))
     add_bad("like", "rgba", None, None, rgba_png)  # a PNG saved as .jpg, as scrapers do
     for (split, gesture), ann in annotations.items():
@@ -282,9 +283,11 @@ def write_interhand(root: str, seed: int = 3) -> _Writer:
                 frame_joints[frame_no] = (seq, hand_type, world, valid)
         for frame, (seq, hand_type, world, valid) in frame_joints.items():
             joints.setdefault(str(capture), {})[str(frame)] = {
-                "world_coord": world.tolist(), "joint_valid": valid.tolist(),
-                "hand_type": hand_type, "hand_type_valid": 1,
-            }  # fmt: skip
+                "world_coord": world.tolist(),
+                "joint_valid": valid.tolist(),
+                "hand_type": hand_type,
+                "hand_type_valid": 1,
+            }
             skin = figures.SKIN_TONES[rng.integers(len(figures.SKIN_TONES))]
             for cam in INTERHAND_CAMERAS:
                 R, campos, focal, princpt = cams[cam]
@@ -296,13 +299,32 @@ def write_interhand(root: str, seed: int = 3) -> _Writer:
                 _draw_projected_hands(image, hands_px, depth, skin)
                 file_name = f"Capture{capture}/{seq}/cam{cam}/image{frame:04d}.jpg"
                 image_id = len(images)
-                images.append({"id": image_id, "file_name": file_name, "width": width, "height": height,
-                               "capture": capture, "subject": capture, "seq_name": seq, "camera": cam, "frame_idx": frame})  # fmt: skip
+                images.append(
+                    {
+                        "id": image_id,
+                        "file_name": file_name,
+                        "width": width,
+                        "height": height,
+                        "capture": capture,
+                        "subject": capture,
+                        "seq_name": seq,
+                        "camera": cam,
+                        "frame_idx": frame,
+                    }
+                )
                 visible = uv[valid > 0]
                 x0, y0 = visible.min(0)
                 x1, y1 = visible.max(0)
-                annotations.append({"id": image_id, "image_id": image_id, "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-                                    "joint_valid": [[float(v)] for v in valid], "hand_type": hand_type, "hand_type_valid": 1})  # fmt: skip
+                annotations.append(
+                    {
+                        "id": image_id,
+                        "image_id": image_id,
+                        "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                        "joint_valid": [[float(v)] for v in valid],
+                        "hand_type": hand_type,
+                        "hand_type_valid": 1,
+                    }
+                )
                 w.put(f"images/{split}/{file_name}", encode_image(image))
         if split == "train":
             _interhand_bad(w, images, annotations, joints, capture, split, width, height)
@@ -310,8 +332,11 @@ def write_interhand(root: str, seed: int = 3) -> _Writer:
         w.put_json(f"{prefix}_data.json", {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "hand"}]})
         w.put_json(f"{prefix}_camera.json", cameras)
         w.put_json(f"{prefix}_joint_3d.json", joints)
-    w.put("captions.csv", b"sequence,caption\n0000_neutral_relaxed,a close-up of a relaxed right hand of a young man with light skin\n"
-                          b"0051_fist_interaction,two hands of a woman with medium skin tone pressing fists together\n")  # fmt: skip
+    w.put(
+        "captions.csv",
+        b"sequence,caption\n0000_neutral_relaxed,a close-up of a relaxed right hand of a young man with light skin\n"
+        b"0051_fist_interaction,two hands of a woman with medium skin tone pressing fists together\n",
+    )
     return w
 
 
@@ -363,7 +388,10 @@ def write_reinterhand(root: str, seed: int = 4) -> _Writer:
     to_reinterhand = {j: i for i, j in enumerate(kp.REINTERHAND_TO_HAND)}  # 24-slot index -> canonical index
     for capture in (REINTERHAND_TRAIN_CAPTURE, REINTERHAND_TEST_CAPTURE):
         cams = _camera_ring(rng, REINTERHAND_CAMERAS, np.array([0.0, 60.0, 0.0]), size, size)
-        params = {c: {"R": R.tolist(), "t": (-R @ campos).tolist(), "focal": f.tolist(), "princpt": p.tolist()} for c, (R, campos, f, p) in cams.items()}
+        params = {
+            c: {"R": R.tolist(), "t": (-R @ campos).tolist(), "focal": f.tolist(), "princpt": p.tolist()}
+            for c, (R, campos, f, p) in cams.items()
+        }
         w.put_json(f"{capture}/Mugsy_cameras/cam_params.json", params)
         for frame in (100, 105, 110):
             hands = _two_hands_world(rng, "interacting")
@@ -395,8 +423,13 @@ def write_reinterhand(root: str, seed: int = 4) -> _Writer:
                 if cam != REINTERHAND_CAMERAS[-1]:  # one camera without release masks: SAM fills in
                     w.put(f"{base}/masks/{cam}/{frame:06d}.png", encode_image(mask, "PNG"))
     _reinterhand_bad(w, size)
-    w.put_json("captions.json", {REINTERHAND_TRAIN_CAPTURE: "two hands of a man with dark skin, fingers interlaced",
-                                 REINTERHAND_TEST_CAPTURE: "two hands of a woman with fair skin and short nails"})  # fmt: skip
+    w.put_json(
+        "captions.json",
+        {
+            REINTERHAND_TRAIN_CAPTURE: "two hands of a man with dark skin, fingers interlaced",
+            REINTERHAND_TEST_CAPTURE: "two hands of a woman with fair skin and short nails",
+        },
+    )
     return w
 
 
@@ -420,7 +453,9 @@ def _reinterhand_bad(w: _Writer, size: int) -> None:
     nan = json.loads(good)
     nan[7][0] = float("nan")
     frame_with(203, "nan_keypoints", "read", "non-finite keypoints", encode_image(image, "PNG"), good, json.dumps(nan).encode())
-    frame_with(204, "wrong_joint_count", "read", "expected 24 joints", encode_image(image, "PNG"), good, json.dumps(keypoints[:23]).encode())
+    frame_with(
+        204, "wrong_joint_count", "read", "expected 24 joints", encode_image(image, "PNG"), good, json.dumps(keypoints[:23]).encode()
+    )
     frame_with(100, "missing_camera", "read", "no camera parameters", encode_image(image, "PNG"), camera="400999")
 
 
@@ -429,13 +464,34 @@ def _reinterhand_bad(w: _Writer, size: int) -> None:
 # Body keypoints of the real photos, measured by eye on the images (pixels; COCO order,
 # score 0 where not visible). Approximate: LAION-Human's poses are replaced by ours.
 _PHOTO_POSES = {
-    "astronaut": {"nose": (222, 138), "left_eye": (245, 113), "right_eye": (200, 113), "left_ear": (292, 128),
-                  "right_ear": (160, 128), "left_shoulder": (340, 300), "right_shoulder": (100, 300)},
-    "grace_hopper": {"nose": (265, 240), "left_eye": (308, 195), "right_eye": (225, 195), "left_ear": (360, 215),
-                     "right_ear": (165, 215), "left_shoulder": (440, 410), "right_shoulder": (90, 420)},
-    "camera": {"nose": (250, 165), "right_eye": (238, 150), "right_ear": (188, 140), "right_shoulder": (140, 190),
-               "right_elbow": (185, 230), "left_wrist": (310, 195), "right_wrist": (215, 225)},
-}  # fmt: skip
+    "astronaut": {
+        "nose": (222, 138),
+        "left_eye": (245, 113),
+        "right_eye": (200, 113),
+        "left_ear": (292, 128),
+        "right_ear": (160, 128),
+        "left_shoulder": (340, 300),
+        "right_shoulder": (100, 300),
+    },
+    "grace_hopper": {
+        "nose": (265, 240),
+        "left_eye": (308, 195),
+        "right_eye": (225, 195),
+        "left_ear": (360, 215),
+        "right_ear": (165, 215),
+        "left_shoulder": (440, 410),
+        "right_shoulder": (90, 420),
+    },
+    "camera": {
+        "nose": (250, 165),
+        "right_eye": (238, 150),
+        "right_ear": (188, 140),
+        "right_shoulder": (140, 190),
+        "right_elbow": (185, 230),
+        "left_wrist": (310, 195),
+        "right_wrist": (215, 225),
+    },
+}
 
 
 def _photo(name: str) -> np.ndarray:
@@ -474,8 +530,14 @@ def write_laion_human(root: str, seed: int = 5) -> _Writer:
     rows, mapping = [], {}
     key_no = iter(range(10**6))
 
-    def add(image: np.ndarray | None, poses: list[np.ndarray] | None, prompt: str, data: bytes | None = None, entry_override=None,
-            weak: list[dict] = ()) -> str:  # fmt: skip
+    def add(
+        image: np.ndarray | None,
+        poses: list[np.ndarray] | None,
+        prompt: str,
+        data: bytes | None = None,
+        entry_override=None,
+        weak: list[dict] = (),
+    ) -> str:
         key = f"{next(key_no):09d}"
         img_rel, pose_rel = f"images/{shard}/{key}.jpg", f"pose/{shard}/{key}.npz"
         if data is None and image is not None:
@@ -485,8 +547,9 @@ def write_laion_human(root: str, seed: int = 5) -> _Writer:
         if poses is not None:
             w.put(pose_rel, _npz(poses, weak))
         h, wd = image.shape[:2] if image is not None else (0, 0)
-        rows.append({"url": f"https://example.com/laion/{key}.jpg", "key": key, "caption": prompt,
-                     "status": "success", "width": wd, "height": h})  # fmt: skip
+        rows.append(
+            {"url": f"https://example.com/laion/{key}.jpg", "key": key, "caption": prompt, "status": "success", "width": wd, "height": h}
+        )
         mapping[key] = entry_override or {"img_path": img_rel, "pose_path": pose_rel, "prompt": prompt}
         return img_rel
 
@@ -505,15 +568,27 @@ def write_laion_human(root: str, seed: int = 5) -> _Writer:
         # the first also holds a weak extra detection (score 0.05), as real HumanSD files do: still one person
         # (its own generator, so that every later sample stays as it was)
         weak = np.random.default_rng(seed + 1000)
-        ghost = [{"keypoints": np.column_stack([weak.uniform(0, width, 17), weak.uniform(0, height, 17), np.full(17, 0.05)]).astype(np.float32),
-                  "score": 0.05}] if i == 0 else []  # fmt: skip
+        ghost = (
+            [
+                {
+                    "keypoints": np.column_stack([weak.uniform(0, width, 17), weak.uniform(0, height, 17), np.full(17, 0.05)]).astype(
+                        np.float32
+                    ),
+                    "score": 0.05,
+                }
+            ]
+            if i == 0
+            else []
+        )
         add(image, [keypoints[:17]], f"a person in a {['red', 'blue', 'green'][i % 3]} shirt raising a hand", weak=ghost)
     for _ in range(2):  # two people: filtered out downstream
         width, height = 448, 320
         image = figures.background(height, width, rng)
         poses = []
         for cx in (width * 0.3, width * 0.7):
-            keypoints = figures.person_keypoints(cx, 15, height * 0.9, {"left": True, "right": False}, {"left": "palm", "right": "no_gesture"}, rng)
+            keypoints = figures.person_keypoints(
+                cx, 15, height * 0.9, {"left": True, "right": False}, {"left": "palm", "right": "no_gesture"}, rng
+            )
             figures.draw_person(image, keypoints, rng)
             poses.append(keypoints[:17])
         add(image, poses, "two friends waving")
@@ -547,8 +622,13 @@ def write_laion_human(root: str, seed: int = 5) -> _Writer:
 
 # ------------------------------------------------------------------------------ all
 
-DATASET_DIRS = {"hagrid": "hagrid", "hagrid_v1": "hagrid_v1", "interhand26m": "interhand26m",
-                "reinterhand": "reinterhand", "laion_human": "laion_human"}  # fmt: skip
+DATASET_DIRS = {
+    "hagrid": "hagrid",
+    "hagrid_v1": "hagrid_v1",
+    "interhand26m": "interhand26m",
+    "reinterhand": "reinterhand",
+    "laion_human": "laion_human",
+}
 
 
 def build_sample_data(out: str) -> dict:
@@ -578,14 +658,23 @@ def read_manifest(out: str) -> dict:
 def sample_sources(out: str) -> dict[str, dict]:
     """Reader options (``open_reader(**options)``) for each sample dataset under ``out``."""
     return {
-        "hagrid": {"dataset": "hagrid", "images": storage.join(out, "hagrid", "hagrid_dataset"),
-                   "annotations": storage.join(out, "hagrid", "annotations"), "layout": "v2"},
-        "hagrid_v1": {"dataset": "hagrid", "images": storage.join(out, "hagrid_v1", "images"),
-                      "annotations": storage.join(out, "hagrid_v1", "ann"), "layout": "v1", "splits": ["train"]},
+        "hagrid": {
+            "dataset": "hagrid",
+            "images": storage.join(out, "hagrid", "hagrid_dataset"),
+            "annotations": storage.join(out, "hagrid", "annotations"),
+            "layout": "v2",
+        },
+        "hagrid_v1": {
+            "dataset": "hagrid",
+            "images": storage.join(out, "hagrid_v1", "images"),
+            "annotations": storage.join(out, "hagrid_v1", "ann"),
+            "layout": "v1",
+            "splits": ["train"],
+        },
         "interhand26m": {"dataset": "interhand26m", "root": storage.join(out, "interhand26m")},
         "reinterhand": {"dataset": "reinterhand", "root": storage.join(out, "reinterhand")},
         "laion_human": {"dataset": "laion_human", "root": storage.join(out, "laion_human")},
-    }  # fmt: skip
+    }
 
 
 def check_manifest(manifest: dict, errors: list[dict], records: list[dict]) -> list[str]:

@@ -35,11 +35,26 @@ from handdiff import storage
 
 ZOO_VERSION = 1
 SD_DIR, CONTROLNET_DIR, SAM_FILE, LLAVA_DIR, CLIP_DIR = "sd15", "controlnet-openpose", "sam/sam_tiny.pth", "llava", "clip"
-T2I_ADAPTER_DIR, HUMANSD_DIR, HANDREFINER_DIR, INPAINTING_DIR = "t2i-adapter-openpose", "humansd", "handrefiner-controlnet", "sd15-inpainting"
+T2I_ADAPTER_DIR, HUMANSD_DIR, HANDREFINER_DIR, INPAINTING_DIR = (
+    "t2i-adapter-openpose",
+    "humansd",
+    "handrefiner-controlnet",
+    "sd15-inpainting",
+)
 INCEPTION_FILE = "inception/pt_inception-2015-12-05-6726825d.pth"
 SAM_ARCH = "tiny"
-ZOO_LAYOUT = {"sd15": SD_DIR, "controlnet": CONTROLNET_DIR, "sam": SAM_FILE, "captioner": LLAVA_DIR, "clip": CLIP_DIR, "inception": INCEPTION_FILE,
-              "t2i_adapter": T2I_ADAPTER_DIR, "humansd": HUMANSD_DIR, "handrefiner": HANDREFINER_DIR, "inpainting": INPAINTING_DIR}  # fmt: skip
+ZOO_LAYOUT = {
+    "sd15": SD_DIR,
+    "controlnet": CONTROLNET_DIR,
+    "sam": SAM_FILE,
+    "captioner": LLAVA_DIR,
+    "clip": CLIP_DIR,
+    "inception": INCEPTION_FILE,
+    "t2i_adapter": T2I_ADAPTER_DIR,
+    "humansd": HUMANSD_DIR,
+    "handrefiner": HANDREFINER_DIR,
+    "inpainting": INPAINTING_DIR,
+}
 IMAGE_SIZE = 64
 """Generation size the tiny SD models are meant for (any multiple of 32 works)."""
 
@@ -88,11 +103,22 @@ def clip_tokenizer():
 def _clip_text_config(tokenizer, **overrides):
     from transformers import CLIPTextConfig
 
-    settings = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "projection_dim": 32, **overrides}
+    settings = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "projection_dim": 32,
+        **overrides,
+    }
     return CLIPTextConfig(
-        vocab_size=len(tokenizer), max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **settings,
-    )  # fmt: skip
+        vocab_size=len(tokenizer),
+        max_position_embeddings=77,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **settings,
+    )
 
 
 def build_sd(out: Path):
@@ -102,25 +128,49 @@ def build_sd(out: Path):
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
-        sample_size=IMAGE_SIZE // 8, in_channels=4, out_channels=4, layers_per_block=1,
+        sample_size=IMAGE_SIZE // 8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
         block_out_channels=(32, 32, 64),
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=16,
-    )  # fmt: skip
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=16,
+    )
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=16,
-        block_out_channels=(16, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4, sample_size=IMAGE_SIZE,
-    )  # fmt: skip
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=16,
+        block_out_channels=(16, 32, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        sample_size=IMAGE_SIZE,
+    )
     tokenizer = clip_tokenizer()
     text_encoder = CLIPTextModel(_clip_text_config(tokenizer))
     scheduler = DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        set_alpha_to_one=False, steps_offset=1, num_train_timesteps=1000,
-    )  # fmt: skip
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)  # fmt: skip
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        num_train_timesteps=1000,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.save_pretrained(out / SD_DIR)
     return unet
 
@@ -139,8 +189,9 @@ def build_t2i_adapter(out: Path, unet) -> None:
     from diffusers import T2IAdapter
 
     torch.manual_seed(3)
-    T2IAdapter(in_channels=3, channels=list(unet.config.block_out_channels), num_res_blocks=1, downscale_factor=8,
-               adapter_type="full_adapter").save_pretrained(out / T2I_ADAPTER_DIR)  # fmt: skip
+    T2IAdapter(
+        in_channels=3, channels=list(unet.config.block_out_channels), num_res_blocks=1, downscale_factor=8, adapter_type="full_adapter"
+    ).save_pretrained(out / T2I_ADAPTER_DIR)
 
 
 def build_humansd(out: Path) -> None:
@@ -154,19 +205,48 @@ def build_humansd(out: Path) -> None:
     tokenizer = clip_tokenizer()
     text_encoder = CLIPTextModel(_clip_text_config(tokenizer, hidden_size=48, projection_dim=48, num_attention_heads=4))
     unet = UNet2DConditionModel(
-        sample_size=IMAGE_SIZE // 8, in_channels=8, out_channels=4, layers_per_block=1, block_out_channels=(32, 32, 64),
+        sample_size=IMAGE_SIZE // 8,
+        in_channels=8,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 32, 64),
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=48, attention_head_dim=(2, 4, 8), use_linear_projection=True, norm_num_groups=16,
-    )  # fmt: skip
+        cross_attention_dim=48,
+        attention_head_dim=(2, 4, 8),
+        use_linear_projection=True,
+        norm_num_groups=16,
+    )
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=16, block_out_channels=(16, 32, 32, 32),
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=IMAGE_SIZE,
-    )  # fmt: skip
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
-                              steps_offset=1, num_train_timesteps=1000)  # fmt: skip
-    StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler, safety_checker=None,
-                            feature_extractor=None, requires_safety_checker=False).save_pretrained(out / HUMANSD_DIR)  # fmt: skip
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=16,
+        block_out_channels=(16, 32, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        sample_size=IMAGE_SIZE,
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        num_train_timesteps=1000,
+    )
+    StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    ).save_pretrained(out / HUMANSD_DIR)
 
 
 def build_handrefiner_controlnet(out: Path, unet) -> None:
@@ -186,8 +266,16 @@ def build_sd_inpainting(out: Path, unet) -> None:
     torch.manual_seed(6)
     sd = StableDiffusionPipeline.from_pretrained(out / SD_DIR, safety_checker=None, requires_safety_checker=False)
     inpainting = UNet2DConditionModel.from_config({**unet.config, "in_channels": 9})
-    StableDiffusionInpaintPipeline(vae=sd.vae, text_encoder=sd.text_encoder, tokenizer=sd.tokenizer, unet=inpainting, scheduler=sd.scheduler,
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False).save_pretrained(out / INPAINTING_DIR)  # fmt: skip
+    StableDiffusionInpaintPipeline(
+        vae=sd.vae,
+        text_encoder=sd.text_encoder,
+        tokenizer=sd.tokenizer,
+        unet=inpainting,
+        scheduler=sd.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    ).save_pretrained(out / INPAINTING_DIR)
 
 
 def build_sam_checkpoint(out: Path) -> None:
@@ -203,9 +291,14 @@ def build_llava(out: Path) -> None:
     """LLaVA-1.5-shaped captioner: CLIP vision tower (patch 14) + projector + Llama, byte-level tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import (
-        CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration,
-        LlavaProcessor, PreTrainedTokenizerFast,
-    )  # fmt: skip
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
 
     vocab = {c: i for i, c in enumerate(_byte_level_alphabet())}
     for special in ("<unk>", "<s>", "</s>", "<pad>", "<image>"):
@@ -214,23 +307,50 @@ def build_llava(out: Path) -> None:
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>"}, model_max_length=512, padding_side="left",
-    )  # fmt: skip
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        extra_special_tokens={"image_token": "<image>"},
+        model_max_length=512,
+        padding_side="left",
+    )
     image_size, patch = 56, 14
     processor = LlavaProcessor(
         image_processor=CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}),
-        tokenizer=tokenizer, patch_size=patch, vision_feature_select_strategy="default",
-        num_additional_image_tokens=1, chat_template=LLAVA_CHAT_TEMPLATE,
-    )  # fmt: skip
+        tokenizer=tokenizer,
+        patch_size=patch,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=LLAVA_CHAT_TEMPLATE,
+    )
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                       image_size=image_size, patch_size=patch, projection_dim=32),
-        text_config=LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
-                                bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"], pad_token_id=vocab["<pad>"]),
-        image_token_index=vocab["<image>"], vision_feature_layer=-2, vision_feature_select_strategy="default",
-    )  # fmt: skip
+        vision_config=CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=image_size,
+            patch_size=patch,
+            projection_dim=32,
+        ),
+        text_config=LlamaConfig(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=512,
+            bos_token_id=vocab["<s>"],
+            eos_token_id=vocab["</s>"],
+            pad_token_id=vocab["<pad>"],
+        ),
+        image_token_index=vocab["<image>"],
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+    )
     torch.manual_seed(3)
     model = LlavaForConditionalGeneration(config)
     model.generation_config.pad_token_id = vocab["<pad>"]
@@ -245,13 +365,16 @@ def build_clip(out: Path) -> None:
     tokenizer = clip_tokenizer()
     config = CLIPConfig(
         text_config=_clip_text_config(tokenizer).to_dict(),
-        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                       image_size=32, patch_size=8, projection_dim=32).to_dict(),
+        vision_config=CLIPVisionConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8, projection_dim=32
+        ).to_dict(),
         projection_dim=32,
     )
     torch.manual_seed(4)
     CLIPModel(config).save_pretrained(out / CLIP_DIR)
-    processor = CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}), tokenizer=tokenizer)
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}), tokenizer=tokenizer
+    )
     processor.save_pretrained(out / CLIP_DIR)
 
 

@@ -60,8 +60,12 @@ def benchmark_row(record: dict, image: np.ndarray, size: int, margin: float, see
         raise ValueError("no person mask")
     x0, y0, side = row["box"]
     person = crop_square(decode_rle(record["person_mask"]).astype(np.uint8), x0, y0, side, size, cv2.INTER_NEAREST).astype(bool)
-    return {**row, "split": record.get("split"), "real_image": encode_image(crop_square(image, x0, y0, side, size), quality=95),
-            "person_mask": encode_rle(person)}  # fmt: skip
+    return {
+        **row,
+        "split": record.get("split"),
+        "real_image": encode_image(crop_square(image, x0, y0, side, size), quality=95),
+        "person_mask": encode_rle(person),
+    }
 
 
 def condition_from_record(record: dict, size: int, margin: float, seed: int) -> dict:
@@ -73,11 +77,21 @@ def condition_from_record(record: dict, size: int, margin: float, seed: int) -> 
         raise ValueError("no caption")
     x0, y0, side = person_square(record["person_box"], margin, record["width"], record["height"])
     points = points_to_square(keypoints.reshape(kp.NUM_KEYPOINTS, 3), x0, y0, side, size)
-    return {"image_id": record["image_id"], "keypoints": points.reshape(-1).tolist(), "caption": record["caption"], "size": size,
-            "seed": seed, "dataset": record.get("dataset"), "gesture": record.get("gesture"), "box": [x0, y0, side]}  # fmt: skip
+    return {
+        "image_id": record["image_id"],
+        "keypoints": points.reshape(-1).tolist(),
+        "caption": record["caption"],
+        "size": size,
+        "seed": seed,
+        "dataset": record.get("dataset"),
+        "gesture": record.get("gesture"),
+        "box": [x0, y0, side],
+    }
 
 
-def load_conditions(path: str, count: int | None = None, size: int = 512, margin: float = 0.1, seed: int = 0) -> tuple[list[dict], list[dict]]:
+def load_conditions(
+    path: str, count: int | None = None, size: int = 512, margin: float = 0.1, seed: int = 0
+) -> tuple[list[dict], list[dict]]:
     """The first ``count`` (all when None) rows of ``<path>/records`` as conditions, and an error
     row for each annotated record that cannot become one. ``path`` holds a condition set (its rows
     are the conditions) or an annotated dataset: record ``i`` becomes a ``size`` square framed

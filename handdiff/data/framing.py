@@ -34,8 +34,9 @@ def person_square(person_box: list[float], margin: float, width: int, height: in
     return x0, y0, side
 
 
-def crop_square(image: np.ndarray, x0: float, y0: float, side: float, size: int, interpolation: int | None = None,
-                fill: int | float = 0) -> np.ndarray:  # fmt: skip
+def crop_square(
+    image: np.ndarray, x0: float, y0: float, side: float, size: int, interpolation: int | None = None, fill: int | float = 0
+) -> np.ndarray:
     """The square ``(x0, y0, side)`` of ``image`` (H, W[, C]) resized to ``size``; outside is ``fill``."""
     left, top, n = int(math.floor(x0)), int(math.floor(y0)), max(1, int(round(side)))
     h, w = image.shape[:2]

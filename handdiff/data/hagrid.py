@@ -117,15 +117,26 @@ class HagridReader(Reader):
             has_landmarks = True
         united = [u if u is not None else boxes[i] for i, u in enumerate(ann.get("united_bbox") or [])] if "united_bbox" in ann else None
         return source_row(
-            entry["image_id"], self.dataset, entry["split"], entry["image_uri"],
-            width=width, height=height,
+            entry["image_id"],
+            self.dataset,
+            entry["split"],
+            entry["image_uri"],
+            width=width,
+            height=height,
             keypoints=keypoints if has_landmarks else None,
             hand_boxes=[[x * width, y * height, w * width, h * height] for x, y, w, h in boxes],
-            hand_sides=sides, labels=[str(label) for label in labels], gesture=entry["gesture"],
-            source={"user_id": ann.get("user_id"), "meta": ann.get("meta"), "united_bbox": united,
-                    "united_label": ann.get("united_label"), "leading_conf": ann.get("leading_conf"),
-                    "handedness": rule},
-        )  # fmt: skip
+            hand_sides=sides,
+            labels=[str(label) for label in labels],
+            gesture=entry["gesture"],
+            source={
+                "user_id": ann.get("user_id"),
+                "meta": ann.get("meta"),
+                "united_bbox": united,
+                "united_label": ann.get("united_label"),
+                "leading_conf": ann.get("leading_conf"),
+                "handedness": rule,
+            },
+        )
 
 
 def _len(value: Any) -> str:

@@ -111,9 +111,14 @@ def make_crops(record: dict, image: np.ndarray, size: int, margin: float, min_ha
         points = crop_keypoints(keypoints, plan, size)
         inside = [side for offset, side in ((0, "left"), (21, "right")) if points[offset : offset + 21, 2].max() > 0]
         crop_mask = crop_square(hands, plan.x0, plan.y0, plan.side, size, cv2.INTER_NEAREST).astype(bool)
-        crops.append({
-            "image": encode_image(crop_square(image, plan.x0, plan.y0, plan.side, size), quality=jpeg_quality),
-            "keypoints": points.reshape(-1), "mask": encode_rle(crop_mask),
-            "sides": sorted(set(plan.sides) | set(inside), key=kp.SIDES.index), "box": [plan.x0, plan.y0, plan.side], "latents": None,
-        })  # fmt: skip
+        crops.append(
+            {
+                "image": encode_image(crop_square(image, plan.x0, plan.y0, plan.side, size), quality=jpeg_quality),
+                "keypoints": points.reshape(-1),
+                "mask": encode_rle(crop_mask),
+                "sides": sorted(set(plan.sides) | set(inside), key=kp.SIDES.index),
+                "box": [plan.x0, plan.y0, plan.side],
+                "latents": None,
+            }
+        )
     return crops

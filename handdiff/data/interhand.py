@@ -100,9 +100,18 @@ class InterHandReader(Reader):
             keypoints[kp.hand_slice(side)] = np.column_stack([uv[order], score[order]])
         hand_type = ann.get("hand_type")
         return source_row(
-            entry["image_id"], self.dataset, entry["split"], entry["image_uri"],
-            width=width, height=height, keypoints=keypoints,
-            hand_boxes=[box], hand_sides=["both" if hand_type == "interacting" else str(hand_type)],
-            labels=[str(hand_type)], sequence=image["seq_name"], camera=str(image["camera"]), frame=int(image["frame_idx"]),
+            entry["image_id"],
+            self.dataset,
+            entry["split"],
+            entry["image_uri"],
+            width=width,
+            height=height,
+            keypoints=keypoints,
+            hand_boxes=[box],
+            hand_sides=["both" if hand_type == "interacting" else str(hand_type)],
+            labels=[str(hand_type)],
+            sequence=image["seq_name"],
+            camera=str(image["camera"]),
+            frame=int(image["frame_idx"]),
             source={"capture": image["capture"], "subject": image.get("subject"), "hand_type_valid": ann.get("hand_type_valid")},
-        )  # fmt: skip
+        )

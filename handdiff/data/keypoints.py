@@ -28,10 +28,24 @@ HANDS = slice(91, 133)
 NUM_HAND_KEYPOINTS = 21
 
 BODY_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
 FOOT_NAMES = ("left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel")
 FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 HAND_NAMES = ("wrist", *(f"{finger}{j}" for finger in FINGERS for j in range(1, 5)))
@@ -93,11 +107,31 @@ INTERHAND_TO_HAND = np.array([20, *(4 * f + (3 - j) for f in range(5) for j in r
 # Index/Middle/Ring_1..4, Pinky_0..4 and a forearm stub. Thumb_0 / Pinky_0 (metacarpal
 # bases) and the stub have no canonical slot, as in the release's own MANO mapping.
 REINTERHAND_JOINTS = (
-    "Wrist", "Thumb_0", "Thumb_1", "Thumb_2", "Thumb_3", "Thumb_4",
-    "Index_1", "Index_2", "Index_3", "Index_4", "Middle_1", "Middle_2", "Middle_3", "Middle_4",
-    "Ring_1", "Ring_2", "Ring_3", "Ring_4", "Pinky_0", "Pinky_1", "Pinky_2", "Pinky_3", "Pinky_4",
+    "Wrist",
+    "Thumb_0",
+    "Thumb_1",
+    "Thumb_2",
+    "Thumb_3",
+    "Thumb_4",
+    "Index_1",
+    "Index_2",
+    "Index_3",
+    "Index_4",
+    "Middle_1",
+    "Middle_2",
+    "Middle_3",
+    "Middle_4",
+    "Ring_1",
+    "Ring_2",
+    "Ring_3",
+    "Ring_4",
+    "Pinky_0",
+    "Pinky_1",
+    "Pinky_2",
+    "Pinky_3",
+    "Pinky_4",
     "Forearm_Stub",
-)  # fmt: skip
+)
 REINTERHAND_TO_HAND = np.array(
     [REINTERHAND_JOINTS.index("Wrist")]
     + [REINTERHAND_JOINTS.index(f"{name}_{j}") for name in ("Thumb", "Index", "Middle", "Ring", "Pinky") for j in range(1, 5)]
@@ -124,9 +158,25 @@ def hand_box(points: np.ndarray, scores: np.ndarray | None = None, min_score: fl
 
 # --- COCO-WholeBody -> OpenPose 18 (the body layout the OpenPose ControlNet was trained on) --
 OPENPOSE18_NAMES = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
-    "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear",
-)  # fmt: skip
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
+)
 
 
 def to_openpose18(keypoints: np.ndarray) -> np.ndarray:

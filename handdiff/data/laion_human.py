@@ -25,9 +25,9 @@ import pyarrow.parquet as pq
 
 from handdiff import storage
 from handdiff.data import keypoints as kp
-from handdiff.data.safe_npz import load_npz
 from handdiff.data.reading import DatasetNotFound, EntryError, Reader, file_error, finite_array, load_json
 from handdiff.data.records import error_row, source_row
+from handdiff.data.safe_npz import load_npz
 
 
 class LaionHumanReader(Reader):
@@ -83,11 +83,17 @@ class LaionHumanReader(Reader):
             keypoints = kp.empty_keypoints()
             keypoints[kp.BODY] = max(people, key=lambda p: p[0])[1]
         return source_row(
-            entry["image_id"], self.dataset, self.split, entry["image_uri"],
-            width=entry["width"], height=entry["height"], keypoints=keypoints,
-            person_count=len(people), caption=entry["prompt"],
+            entry["image_id"],
+            self.dataset,
+            self.split,
+            entry["image_uri"],
+            width=entry["width"],
+            height=entry["height"],
+            keypoints=keypoints,
+            person_count=len(people),
+            caption=entry["prompt"],
             source={"key": entry["key"], "url": entry["url"]},
-        )  # fmt: skip
+        )
 
 
 def person_score(person: dict) -> float:

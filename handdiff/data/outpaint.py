@@ -71,8 +71,7 @@ def outpaint_keypoints(record: dict) -> np.ndarray:
     return keypoints.reshape(kp.NUM_KEYPOINTS, 3)
 
 
-def make_outpaint_row(record: dict, image: np.ndarray, size: int, margin: float, fill: int = DEFAULT_FILL,
-                      jpeg_quality: int = 95) -> dict:  # fmt: skip
+def make_outpaint_row(record: dict, image: np.ndarray, size: int, margin: float, fill: int = DEFAULT_FILL, jpeg_quality: int = 95) -> dict:
     """The ``OUTPAINT_SCHEMA`` image fields of one annotated record and its decoded image.
 
     Raises ``NotOutpaintable`` for a record without a caption, a body or hand masks, or

@@ -90,8 +90,9 @@ INDEX_SCHEMA = pa.schema([pa.field("image_id", pa.string(), nullable=False), pa.
 """A job's work list: one reader entry (JSON) per image."""
 
 
-def write_index(entries: Iterable[Mapping[str, Any]], directory: str, skip: set[str], rows_per_file: int,
-                key: str = "image_id") -> tuple[int, list[str]]:  # fmt: skip
+def write_index(
+    entries: Iterable[Mapping[str, Any]], directory: str, skip: set[str], rows_per_file: int, key: str = "image_id"
+) -> tuple[int, list[str]]:
     """Stream reader ``entries`` whose ``key`` is not in ``skip`` into ``INDEX_SCHEMA`` files under
     ``directory`` (replacing any earlier index; the files' ``image_id`` column holds the key, unique
     per entry). Returns (entries seen, files written); the driver's memory stays flat however

@@ -105,11 +105,22 @@ class ReInterHandReader(Reader):
                 boxes.append(list(box))
                 sides.append(side)
         return source_row(
-            entry["image_id"], self.dataset, entry["split"], entry["image_uri"],
-            width=width, height=height, keypoints=keypoints, hand_boxes=boxes, hand_sides=sides, labels=list(sides),
-            sequence=entry["capture"], camera=entry["camera"], frame=entry["frame"], mask_uri=entry["mask_uri"],
+            entry["image_id"],
+            self.dataset,
+            entry["split"],
+            entry["image_uri"],
+            width=width,
+            height=height,
+            keypoints=keypoints,
+            hand_boxes=boxes,
+            hand_sides=sides,
+            labels=list(sides),
+            sequence=entry["capture"],
+            camera=entry["camera"],
+            frame=entry["frame"],
+            mask_uri=entry["mask_uri"],
             source={"capture": entry["capture"], "envmap": self.envmap},
-        )  # fmt: skip
+        )
 
 
 @functools.lru_cache(maxsize=256)
@@ -121,5 +132,7 @@ def _hand_joints(root: str, capture: str, side: str, frame: int) -> np.ndarray:
         raise EntryError(f"keypoint file not found: {rel}")
     joints = load_json(uri)
     if not isinstance(joints, list) or len(joints) != len(kp.REINTERHAND_JOINTS):
-        raise EntryError(f"{rel}: expected {len(kp.REINTERHAND_JOINTS)} joints, got {len(joints) if isinstance(joints, list) else type(joints).__name__}")
+        raise EntryError(
+            f"{rel}: expected {len(kp.REINTERHAND_JOINTS)} joints, got {len(joints) if isinstance(joints, list) else type(joints).__name__}"
+        )
     return finite_array(joints, (len(kp.REINTERHAND_JOINTS), 3), f"keypoints in {rel}")[kp.REINTERHAND_TO_HAND]

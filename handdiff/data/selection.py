@@ -39,7 +39,13 @@ def select_entries(sources: dict[str, SourceSelection], seed: int) -> tuple[list
         parts = part_uris(f"{source.path}/records")
         if not parts:
             raise FileNotFoundError(f"source {name}: no annotated records under {source.path}/records")
-        columns = ["image_id", "dataset", "split", *([source.stratify_by] if source.stratify_by else []), *([source.required] if source.required else [])]
+        columns = [
+            "image_id",
+            "dataset",
+            "split",
+            *([source.stratify_by] if source.stratify_by else []),
+            *([source.required] if source.required else []),
+        ]
         every = [{**r, "part": part} for part in parts for r in read_part(part, columns).to_pylist()]
         rows = [r for r in every if r["split"] in source.splits]
         if source.required:
@@ -48,7 +54,12 @@ def select_entries(sources: dict[str, SourceSelection], seed: int) -> tuple[list
         ids = [r["image_id"] for r in rows]
         strata = [r[source.stratify_by] if source.stratify_by else None for r in rows]
         chosen = set(stratified_sample(ids, strata, source.count or len(ids), seed))
-        report[name] = {"available": len(ids), "selected": len(chosen), "splits": list(source.splits), "other_splits": len(every) - len(rows)}
+        report[name] = {
+            "available": len(ids),
+            "selected": len(chosen),
+            "splits": list(source.splits),
+            "other_splits": len(every) - len(rows),
+        }
         if source.count and source.count > len(ids):
             report[name]["short_by"] = source.count - len(ids)
         if source.stratify_by:

@@ -34,12 +34,45 @@ import numpy as np
 from handdiff.data import keypoints as kp
 
 BODY_COLORS = (
-    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0), (0, 255, 0), (0, 255, 85), (0, 255, 170),
-    (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
-)  # fmt: skip
+    (255, 0, 0),
+    (255, 85, 0),
+    (255, 170, 0),
+    (255, 255, 0),
+    (170, 255, 0),
+    (85, 255, 0),
+    (0, 255, 0),
+    (0, 255, 85),
+    (0, 255, 170),
+    (0, 255, 255),
+    (0, 170, 255),
+    (0, 85, 255),
+    (0, 0, 255),
+    (85, 0, 255),
+    (170, 0, 255),
+    (255, 0, 255),
+    (255, 0, 170),
+    (255, 0, 85),
+)
 """RGB per OpenPose-18 point, and per limb (limb i takes colour i)."""
-LIMBS = ((1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13), (1, 0), (0, 14),
-         (14, 16), (0, 15), (15, 17))  # fmt: skip
+LIMBS = (
+    (1, 2),
+    (1, 5),
+    (2, 3),
+    (3, 4),
+    (5, 6),
+    (6, 7),
+    (1, 8),
+    (8, 9),
+    (9, 10),
+    (1, 11),
+    (11, 12),
+    (12, 13),
+    (1, 0),
+    (0, 14),
+    (14, 16),
+    (0, 15),
+    (15, 17),
+)
 """OpenPose-18 point pairs (0-based), in drawing and colour order."""
 HAND_BONES = tuple((0 if j == 0 else 1 + 4 * f + j - 1, 1 + 4 * f + j) for f in range(5) for j in range(4))
 """The 20 bones of a hand in canonical order (wrist, then each finger base to tip)."""
@@ -108,8 +141,24 @@ def draw_openpose_body(keypoints: np.ndarray, size: int, min_score: float = 0.0)
     return canvas
 
 
-HUMANSD_LIMBS = ((0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7), (6, 8), (7, 9), (8, 10), (5, 11), (6, 12), (11, 13), (12, 14),
-                 (13, 15), (14, 16))  # fmt: skip
+HUMANSD_LIMBS = (
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
+    (5, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (5, 11),
+    (6, 12),
+    (11, 13),
+    (12, 14),
+    (13, 15),
+    (14, 16),
+)
 """HumanSD's 16 COCO-17 limbs, in its colour order: no shoulder-shoulder and no hip-hip link
 (``IDEA-Research/HumanSD``, ``scripts/pose2img.py`` ``draw_humansd_skeleton`` and
 ``ldm/data/humansd.py``)."""

@@ -59,8 +59,10 @@ def write_outputs(batch: pa.Table, output: str, record_schema: pa.Schema) -> pa.
     ``<output>/{records,errors,filtered}/``; returns the batch's counts."""
     rows = batch.to_pylist()
     records = [r for r in rows if r["status"] == OK]
-    problems = {status: [error_row(r["image_id"], r["dataset"], r["error_stage"], r["error_reason"]) for r in rows if r["status"] == status]
-                for status in (ERROR, FILTERED)}  # fmt: skip
+    problems = {
+        status: [error_row(r["image_id"], r["dataset"], r["error_stage"], r["error_reason"]) for r in rows if r["status"] == status]
+        for status in (ERROR, FILTERED)
+    }
     write_part(to_table(records, record_schema, project=True), f"{output}/records")
     write_part(to_table(problems[ERROR], ERROR_SCHEMA), f"{output}/errors")
     write_part(to_table(problems[FILTERED], ERROR_SCHEMA), f"{output}/filtered")

@@ -53,7 +53,9 @@ class _DiffusersBaseline(Generator):
 
     authors_guidance: float = 7.5
 
-    def __init__(self, base: str, steps: int = 50, guidance: float | None = None, device: str = "cpu", dtype: str = "float32", **models: str):
+    def __init__(
+        self, base: str, steps: int = 50, guidance: float | None = None, device: str = "cpu", dtype: str = "float32", **models: str
+    ):
         from diffusers import DDIMScheduler
 
         from handdiff.models.loading import load_sd_pipeline
@@ -75,9 +77,16 @@ class _DiffusersBaseline(Generator):
     def generate_batch(self, conditions: list[dict], size: int) -> list[Generated]:
         noise = _initial_noise(conditions, size, self.pipe.vae)
         start = time.perf_counter()
-        images = self.pipe([c["caption"] for c in conditions], height=size, width=size, num_inference_steps=self.steps,
-                           guidance_scale=self.guidance, latents=noise.to(self.pipe.device, self.pipe.unet.dtype), output_type="np",
-                           **self._condition(conditions, size)).images  # fmt: skip
+        images = self.pipe(
+            [c["caption"] for c in conditions],
+            height=size,
+            width=size,
+            num_inference_steps=self.steps,
+            guidance_scale=self.guidance,
+            latents=noise.to(self.pipe.device, self.pipe.unet.dtype),
+            output_type="np",
+            **self._condition(conditions, size),
+        ).images
         seconds = (time.perf_counter() - start) / len(conditions)
         return [Generated(_uint8(image), {"generate": seconds}) for image in images]
 
@@ -167,8 +176,16 @@ class HumanSDGenerator(Generator):
     method = "humansd"
     authors_guidance = 10.0
 
-    def __init__(self, humansd: str, steps: int = 50, guidance: float | None = None, device: str = "cpu", dtype: str = "float32",
-                 pose_threshold: float = HUMANSD_THRESHOLD, **_unused):  # fmt: skip
+    def __init__(
+        self,
+        humansd: str,
+        steps: int = 50,
+        guidance: float | None = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+        pose_threshold: float = HUMANSD_THRESHOLD,
+        **_unused,
+    ):
         from diffusers import DDIMScheduler
 
         from handdiff.models.loading import load_sd_pipeline
@@ -265,9 +282,17 @@ class HandRefinerGenerator(_DiffusersBaseline):
 
     method = "handrefiner"
 
-    def __init__(self, base: str, handrefiner: str, inpainting: str, handrefiner_control_scale: float = 0.55, handrefiner_steps: int = 50,
-                 handrefiner_guidance: float = 9.0, hand_detector: Callable[[np.ndarray], list[np.ndarray]] | None = None,
-                 **options):  # fmt: skip
+    def __init__(
+        self,
+        base: str,
+        handrefiner: str,
+        inpainting: str,
+        handrefiner_control_scale: float = 0.55,
+        handrefiner_steps: int = 50,
+        handrefiner_guidance: float = 9.0,
+        hand_detector: Callable[[np.ndarray], list[np.ndarray]] | None = None,
+        **options,
+    ):
         super().__init__(base, handrefiner=handrefiner, inpainting=inpainting, **options)
         from diffusers import DDIMScheduler, StableDiffusionControlNetInpaintPipeline, UNet2DConditionModel
 
@@ -276,18 +301,25 @@ class HandRefinerGenerator(_DiffusersBaseline):
         dtype = self.pipe.unet.dtype
         unet = UNet2DConditionModel.from_pretrained(resolve(inpainting), subfolder="unet", torch_dtype=dtype)
         if unet.config.in_channels != 9:
-            raise ValueError(f"{inpainting}: HandRefiner's UNet is SD 1.5's inpainting UNet with 9 input channels, this one has "
-                             f"{unet.config.in_channels}")  # fmt: skip
+            raise ValueError(
+                f"{inpainting}: HandRefiner's UNet is SD 1.5's inpainting UNet with 9 input channels, this one has "
+                f"{unet.config.in_channels}"
+            )
         parts = {k: v for k, v in self.pipe.components.items() if k not in ("image_encoder", "unet", "scheduler")}
         self.refiner = StableDiffusionControlNetInpaintPipeline(
-            **parts, unet=unet, scheduler=DDIMScheduler.from_config(self.pipe.scheduler.config),
+            **parts,
+            unet=unet,
+            scheduler=DDIMScheduler.from_config(self.pipe.scheduler.config),
             controlnet=load_controlnet(handrefiner, torch_dtype=dtype),
-        ).to(self.pipe.device)  # fmt: skip
+        ).to(self.pipe.device)
         self.refiner.set_progress_bar_config(disable=True)
         self.control_scale, self.refine_steps, self.refine_guidance = handrefiner_control_scale, handrefiner_steps, handrefiner_guidance
         self.find_hands = hand_detector or _mediapipe_hands()
-        self.settings.update(handrefiner_control_scale=handrefiner_control_scale, handrefiner_steps=handrefiner_steps,
-                             handrefiner_guidance=handrefiner_guidance)  # fmt: skip
+        self.settings.update(
+            handrefiner_control_scale=handrefiner_control_scale,
+            handrefiner_steps=handrefiner_steps,
+            handrefiner_guidance=handrefiner_guidance,
+        )
 
     def _pipeline(self, sd, handrefiner: str, inpainting: str):
         return sd
@@ -333,12 +365,22 @@ class HandRefinerGenerator(_DiffusersBaseline):
 
         start = _initial_noise(conditions, size, pipe.vae).to(device, dtype)
         start = keep * noised(timesteps[0]) + (1 - keep) * start
-        out = pipe([c["caption"] for c in conditions], image=[Image.fromarray(im) for im in images],
-                   mask_image=[Image.fromarray(m.astype(np.uint8) * 255) for m in masks],
-                   control_image=[hand_depth(h, size) for h in hands], height=size, width=size, strength=1.0,
-                   num_inference_steps=self.refine_steps, guidance_scale=self.refine_guidance,
-                   controlnet_conditioning_scale=self.control_scale, generator=generators, latents=start / pipe.scheduler.init_noise_sigma,
-                   callback_on_step_end=reinject, output_type="np").images  # fmt: skip
+        out = pipe(
+            [c["caption"] for c in conditions],
+            image=[Image.fromarray(im) for im in images],
+            mask_image=[Image.fromarray(m.astype(np.uint8) * 255) for m in masks],
+            control_image=[hand_depth(h, size) for h in hands],
+            height=size,
+            width=size,
+            strength=1.0,
+            num_inference_steps=self.refine_steps,
+            guidance_scale=self.refine_guidance,
+            controlnet_conditioning_scale=self.control_scale,
+            generator=generators,
+            latents=start / pipe.scheduler.init_noise_sigma,
+            callback_on_step_end=reinject,
+            output_type="np",
+        ).images
         return list(_uint8(out))
 
 

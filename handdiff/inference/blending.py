@@ -41,8 +41,9 @@ def sequential_mask_expansion(mask: torch.Tensor, steps: int, kernel: int = 3) -
     return masks[::-1][:steps]
 
 
-def blend_masks(strategy: str, hand_mask: torch.Tensor, square_mask: torch.Tensor, steps: int, latent_size: tuple[int, int],
-                kernel: int = 3) -> list[torch.Tensor]:  # fmt: skip
+def blend_masks(
+    strategy: str, hand_mask: torch.Tensor, square_mask: torch.Tensor, steps: int, latent_size: tuple[int, int], kernel: int = 3
+) -> list[torch.Tensor]:
     """Latent masks (B, 1, h, w), one per masked step, for ``strategy``.
 
     ``hand_mask``: (B, 1, H, W) the exact hands; ``square_mask``: (B, 1, H, W) the crop squares.

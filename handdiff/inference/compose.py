@@ -10,7 +10,9 @@ import numpy as np
 import torch
 
 
-def square_window(x0: float, y0: float, side: float, height: int, width: int, factor: int = 1) -> tuple[int, int, int, slice, slice, slice, slice]:
+def square_window(
+    x0: float, y0: float, side: float, height: int, width: int, factor: int = 1
+) -> tuple[int, int, int, slice, slice, slice, slice]:
     """Where the square ``(x0, y0, side)`` (pixels) lies on a ``height`` x ``width`` grid of
     ``factor``-pixel cells, following ``crop_square``'s rounding: (left, top, n, target rows,
     target cols, patch rows, patch cols), clipped to the grid."""
@@ -34,8 +36,16 @@ def resize_square(patch: torch.Tensor, n: int, binary: bool = False) -> torch.Te
     return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1)
 
 
-def paste_square(target: torch.Tensor, patch: torch.Tensor, x0: float, y0: float, side: float, where: torch.Tensor | None = None,
-                 factor: int = 1, binary: bool = False) -> None:  # fmt: skip
+def paste_square(
+    target: torch.Tensor,
+    patch: torch.Tensor,
+    x0: float,
+    y0: float,
+    side: float,
+    where: torch.Tensor | None = None,
+    factor: int = 1,
+    binary: bool = False,
+) -> None:
     """Resize ``patch`` (C, s, s) to the square ``(x0, y0, side)`` (``resize_square``) and write it
     into ``target`` (C, H, W) in place, only where ``where`` (1, s, s, {0, 1}; resized as a
     binary mask) is set. ``factor``: pixels per cell of ``target`` (8 for latents); ``binary``:

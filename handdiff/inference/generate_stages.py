@@ -39,8 +39,12 @@ GENERATION_SCHEMA = pa.schema(
         pa.field("code_version", pa.string(), nullable=False),
     ]
 )
-_BYTES = [pa.field("png", pa.binary()), pa.field("canvas_png", pa.binary()), pa.field("stage1_png", pa.binary()),
-          pa.field("keypoints", pa.list_(pa.float32()))]  # fmt: skip
+_BYTES = [
+    pa.field("png", pa.binary()),
+    pa.field("canvas_png", pa.binary()),
+    pa.field("stage1_png", pa.binary()),
+    pa.field("keypoints", pa.list_(pa.float32())),
+]
 GENERATION_WORK_SCHEMA = work_schema(GENERATION_SCHEMA, _BYTES)
 
 
@@ -49,9 +53,17 @@ def conditions_to_rows(batch: pa.Table, method: str, code_version: str) -> pa.Ta
     rows = []
     for entry in batch.to_pylist():
         condition = json.loads(entry["entry"])
-        row = new_row(GENERATION_WORK_SCHEMA, image_id=entry["image_id"], dataset=condition.get("dataset"), gesture=condition.get("gesture"),
-                      method=method, seed=condition.get("seed"), caption=condition.get("caption"), size=condition.get("size"),
-                      code_version=code_version)  # fmt: skip
+        row = new_row(
+            GENERATION_WORK_SCHEMA,
+            image_id=entry["image_id"],
+            dataset=condition.get("dataset"),
+            gesture=condition.get("gesture"),
+            method=method,
+            seed=condition.get("seed"),
+            caption=condition.get("caption"),
+            size=condition.get("size"),
+            code_version=code_version,
+        )
         keypoints = np.asarray(condition.get("keypoints") or [], np.float32)
         if keypoints.size != kp.NUM_KEYPOINTS * 3 or not np.isfinite(keypoints).all():
             fail(row, "read", f"keypoints: expected {kp.NUM_KEYPOINTS * 3} finite floats, got {keypoints.size}")
@@ -80,15 +92,21 @@ class GenerateImages:
                 return
             try:
                 made = self.generator.generate(rows)
-            except Exception as err:  # noqa: BLE001  (a failing batch must become error rows, not kill the job)
+            except Exception as err:
                 for row in rows:
                     fail(row, "generate", f"{type(err).__name__}: {err}")
                 return
             settings = self.generator.describe()
             for row, out in zip(rows, made, strict=True):
-                row.update(png=encode_image(out.image, "PNG"), seconds=float(sum(out.seconds.values())), models=self.models,
-                           stage_seconds=json.dumps(out.seconds), details=json.dumps(out.details, default=float),
-                           strategy=settings.get("strategy"), handoff=settings.get("handoff"))  # fmt: skip
+                row.update(
+                    png=encode_image(out.image, "PNG"),
+                    seconds=float(sum(out.seconds.values())),
+                    models=self.models,
+                    stage_seconds=json.dumps(out.seconds),
+                    details=json.dumps(out.details, default=float),
+                    strategy=settings.get("strategy"),
+                    handoff=settings.get("handoff"),
+                )
                 if self.keep_canvas and out.canvas is not None:
                     row["canvas_png"] = encode_image(out.canvas, "PNG")
                 if self.keep_canvas and out.stage1 is not None:

@@ -71,8 +71,16 @@ class HandDiffGenerator(Generator):
 
     method = "handdiff"
 
-    def __init__(self, hand_model: str, body_model: str, device: str = "cpu", dtype: str = "float32", crop_size: int | None = None,
-                 crop_margin: float | None = None, **settings):  # fmt: skip
+    def __init__(
+        self,
+        hand_model: str,
+        body_model: str,
+        device: str = "cpu",
+        dtype: str = "float32",
+        crop_size: int | None = None,
+        crop_margin: float | None = None,
+        **settings,
+    ):
         """``crop_size`` / ``crop_margin``: None, or the values the hand model was trained with
         (ValueError otherwise); ``settings``: ``TwoStageSettings``' fields (as a job's ``handdiff``
         section dumps them)."""
@@ -88,10 +96,23 @@ class HandDiffGenerator(Generator):
         self.settings = TwoStageSettings(**settings)
 
     def generate_batch(self, conditions: list[dict], size: int) -> list[Generated]:
-        results = self.pipeline([np.asarray(c["keypoints"], np.float32).reshape(133, 3) for c in conditions],
-                                [c["caption"] for c in conditions], [int(c["seed"]) for c in conditions], size, self.settings)  # fmt: skip
-        return [Generated(r.image, r.seconds, {"hands": r.hands, "boxes": r.boxes, "mask_sizes": r.mask_sizes}, r.canvas,
-                          stage1_strip(r.crops, r.crop_mask_probabilities)) for r in results]  # fmt: skip
+        results = self.pipeline(
+            [np.asarray(c["keypoints"], np.float32).reshape(133, 3) for c in conditions],
+            [c["caption"] for c in conditions],
+            [int(c["seed"]) for c in conditions],
+            size,
+            self.settings,
+        )
+        return [
+            Generated(
+                r.image,
+                r.seconds,
+                {"hands": r.hands, "boxes": r.boxes, "mask_sizes": r.mask_sizes},
+                r.canvas,
+                stage1_strip(r.crops, r.crop_mask_probabilities),
+            )
+            for r in results
+        ]
 
     def describe(self) -> dict[str, Any]:
         return {**self.models, **self.pipeline.trained_settings(), **self.settings.model_dump()}

@@ -9,8 +9,15 @@ from handdiff.inference.generators import Generator, HandDiffGenerator, OracleGe
 
 def generators() -> dict[str, type[Generator]]:
     """Every method by name: ours, the oracle and the diffusers baselines."""
-    methods = (HandDiffGenerator, OracleGenerator, b.SD15Generator, b.ControlNetOpenPoseGenerator, b.T2IAdapterOpenPoseGenerator,
-               b.HumanSDGenerator, b.HandRefinerGenerator)  # fmt: skip
+    methods = (
+        HandDiffGenerator,
+        OracleGenerator,
+        b.SD15Generator,
+        b.ControlNetOpenPoseGenerator,
+        b.T2IAdapterOpenPoseGenerator,
+        b.HumanSDGenerator,
+        b.HandRefinerGenerator,
+    )
     return {g.method: g for g in methods}
 
 

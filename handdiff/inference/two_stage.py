@@ -80,8 +80,11 @@ def check_against_trained(requested: dict, trained: dict, where: str) -> None:
     """ValueError naming every ``requested`` value (None: not requested) that contradicts what
     the models were trained with (``trained``), e.g. a config's ``crop_size`` of 512 for a hand
     generator trained on 128-px crops."""
-    conflicts = [f"{key}={value!r} but the models were trained with {key}={trained[key]!r}"
-                 for key, value in requested.items() if value is not None and value != trained[key]]  # fmt: skip
+    conflicts = [
+        f"{key}={value!r} but the models were trained with {key}={trained[key]!r}"
+        for key, value in requested.items()
+        if value is not None and value != trained[key]
+    ]
     if conflicts:
         raise ValueError(f"{where}: " + "; ".join(conflicts) + " (saved with the models at training; leave the setting unset to use it)")
 
@@ -98,7 +101,9 @@ class TwoStagePipeline:
 
     @classmethod
     def from_pretrained(cls, hand_dir: str | Path, body_dir: str | Path, torch_dtype: torch.dtype | None = None) -> TwoStagePipeline:
-        return cls(HandGenerationPipeline.from_pretrained(hand_dir, torch_dtype), BodyOutpaintPipeline.from_pretrained(body_dir, torch_dtype))
+        return cls(
+            HandGenerationPipeline.from_pretrained(hand_dir, torch_dtype), BodyOutpaintPipeline.from_pretrained(body_dir, torch_dtype)
+        )
 
     def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> TwoStagePipeline:
         self.hand.to(device, dtype)
@@ -124,8 +129,9 @@ class TwoStagePipeline:
         return time.perf_counter()
 
     @torch.no_grad()
-    def __call__(self, keypoints: list[np.ndarray], captions: list[str], seeds: list[int], size: int,
-                 settings: TwoStageSettings | None = None) -> list[TwoStageResult]:  # fmt: skip
+    def __call__(
+        self, keypoints: list[np.ndarray], captions: list[str], seeds: list[int], size: int, settings: TwoStageSettings | None = None
+    ) -> list[TwoStageResult]:
         """One ``size``-px square person per (133, 3) keypoints (in that square's pixels), caption
         and seed; batched through both stages. An image depends only on its own inputs and seed."""
         s = settings or TwoStageSettings()
@@ -140,11 +146,19 @@ class TwoStagePipeline:
         start = self._sync()
         hands = None
         if owners:
-            crop_points = torch.as_tensor(np.stack([crop_keypoints(np.asarray(keypoints[b], np.float32), plan, crop_size) for b, plan in owners]))
+            crop_points = torch.as_tensor(
+                np.stack([crop_keypoints(np.asarray(keypoints[b], np.float32), plan, crop_size) for b, plan in owners])
+            )
             condition = hand_condition(crop_points, torch.zeros(len(owners), crop_size, crop_size), t["heatmap_sigma"])
             noise = seeded_noise([generators[b] for b, _ in owners], (4, crop_size // factor, crop_size // factor))
-            hands = self.hand([captions[b] for b, _ in owners], condition, s.hand_steps, s.hand_guidance, latents=noise,
-                              decode_images=s.handoff == "pixel")  # fmt: skip
+            hands = self.hand(
+                [captions[b] for b, _ in owners],
+                condition,
+                s.hand_steps,
+                s.hand_guidance,
+                latents=noise,
+                decode_images=s.handoff == "pixel",
+            )
         seconds["stage1"] = self._sync() - start
 
         # 2. canvas: crops without their background, pasted at their boxes
@@ -170,12 +184,23 @@ class TwoStagePipeline:
 
         # 3. stage 2 around the canvas, 4. paste-back
         start = self._sync()
-        skeleton = torch.as_tensor(np.stack([draw_skeleton(np.asarray(k, np.float32), size) for k in keypoints])).permute(0, 3, 1, 2).float() / 255
+        skeleton = (
+            torch.as_tensor(np.stack([draw_skeleton(np.asarray(k, np.float32), size) for k in keypoints])).permute(0, 3, 1, 2).float() / 255
+        )
         if s.handoff == "pixel":
             canvas_latents = self.body.encode_canvas(canvas)
         noise = seeded_noise(generators, (4, size // factor, size // factor))
-        body = self.body(captions, skeleton, hand_mask, canvas_latents=canvas_latents, num_inference_steps=s.body_steps,
-                         guidance_scale=s.body_guidance, blend_masks=blends, unmasked_last_steps=s.unmasked_last_steps, latents=noise)  # fmt: skip
+        body = self.body(
+            captions,
+            skeleton,
+            hand_mask,
+            canvas_latents=canvas_latents,
+            num_inference_steps=s.body_steps,
+            guidance_scale=s.body_guidance,
+            blend_masks=blends,
+            unmasked_last_steps=s.unmasked_last_steps,
+            latents=noise,
+        )
         images = body.images.cpu()
         if s.handoff == "pixel":
             images = torch.where(hand_mask > 0, canvas, images)
@@ -186,13 +211,18 @@ class TwoStagePipeline:
             n = len(plans[b])
             indices = list(range(crop_index, crop_index + n))
             crop_index += n
-            results.append(TwoStageResult(
-                image=_to_uint8(images[b : b + 1])[0], hands=n, boxes=[(p.x0, p.y0, p.side) for p in plans[b]],
-                crops=list(_to_uint8(hands.images[indices])) if n and hands.images is not None else [],
-                crop_masks=[crop_masks[i] for i in indices], crop_mask_probabilities=[probabilities[i] for i in indices],
-                hand_mask=hand_mask[b, 0].numpy() > 0,
-                canvas=_to_uint8(canvas[b : b + 1])[0] if s.handoff == "pixel" else None,
-                mask_sizes=[int(round(float(m[b].sum()) * factor * factor)) for m in blends],
-                seconds={k: v / batch for k, v in seconds.items()},
-            ))  # fmt: skip
+            results.append(
+                TwoStageResult(
+                    image=_to_uint8(images[b : b + 1])[0],
+                    hands=n,
+                    boxes=[(p.x0, p.y0, p.side) for p in plans[b]],
+                    crops=list(_to_uint8(hands.images[indices])) if n and hands.images is not None else [],
+                    crop_masks=[crop_masks[i] for i in indices],
+                    crop_mask_probabilities=[probabilities[i] for i in indices],
+                    hand_mask=hand_mask[b, 0].numpy() > 0,
+                    canvas=_to_uint8(canvas[b : b + 1])[0] if s.handoff == "pixel" else None,
+                    mask_sizes=[int(round(float(m[b].sum()) * factor * factor)) for m in blends],
+                    seconds={k: v / batch for k, v in seconds.items()},
+                )
+            )
         return results

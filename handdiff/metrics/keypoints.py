@@ -36,12 +36,99 @@ from handdiff.data import keypoints as kp
 # evaluation code (myeval_wholebody.py) and mmpose's coco_wholebody dataset info.
 _BODY = [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089]
 _FOOT = [0.068, 0.066, 0.066, 0.092, 0.094, 0.094]
-_FACE = [0.042, 0.043, 0.044, 0.043, 0.040, 0.035, 0.031, 0.025, 0.020, 0.023, 0.029, 0.032, 0.037, 0.038, 0.043, 0.041, 0.045, 0.013,
-         0.012, 0.011, 0.011, 0.012, 0.012, 0.011, 0.011, 0.013, 0.015, 0.009, 0.007, 0.007, 0.007, 0.012, 0.009, 0.008, 0.016, 0.010,
-         0.017, 0.011, 0.009, 0.011, 0.009, 0.007, 0.013, 0.008, 0.011, 0.012, 0.010, 0.034, 0.008, 0.008, 0.009, 0.008, 0.008, 0.007,
-         0.010, 0.008, 0.009, 0.009, 0.009, 0.007, 0.007, 0.008, 0.011, 0.008, 0.008, 0.008, 0.01, 0.008]  # fmt: skip
-_HAND = [0.029, 0.022, 0.035, 0.037, 0.047, 0.026, 0.025, 0.024, 0.035, 0.018, 0.024, 0.022, 0.026, 0.017, 0.021, 0.021, 0.032, 0.02,
-         0.019, 0.022, 0.031]  # fmt: skip
+_FACE = [
+    0.042,
+    0.043,
+    0.044,
+    0.043,
+    0.040,
+    0.035,
+    0.031,
+    0.025,
+    0.020,
+    0.023,
+    0.029,
+    0.032,
+    0.037,
+    0.038,
+    0.043,
+    0.041,
+    0.045,
+    0.013,
+    0.012,
+    0.011,
+    0.011,
+    0.012,
+    0.012,
+    0.011,
+    0.011,
+    0.013,
+    0.015,
+    0.009,
+    0.007,
+    0.007,
+    0.007,
+    0.012,
+    0.009,
+    0.008,
+    0.016,
+    0.010,
+    0.017,
+    0.011,
+    0.009,
+    0.011,
+    0.009,
+    0.007,
+    0.013,
+    0.008,
+    0.011,
+    0.012,
+    0.010,
+    0.034,
+    0.008,
+    0.008,
+    0.009,
+    0.008,
+    0.008,
+    0.007,
+    0.010,
+    0.008,
+    0.009,
+    0.009,
+    0.009,
+    0.007,
+    0.007,
+    0.008,
+    0.011,
+    0.008,
+    0.008,
+    0.008,
+    0.01,
+    0.008,
+]
+_HAND = [
+    0.029,
+    0.022,
+    0.035,
+    0.037,
+    0.047,
+    0.026,
+    0.025,
+    0.024,
+    0.035,
+    0.018,
+    0.024,
+    0.022,
+    0.026,
+    0.017,
+    0.021,
+    0.021,
+    0.032,
+    0.02,
+    0.019,
+    0.022,
+    0.031,
+]
 WHOLEBODY_SIGMAS = np.array(_BODY + _FOOT + _FACE + _HAND + _HAND)
 Part = Literal["wholebody", "hands"]
 PARTS: dict[str, slice] = {"wholebody": slice(0, kp.NUM_KEYPOINTS), "hands": kp.HANDS}
@@ -80,8 +167,9 @@ def oks_areas(targets: list[np.ndarray], person_areas: list[float | None] | None
     return areas
 
 
-def coco_files(targets: list[np.ndarray], detections: list[np.ndarray | None], part: Part, directory: str | Path,
-               areas: list[float] | None = None) -> tuple[Path, Path, int]:  # fmt: skip
+def coco_files(
+    targets: list[np.ndarray], detections: list[np.ndarray | None], part: Part, directory: str | Path, areas: list[float] | None = None
+) -> tuple[Path, Path, int]:
     """Write the ground truth and detections of ``part`` as COCO keypoint files (``gt.json``,
     ``dt.json``) for xtcocotools. ``targets``/``detections``: per image (133, 3) (x_px, y_px,
     score), a detection None when nothing was found; ``areas``: per image the OKS scale, px^2
@@ -98,9 +186,18 @@ def coco_files(targets: list[np.ndarray], detections: list[np.ndarray | None], p
         if not visible.any():
             continue
         images.append({"id": i, "width": 1, "height": 1})
-        annotations.append({"id": i + 1, "image_id": i, "category_id": 1, "iscrowd": 0, "num_keypoints": int(visible.sum()),
-                            "bbox": _box(t[visible, :2]), "area": areas[i],
-                            "keypoints": np.column_stack([t[:, :2] * visible[:, None], visible * 2]).reshape(-1).tolist()})  # fmt: skip
+        annotations.append(
+            {
+                "id": i + 1,
+                "image_id": i,
+                "category_id": 1,
+                "iscrowd": 0,
+                "num_keypoints": int(visible.sum()),
+                "bbox": _box(t[visible, :2]),
+                "area": areas[i],
+                "keypoints": np.column_stack([t[:, :2] * visible[:, None], visible * 2]).reshape(-1).tolist(),
+            }
+        )
         if detection is not None:
             d = np.array(detection, np.float32)[PARTS[part]]
             found = d[:, 2] > 0
@@ -156,7 +253,9 @@ class KeypointEvaluation:
         """The arrays ``accumulate`` reads, stacked once: the D detections' scores (D,), matches
         and ignore flags (T, D); per image position, the column of its detection (P,; -1 without
         one) and its target's ignore flag (P,)."""
-        assert all(e is not None and len(e["gtIgnore"]) == 1 and len(e["dtScores"]) <= 1 for e in entries), "one target, <= 1 detection per image"
+        assert all(e is not None and len(e["gtIgnore"]) == 1 and len(e["dtScores"]) <= 1 for e in entries), (
+            "one target, <= 1 detection per image"
+        )
         found = [e for e in entries if len(e["dtScores"])]
         empty = np.zeros((len(self.evaluator._paramsEval.iouThrs), 0))
         self.scores = np.array([e["dtScores"][0] for e in found], np.float64)
@@ -174,8 +273,14 @@ class KeypointEvaluation:
             chosen = positions[start : start + size]
             columns = self.detection_of[chosen]
             columns = columns[columns >= 0]
-            out.append({"dtScores": self.scores[columns], "dtMatches": self.matches[:, columns], "dtIgnore": self.ignored[:, columns],
-                        "gtIgnore": self.target_ignored[chosen]})  # fmt: skip
+            out.append(
+                {
+                    "dtScores": self.scores[columns],
+                    "dtMatches": self.matches[:, columns],
+                    "dtIgnore": self.ignored[:, columns],
+                    "gtIgnore": self.target_ignored[chosen],
+                }
+            )
         return out
 
     def ap(self, images: np.ndarray | None = None) -> float:
@@ -217,16 +322,28 @@ def coco_keypoint_ap(gt_file: str | Path, dt_file: str | Path, part_sigmas: np.n
     return max(float(evaluation.stats[0]), 0.0)
 
 
-def keypoint_evaluation(targets: list[np.ndarray], detections: list[np.ndarray | None], part: Part, directory: str | Path,
-                        person_areas: list[float | None] | None = None, oks_area: OksArea = "person") -> KeypointEvaluation:  # fmt: skip
+def keypoint_evaluation(
+    targets: list[np.ndarray],
+    detections: list[np.ndarray | None],
+    part: Part,
+    directory: str | Path,
+    person_areas: list[float | None] | None = None,
+    oks_area: OksArea = "person",
+) -> KeypointEvaluation:
     """The once-evaluated DAP of ``part`` over all rows (see the module docstring); the COCO files stay in ``directory``."""
     areas = oks_areas(targets, person_areas, part, oks_area)
     gt_file, dt_file, _ = coco_files(targets, detections, part, directory, areas)
     return KeypointEvaluation(gt_file, dt_file, sigmas(part), len(targets))
 
 
-def keypoint_ap(targets: list[np.ndarray], detections: list[np.ndarray | None], part: Part, directory: str | Path,
-                person_areas: list[float | None] | None = None, oks_area: OksArea = "person") -> float:  # fmt: skip
+def keypoint_ap(
+    targets: list[np.ndarray],
+    detections: list[np.ndarray | None],
+    part: Part,
+    directory: str | Path,
+    person_areas: list[float | None] | None = None,
+    oks_area: OksArea = "person",
+) -> float:
     """DAP of ``part`` (see the module docstring); the COCO files stay in ``directory``."""
     return keypoint_evaluation(targets, detections, part, directory, person_areas, oks_area).ap()
 

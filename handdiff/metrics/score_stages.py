@@ -106,8 +106,12 @@ def real_inputs(batch: pa.Table, code_version: str) -> pa.Table:
             fail(row, "read", f"not in its condition part {entry['part']}")
         else:
             mask = condition["person_mask"]
-            row.update(target=condition["keypoints"], real_bytes=condition["real_image"], real_mask=mask,
-                       person_area=float(rle_area([mask])) if mask else None)  # fmt: skip
+            row.update(
+                target=condition["keypoints"],
+                real_bytes=condition["real_image"],
+                real_mask=mask,
+                person_area=float(rle_area([mask])) if mask else None,
+            )
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=REAL_WORK_SCHEMA)
 
@@ -131,7 +135,10 @@ class RealFeatures:
         reals, ok = _decode(rows, "real_bytes", "real image: ")
         if not ok:
             return
-        fg = [foreground(real, decode_rle(r["real_mask"]) if r["real_mask"] else np.zeros(real.shape[:2], bool)) for real, r in zip(reals, ok, strict=True)]
+        fg = [
+            foreground(real, decode_rle(r["real_mask"]) if r["real_mask"] else np.zeros(real.shape[:2], bool))
+            for real, r in zip(reals, ok, strict=True)
+        ]
         fg_features, whole_features = self.features(fg), self.features(reals)
         for i, row in enumerate(ok):
             row.update(real_features=fg_features[i].tolist(), real_image_features=whole_features[i].tolist())
@@ -151,8 +158,17 @@ def score_inputs(batch: pa.Table, code_version: str) -> pa.Table:
     rows = []
     for entry in entries:
         image_id = entry["image_id"]
-        row = new_row(SCORE_WORK_SCHEMA, image_id=image_id, dataset=entry.get("dataset"), gesture=entry.get("gesture"), method=entry["method"],
-                      size=entry["size"], caption=entry["caption"], output=entry["output"], code_version=code_version)  # fmt: skip
+        row = new_row(
+            SCORE_WORK_SCHEMA,
+            image_id=image_id,
+            dataset=entry.get("dataset"),
+            gesture=entry.get("gesture"),
+            method=entry["method"],
+            size=entry["size"],
+            caption=entry["caption"],
+            output=entry["output"],
+            code_version=code_version,
+        )
         side = real.get(image_id)
         if side is None:
             fail(row, "read", f"no real side for this condition: {entry['part']}")
@@ -217,18 +233,26 @@ class ImageScores:
         if not ok:
             return
         targets = [np.asarray(r["target"], np.float32).reshape(kp.NUM_KEYPOINTS, 3) for r in ok]
-        prompts = [[p] if (p := person_prompt(t, img.shape[1], img.shape[0], self.margin)) else [] for t, img in zip(targets, images, strict=True)]
+        prompts = [
+            [p] if (p := person_prompt(t, img.shape[1], img.shape[0], self.margin)) else [] for t, img in zip(targets, images, strict=True)
+        ]
         masks = self.masker(images, prompts)
         fakes = [foreground(img, m[0] if m else np.zeros(img.shape[:2], bool)) for img, m in zip(images, masks, strict=True)]
         clip = self.clip(images, [r["caption"] for r in ok])
         fake_features, fake_whole = self.features(fakes), self.features(images)
         for i, row in enumerate(ok):
-            row.update(clip_score=float(clip[i]), fake_features=fake_features[i].tolist(), fake_image_features=fake_whole[i].tolist(),
-                       person_mask=encode_rle(masks[i][0]) if masks[i] else None)  # fmt: skip
+            row.update(
+                clip_score=float(clip[i]),
+                fake_features=fake_features[i].tolist(),
+                fake_image_features=fake_whole[i].tolist(),
+                person_mask=encode_rle(masks[i][0]) if masks[i] else None,
+            )
 
 
 def write_scores(batch: pa.Table) -> pa.Table:
     """Write the batch's score rows and errors under each row's method ``output``; returns the counts."""
-    counts = [write_outputs(batch.filter(pc.equal(batch.column("output"), output)), output, SCORE_SCHEMA)
-              for output in pc.unique(batch.column("output")).to_pylist()]  # fmt: skip
+    counts = [
+        write_outputs(batch.filter(pc.equal(batch.column("output"), output)), output, SCORE_SCHEMA)
+        for output in pc.unique(batch.column("output")).to_pylist()
+    ]
     return pa.concat_tables(counts) if counts else COUNTS_SCHEMA.empty_table()

@@ -66,13 +66,18 @@ def evaluate(rows: list[dict], directory: str | Path, oks_area: OksArea = "perso
         features[name] = (np.stack([r[real] for r in rows]), np.stack([r[fake] for r in rows])) if complete else None
     return Evaluation(
         image_ids=[str(r["image_id"]) if r.get("image_id") is not None else f"#{i}" for i, r in enumerate(rows)],
-        keypoints={part: keypoint_evaluation(targets, detections, part, directory / part, areas, oks_area) for part in ("wholebody", "hands")},
+        keypoints={
+            part: keypoint_evaluation(targets, detections, part, directory / part, areas, oks_area) for part in ("wholebody", "hands")
+        },
         errors={part: joint_errors(targets, detections, sizes, part) for part in ("wholebody", "hands")},
-        clip=np.asarray([r["clip_score"] for r in rows], np.float64), features=features,
-    )  # fmt: skip
+        clip=np.asarray([r["clip_score"] for r in rows], np.float64),
+        features=features,
+    )
 
 
-def figures(evaluation: Evaluation, images: np.ndarray | None = None, kid_subset: int = KID_SUBSET_SIZE, kid: bool = True) -> dict[str, float]:
+def figures(
+    evaluation: Evaluation, images: np.ndarray | None = None, kid_subset: int = KID_SUBSET_SIZE, kid: bool = True
+) -> dict[str, float]:
     """Every metric of the rows ``images`` (indices into the evaluated rows, repeats allowed; all
     when None). ``kid=False`` leaves KID out (NaN): its subsets make it the one costly figure."""
     chosen = np.arange(len(evaluation.clip)) if images is None else np.asarray(images, np.int64)
@@ -106,7 +111,9 @@ def resample_draws(image_ids: list[str], resamples: int, seed: int = 0) -> np.nd
     return np.random.default_rng(seed).integers(0, len(image_ids), (resamples, len(image_ids)))
 
 
-def resampled_figures(evaluation: Evaluation, condition_ids: list[str], resamples: int, seed: int = 0, workers: int = 1) -> dict[str, np.ndarray]:
+def resampled_figures(
+    evaluation: Evaluation, condition_ids: list[str], resamples: int, seed: int = 0, workers: int = 1
+) -> dict[str, np.ndarray]:
     """Each metric on each bootstrap resample of the conditions: {metric: (resamples,)}. The draws
     are over the sorted ``condition_ids`` (the same for every method of a benchmark); a drawn
     condition the method has no row for is left out of that resample. KID is left out: its own
@@ -162,8 +169,14 @@ def percentile_intervals(samples: dict[str, np.ndarray]) -> dict[str, tuple[floa
     return {key: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))) for key, v in samples.items() if not np.isnan(v).all()}
 
 
-def bootstrap_intervals(rows: list[dict], directory: str | Path, resamples: int = 100, seed: int = 0, kid_subset: int = KID_SUBSET_SIZE,
-                        oks_area: OksArea = "person") -> dict[str, tuple[float, float]]:  # fmt: skip
+def bootstrap_intervals(
+    rows: list[dict],
+    directory: str | Path,
+    resamples: int = 100,
+    seed: int = 0,
+    kid_subset: int = KID_SUBSET_SIZE,
+    oks_area: OksArea = "person",
+) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap 95 % intervals of every metric but KID, from one evaluation of ``rows``
     resampled ``resamples`` times (``resampled_figures``)."""
     evaluation = evaluate(rows, directory, oks_area)
@@ -178,12 +191,22 @@ def paired_differences(ours: dict[str, np.ndarray], theirs: dict[str, np.ndarray
     for key in ours.keys() & theirs.keys():
         difference = ours[key] - theirs[key]
         if not np.isnan(difference).all():
-            out[key] = (float(np.nanmedian(difference)), float(np.nanpercentile(difference, 2.5)), float(np.nanpercentile(difference, 97.5)))
+            out[key] = (
+                float(np.nanmedian(difference)),
+                float(np.nanpercentile(difference, 2.5)),
+                float(np.nanpercentile(difference, 97.5)),
+            )
     return out
 
 
-def score_by(rows: list[dict], column: str, directory: str | Path, kid_subset: int = KID_SUBSET_SIZE,
-             oks_area: OksArea = "person", evaluation: Evaluation | None = None) -> dict[str, dict[str, float]]:  # fmt: skip
+def score_by(
+    rows: list[dict],
+    column: str,
+    directory: str | Path,
+    kid_subset: int = KID_SUBSET_SIZE,
+    oks_area: OksArea = "person",
+    evaluation: Evaluation | None = None,
+) -> dict[str, dict[str, float]]:
     """``figures`` per value of ``column`` (e.g. gesture), each group a subset of one evaluation."""
     evaluation = evaluation or evaluate(rows, directory, oks_area)
     groups: dict[str, list[int]] = {}

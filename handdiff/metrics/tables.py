@@ -15,19 +15,82 @@ import math
 from handdiff.metrics.summary import METRICS
 
 PAPER_TABLE_I = {
-    "SD": {"dap": 0.00, "dap_hands": 0.00, "mpjpe": 0.381, "mpjpe_hands": 0.469, "clipsim": 32.94, "fid_fg": 2.40, "kid_fg": 1.28, "kid_fg_std": 0.30},
-    "HandRefiner": {"dap": 0.00, "dap_hands": 0.00, "mpjpe": 0.380, "mpjpe_hands": 0.466, "clipsim": 32.95, "fid_fg": 2.33, "kid_fg": 1.17, "kid_fg_std": 0.28},
-    "T2I-Adapter": {"dap": 0.06, "dap_hands": 0.11, "mpjpe": 0.179, "mpjpe_hands": 0.216, "clipsim": 33.09, "fid_fg": 2.39, "kid_fg": 1.29, "kid_fg_std": 0.27},
-    "HumanSD": {"dap": 0.31, "dap_hands": 0.04, "mpjpe": 0.121, "mpjpe_hands": 0.236, "clipsim": 32.80, "fid_fg": 2.82, "kid_fg": 1.58, "kid_fg_std": 0.29},
-    "ControlNet": {"dap": 0.59, "dap_hands": 0.39, "mpjpe": 0.094, "mpjpe_hands": 0.135, "clipsim": 32.86, "fid_fg": 2.34, "kid_fg": 1.46, "kid_fg_std": 0.34},
-    "Paper's method": {"dap": 0.77, "dap_hands": 0.75, "mpjpe": 0.047, "mpjpe_hands": 0.081, "clipsim": 34.01, "fid_fg": 1.81, "kid_fg": 0.75, "kid_fg_std": 0.045},
-}  # fmt: skip
+    "SD": {
+        "dap": 0.00,
+        "dap_hands": 0.00,
+        "mpjpe": 0.381,
+        "mpjpe_hands": 0.469,
+        "clipsim": 32.94,
+        "fid_fg": 2.40,
+        "kid_fg": 1.28,
+        "kid_fg_std": 0.30,
+    },
+    "HandRefiner": {
+        "dap": 0.00,
+        "dap_hands": 0.00,
+        "mpjpe": 0.380,
+        "mpjpe_hands": 0.466,
+        "clipsim": 32.95,
+        "fid_fg": 2.33,
+        "kid_fg": 1.17,
+        "kid_fg_std": 0.28,
+    },
+    "T2I-Adapter": {
+        "dap": 0.06,
+        "dap_hands": 0.11,
+        "mpjpe": 0.179,
+        "mpjpe_hands": 0.216,
+        "clipsim": 33.09,
+        "fid_fg": 2.39,
+        "kid_fg": 1.29,
+        "kid_fg_std": 0.27,
+    },
+    "HumanSD": {
+        "dap": 0.31,
+        "dap_hands": 0.04,
+        "mpjpe": 0.121,
+        "mpjpe_hands": 0.236,
+        "clipsim": 32.80,
+        "fid_fg": 2.82,
+        "kid_fg": 1.58,
+        "kid_fg_std": 0.29,
+    },
+    "ControlNet": {
+        "dap": 0.59,
+        "dap_hands": 0.39,
+        "mpjpe": 0.094,
+        "mpjpe_hands": 0.135,
+        "clipsim": 32.86,
+        "fid_fg": 2.34,
+        "kid_fg": 1.46,
+        "kid_fg_std": 0.34,
+    },
+    "Paper's method": {
+        "dap": 0.77,
+        "dap_hands": 0.75,
+        "mpjpe": 0.047,
+        "mpjpe_hands": 0.081,
+        "clipsim": 34.01,
+        "fid_fg": 1.81,
+        "kid_fg": 0.75,
+        "kid_fg_std": 0.045,
+    },
+}
 """SPEC 7 / the paper's Table I (KID fg as mean and std)."""
-PAPER_NAMES = {"sd15": "SD", "handrefiner": "HandRefiner", "t2i-adapter-openpose": "T2I-Adapter", "humansd": "HumanSD",
-               "controlnet-openpose": "ControlNet", "handdiff": "Paper's method"}  # fmt: skip
+PAPER_NAMES = {
+    "sd15": "SD",
+    "handrefiner": "HandRefiner",
+    "t2i-adapter-openpose": "T2I-Adapter",
+    "humansd": "HumanSD",
+    "controlnet-openpose": "ControlNet",
+    "handdiff": "Paper's method",
+}
 """Our method names -> the paper's rows."""
-PAPER_TABLE_II = {"bbox": {"fid": 16.46, "dap": 0.49, "mpjpe": 0.087}, "naive": {"fid": 13.03, "dap": 0.58, "mpjpe": 0.062},
-                  "sme": {"fid": 12.13, "dap": 0.59, "mpjpe": 0.057}}  # fmt: skip
+PAPER_TABLE_II = {
+    "bbox": {"fid": 16.46, "dap": 0.49, "mpjpe": 0.087},
+    "naive": {"fid": 13.03, "dap": 0.58, "mpjpe": 0.062},
+    "sme": {"fid": 12.13, "dap": 0.59, "mpjpe": 0.057},
+}
 """The paper's Table II: its FID compares whole images ("between the generated images and the originals")."""
 TABLE_II_METRICS = ("fid", "fid_fg", "dap", "mpjpe")
 
@@ -56,7 +119,9 @@ def conventions_note(conventions: dict | None) -> str:
     return f"Conventions: {oks}; {kid}; {seen}."
 
 
-def table_rows(results: dict[str, dict], paper: dict[str, dict], metrics: tuple[str, ...], paper_names: dict[str, str] | None = None) -> list[dict]:
+def table_rows(
+    results: dict[str, dict], paper: dict[str, dict], metrics: tuple[str, ...], paper_names: dict[str, str] | None = None
+) -> list[dict]:
     """One row per entry of ``results`` (name -> {"method", "metrics", "intervals"}), with the
     paper's value beside each metric where the paper has that row."""
     rows = []
@@ -91,7 +156,10 @@ def to_markdown(rows: list[dict], metrics: tuple[str, ...], title: str, conventi
     (``summary.conventions``) are written under the table."""
     lines = [f"### {title}", "", "| method | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
     for row in rows:
-        cells = [f"{_cell(row[m], row[f'{m}_ci'], row.get(f'{m}_std'))} ({_cell(row[f'{m}_paper'], std=row.get(f'{m}_std_paper'))})" for m in metrics]
+        cells = [
+            f"{_cell(row[m], row[f'{m}_ci'], row.get(f'{m}_std'))} ({_cell(row[f'{m}_paper'], std=row.get(f'{m}_std_paper'))})"
+            for m in metrics
+        ]
         lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
     lines += ["", "Ours: value [95 % bootstrap interval] (the paper's published value; - where it has none)."]
     note = conventions_note(conventions)
@@ -125,10 +193,15 @@ def _minus(a, b):
 
 def read_csv_rows(text: str, metrics: tuple[str, ...] = METRICS) -> list[dict]:
     """Rows of a ``to_csv`` table (values only)."""
-    return [{"name": r["name"], "method": r["method"], **{m: float(r[m]) if r[m] else None for m in metrics}} for r in csv.DictReader(io.StringIO(text))]
+    return [
+        {"name": r["name"], "method": r["method"], **{m: float(r[m]) if r[m] else None for m in metrics}}
+        for r in csv.DictReader(io.StringIO(text))
+    ]
 
 
-def paired_markdown(differences: dict[str, dict[str, tuple[float, float, float]]], metrics: tuple[str, ...], title: str, reference: str) -> str:
+def paired_markdown(
+    differences: dict[str, dict[str, tuple[float, float, float]]], metrics: tuple[str, ...], title: str, reference: str
+) -> str:
     """Per compared method, each metric's paired difference ``reference - method`` (median over the
     shared resamples) with its 95 % interval; ``*`` marks an interval that excludes 0 (the two rows
     are distinguishable on that metric)."""
@@ -141,6 +214,9 @@ def paired_markdown(differences: dict[str, dict[str, tuple[float, float, float]]
 
     lines = [f"### {title}", "", "| method | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
     lines += [f"| {name} | " + " | ".join(cell(d.get(m)) for m in metrics) + " |" for name, d in differences.items()]
-    lines += ["", f"{reference} minus each method on the same bootstrap resamples of the same conditions: median [95 % interval]; "
-              "* where the interval excludes 0. KID has no resamples (its own ± std is its spread)."]  # fmt: skip
+    lines += [
+        "",
+        f"{reference} minus each method on the same bootstrap resamples of the same conditions: median [95 % interval]; "
+        "* where the interval excludes 0. KID has no resamples (its own ± std is its spread).",
+    ]
     return "\n".join(lines) + "\n"

@@ -72,9 +72,17 @@ def outside_mask_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch
     return (squared * weight).sum() / weight.sum().clamp_min(1e-8)
 
 
-def controlnet_noise(unet: nn.Module, controlnet: nn.Module, latents: torch.Tensor, timesteps: torch.Tensor, text: torch.Tensor,
-                     condition: torch.Tensor, conditioning_scale: float = 1.0) -> torch.Tensor:  # fmt: skip
+def controlnet_noise(
+    unet: nn.Module,
+    controlnet: nn.Module,
+    latents: torch.Tensor,
+    timesteps: torch.Tensor,
+    text: torch.Tensor,
+    condition: torch.Tensor,
+    conditioning_scale: float = 1.0,
+) -> torch.Tensor:
     """The UNet's noise prediction with the ControlNet's residuals added (one denoising call)."""
-    down, mid = controlnet(latents, timesteps, text, controlnet_cond=condition.to(latents.dtype), conditioning_scale=conditioning_scale,
-                           return_dict=False)  # fmt: skip
+    down, mid = controlnet(
+        latents, timesteps, text, controlnet_cond=condition.to(latents.dtype), conditioning_scale=conditioning_scale, return_dict=False
+    )
     return unet(latents, timesteps, text, down_block_additional_residuals=down, mid_block_additional_residual=mid).sample

@@ -40,9 +40,11 @@ class OutpaintSettings(ConfigMixin):
         """The settings saved in ``directory``; ValueError naming the file when it lacks the fill."""
         config = cls.load_config(directory) if (Path(directory) / cls.config_name).exists() else {}
         if "fill" not in config:
-            raise ValueError(f"{Path(directory) / cls.config_name} does not record the canvas fill: this body pipeline was saved "
-                             "before models carried their training settings; retrain it, or write that file with the outpaint "
-                             "set's fill, size and margin")  # fmt: skip
+            raise ValueError(
+                f"{Path(directory) / cls.config_name} does not record the canvas fill: this body pipeline was saved "
+                "before models carried their training settings; retrain it, or write that file with the outpaint "
+                "set's fill, size and margin"
+            )
         return cls.from_config(config)
 
 
@@ -55,8 +57,16 @@ class BodySamples:
 
 
 class BodyOutpaintPipeline:
-    def __init__(self, vae, text_encoder, tokenizer, unet: UNet2DConditionModel, controlnet: ControlNetModel, scheduler,
-                 settings: OutpaintSettings | None = None):  # fmt: skip
+    def __init__(
+        self,
+        vae,
+        text_encoder,
+        tokenizer,
+        unet: UNet2DConditionModel,
+        controlnet: ControlNetModel,
+        scheduler,
+        settings: OutpaintSettings | None = None,
+    ):
         self.vae, self.text_encoder, self.tokenizer, self.unet, self.controlnet = vae, text_encoder, tokenizer, unet, controlnet
         self.scheduler = DDIMScheduler.from_config(scheduler.config)
         self.settings = settings or OutpaintSettings()
@@ -65,8 +75,9 @@ class BodyOutpaintPipeline:
     def from_parts(cls, sd_pipeline, controlnet: ControlNetModel, settings: OutpaintSettings | None = None) -> BodyOutpaintPipeline:
         """From a loaded ``StableDiffusionPipeline`` (its frozen parts, UNet included), a body
         ControlNet and the outpaint set's settings."""
-        return cls(sd_pipeline.vae, sd_pipeline.text_encoder, sd_pipeline.tokenizer, sd_pipeline.unet, controlnet, sd_pipeline.scheduler,
-                   settings)  # fmt: skip
+        return cls(
+            sd_pipeline.vae, sd_pipeline.text_encoder, sd_pipeline.tokenizer, sd_pipeline.unet, controlnet, sd_pipeline.scheduler, settings
+        )
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, torch_dtype: torch.dtype | None = None) -> BodyOutpaintPipeline:
@@ -74,8 +85,12 @@ class BodyOutpaintPipeline:
         kwargs = {"torch_dtype": torch_dtype} if torch_dtype else {}
         settings = OutpaintSettings.from_directory(directory)
         parts = load_sd_parts(directory, torch_dtype)
-        return cls(unet=UNet2DConditionModel.from_pretrained(directory / "unet", **kwargs),
-                   controlnet=ControlNetModel.from_pretrained(directory / "controlnet", **kwargs), settings=settings, **parts)  # fmt: skip
+        return cls(
+            unet=UNet2DConditionModel.from_pretrained(directory / "unet", **kwargs),
+            controlnet=ControlNetModel.from_pretrained(directory / "controlnet", **kwargs),
+            settings=settings,
+            **parts,
+        )
 
     def save_pretrained(self, directory: str | Path) -> None:
         directory = Path(directory)
@@ -99,10 +114,21 @@ class BodyOutpaintPipeline:
         return self.vae.encode(pixels).latent_dist.mode() * self.vae.config.scaling_factor
 
     @torch.no_grad()
-    def __call__(self, prompts: list[str], skeleton: torch.Tensor, mask: torch.Tensor, canvas: torch.Tensor | None = None,
-                 canvas_latents: torch.Tensor | None = None, num_inference_steps: int = 25, guidance_scale: float = 7.5,
-                 generator: torch.Generator | None = None, blend_masks: list[torch.Tensor] | None = None,
-                 unmasked_last_steps: int = 0, noised_canvas: bool = False, latents: torch.Tensor | None = None) -> BodySamples:  # fmt: skip
+    def __call__(
+        self,
+        prompts: list[str],
+        skeleton: torch.Tensor,
+        mask: torch.Tensor,
+        canvas: torch.Tensor | None = None,
+        canvas_latents: torch.Tensor | None = None,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 7.5,
+        generator: torch.Generator | None = None,
+        blend_masks: list[torch.Tensor] | None = None,
+        unmasked_last_steps: int = 0,
+        noised_canvas: bool = False,
+        latents: torch.Tensor | None = None,
+    ) -> BodySamples:
         """Bodies for ``prompts`` around the hands of ``canvas`` (or its ``canvas_latents``).
 
         Args:

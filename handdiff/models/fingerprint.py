@@ -55,8 +55,10 @@ def _s3(uri: str) -> list[tuple[str, int, str]]:
     fs, path = storage.filesystem(uri)
     path = path.rstrip("/")
     found = {path: fs.info(path)} if fs.isfile(path) else fs.find(path, detail=True)
-    return sorted((os.path.relpath(key, path) if key != path else key.rsplit("/", 1)[-1], int(info["size"]), str(info.get("ETag", "")).strip('"'))
-                  for key, info in found.items())  # fmt: skip
+    return sorted(
+        (os.path.relpath(key, path) if key != path else key.rsplit("/", 1)[-1], int(info["size"]), str(info.get("ETag", "")).strip('"'))
+        for key, info in found.items()
+    )
 
 
 def _hub(repo_id: str) -> list[tuple[str, int, str]]:
@@ -95,7 +97,9 @@ def keep_fingerprints(output: str, locations: list[str], done: set[str]) -> dict
         before = json.loads(storage.read_text(uri))
         changed = [location for location, now in models.items() if before.get(location) not in (None, now)]
         if changed:
-            raise ValueError(f"{output} holds {len(done)} rows made with other contents of {', '.join(changed)} (replaced in place "
-                             "since?): resuming would mix two models' rows; write to a new output, or delete this one")  # fmt: skip
+            raise ValueError(
+                f"{output} holds {len(done)} rows made with other contents of {', '.join(changed)} (replaced in place "
+                "since?): resuming would mix two models' rows; write to a new output, or delete this one"
+            )
     storage.write_text(uri, json.dumps(models, indent=1, sort_keys=True))
     return models

@@ -24,8 +24,9 @@ from handdiff import storage
 from handdiff.models.conditioning import CONDITION_CHANNELS
 
 
-def grow_conv_in(unet: UNet2DConditionModel, extra_channels: int = CONDITION_CHANNELS, init: str = "random",
-                 generator: torch.Generator | None = None) -> UNet2DConditionModel:  # fmt: skip
+def grow_conv_in(
+    unet: UNet2DConditionModel, extra_channels: int = CONDITION_CHANNELS, init: str = "random", generator: torch.Generator | None = None
+) -> UNet2DConditionModel:
     """Give ``unet.conv_in`` ``extra_channels`` more input channels, in place.
 
     The pretrained weights keep the first channels; the new ones are random (PyTorch's
@@ -100,8 +101,17 @@ class HandGenerator(ModelMixin, ConfigMixin):
     ignore_for_config = ["unet", "mask_head"]
 
     @register_to_config
-    def __init__(self, *, unet: UNet2DConditionModel, mask_head: MaskHead, crop_size: int = 512, crop_margin: float = 0.25,
-                 heatmap_sigma: float | None = None, min_hand_points: int = 5, condition_channels: int = CONDITION_CHANNELS):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        unet: UNet2DConditionModel,
+        mask_head: MaskHead,
+        crop_size: int = 512,
+        crop_margin: float = 0.25,
+        heatmap_sigma: float | None = None,
+        min_hand_points: int = 5,
+        condition_channels: int = CONDITION_CHANNELS,
+    ):
         super().__init__()
         if heatmap_sigma is None:  # the training default, recorded as the number it is
             self.register_to_config(heatmap_sigma=crop_size / 64)
@@ -113,8 +123,9 @@ class HandGenerator(ModelMixin, ConfigMixin):
     def _keep_features(self, module, args) -> None:
         self._features = args[0]
 
-    def forward(self, noisy_latents: torch.Tensor, timesteps: torch.Tensor, encoder_hidden_states: torch.Tensor,
-                condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def forward(
+        self, noisy_latents: torch.Tensor, timesteps: torch.Tensor, encoder_hidden_states: torch.Tensor, condition: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         condition = F.interpolate(condition.to(noisy_latents.dtype), size=noisy_latents.shape[-2:], mode="bilinear", align_corners=False)
         noise = self.unet(torch.cat([noisy_latents, condition], dim=1), timesteps, encoder_hidden_states).sample
         mask = self.mask_head(self._features)
@@ -138,8 +149,11 @@ class HandGenerator(ModelMixin, ConfigMixin):
         init = _crop_settings_of(config, str(directory / cls.config_name))
         if "condition_channels" in config:
             init["condition_channels"] = config["condition_channels"]
-        return cls(unet=UNet2DConditionModel.from_pretrained(directory / "unet", **kwargs),
-                   mask_head=MaskHead.from_pretrained(directory / "mask_head", **kwargs), **init)  # fmt: skip
+        return cls(
+            unet=UNet2DConditionModel.from_pretrained(directory / "unet", **kwargs),
+            mask_head=MaskHead.from_pretrained(directory / "mask_head", **kwargs),
+            **init,
+        )
 
     def crop_settings(self) -> dict:
         """``{crop_size, crop_margin, heatmap_sigma, min_hand_points}`` as trained."""
@@ -161,14 +175,22 @@ def read_crop_settings(location: str) -> dict | None:
 def _crop_settings_of(config: dict, where: str) -> dict:
     missing = [key for key in CROP_SETTINGS if config.get(key) is None]
     if missing:
-        raise ValueError(f"{where} does not record {', '.join(missing)}: this hand generator was saved before models carried their "
-                         "training settings; retrain it, or add the values its crop set and training used to that file")  # fmt: skip
+        raise ValueError(
+            f"{where} does not record {', '.join(missing)}: this hand generator was saved before models carried their "
+            "training settings; retrain it, or add the values its crop set and training used to that file"
+        )
     return {key: config[key] for key in CROP_SETTINGS}
 
 
-def build_hand_generator(unet: UNet2DConditionModel, extra_in_channels: int = CONDITION_CHANNELS, init: str = "random",
-                         mask_head_source: str | None = None, mask_head_channels: tuple[int, ...] | None = None,
-                         generator: torch.Generator | None = None, **crop_settings) -> HandGenerator:  # fmt: skip
+def build_hand_generator(
+    unet: UNet2DConditionModel,
+    extra_in_channels: int = CONDITION_CHANNELS,
+    init: str = "random",
+    mask_head_source: str | None = None,
+    mask_head_channels: tuple[int, ...] | None = None,
+    generator: torch.Generator | None = None,
+    **crop_settings,
+) -> HandGenerator:
     """The stage-1 model from a pretrained SD UNet (grown in place). ``crop_settings``: the crop
     set's ``crop_size``, ``crop_margin``, ``min_hand_points`` and the ``heatmap_sigma``
     training uses, recorded in the model's config. ``generator``: where the new weights (the grown
@@ -194,8 +216,9 @@ def _source_channels(unet: UNet2DConditionModel, source: str) -> int:
     raise ValueError(f"cannot tell the channels of {source} ({type(module).__name__}); name an upsampler or a conv")
 
 
-def hand_generator_loss(noise_pred: torch.Tensor, noise: torch.Tensor, mask_pred: torch.Tensor, mask: torch.Tensor,
-                        mask_weight: float = 0.5) -> dict[str, torch.Tensor]:  # fmt: skip
+def hand_generator_loss(
+    noise_pred: torch.Tensor, noise: torch.Tensor, mask_pred: torch.Tensor, mask: torch.Tensor, mask_weight: float = 0.5
+) -> dict[str, torch.Tensor]:
     """``L = L_LDM + lambda * mean((M - m_pred)^2)``; returns the total and its parts."""
     ldm = F.mse_loss(noise_pred.float(), noise.float())
     mask_mse = F.mse_loss(mask_pred.float(), mask.float())

@@ -62,8 +62,16 @@ class HandGenerationPipeline:
         return next(self.generator.parameters()).device
 
     @torch.no_grad()
-    def __call__(self, prompts: list[str], condition: torch.Tensor, num_inference_steps: int = 25, guidance_scale: float = 7.5,
-                 generator: torch.Generator | None = None, latents: torch.Tensor | None = None, decode_images: bool = True) -> HandSamples:  # fmt: skip
+    def __call__(
+        self,
+        prompts: list[str],
+        condition: torch.Tensor,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 7.5,
+        generator: torch.Generator | None = None,
+        latents: torch.Tensor | None = None,
+        decode_images: bool = True,
+    ) -> HandSamples:
         """Hand crops for ``prompts`` under ``condition`` (B, 11, H, W) at crop resolution.
 
         ``latents``: the initial noise (B, 4, H/8, W/8), e.g. drawn per sample from its own seed;

@@ -33,8 +33,9 @@ SAM_ARCHITECTURES = {
     "vit_h": SamArchitecture(1280, 32, 16, (7, 15, 23, 31)),
     "vit_l": SamArchitecture(1024, 24, 16, (5, 11, 17, 23)),
     "vit_b": SamArchitecture(768, 12, 12, (2, 5, 8, 11)),
-    "tiny": SamArchitecture(32, 2, 2, (1,), prompt_embed_dim=32, image_size=256, decoder_mlp_dim=64,
-                            decoder_num_heads=2, iou_head_hidden_dim=32),  # fmt: skip
+    "tiny": SamArchitecture(
+        32, 2, 2, (1,), prompt_embed_dim=32, image_size=256, decoder_mlp_dim=64, decoder_num_heads=2, iou_head_hidden_dim=32
+    ),
 }
 PATCH_SIZE = 16
 
@@ -77,7 +78,9 @@ def build_sam(arch: str = "vit_h", checkpoint: str | None = None) -> Sam:
         ),
         mask_decoder=MaskDecoder(
             num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=a.prompt_embed_dim, mlp_dim=a.decoder_mlp_dim, num_heads=a.decoder_num_heads),
+            transformer=TwoWayTransformer(
+                depth=2, embedding_dim=a.prompt_embed_dim, mlp_dim=a.decoder_mlp_dim, num_heads=a.decoder_num_heads
+            ),
             transformer_dim=a.prompt_embed_dim,
             iou_head_depth=3,
             iou_head_hidden_dim=a.iou_head_hidden_dim,

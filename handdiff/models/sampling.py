@@ -46,8 +46,9 @@ def guided_prompts(tokenizer, text_encoder, prompts: Sequence[str], guided: bool
 
 
 @torch.no_grad()
-def denoise(scheduler, noise: torch.Tensor, predict: Predict, steps: int, guidance_scale: float,
-            before_step: BeforeStep | None = None) -> torch.Tensor:  # fmt: skip
+def denoise(
+    scheduler, noise: torch.Tensor, predict: Predict, steps: int, guidance_scale: float, before_step: BeforeStep | None = None
+) -> torch.Tensor:
     """Latents (B, C, h, w) denoised from ``noise`` (unit variance, on the model's device and
     dtype) in ``steps`` steps of ``scheduler``, guided when ``guidance_scale > 1``.
     ``before_step`` may replace the latents before each step (stage 2's blending)."""

@@ -1,6 +1,6 @@
 """SD 1.5's frozen parts as both stages' pipelines keep them: one folder layout, one prompt encoder.
 
-    <dir>/vae/  text_encoder/  tokenizer/  scheduler/      (diffusers' own layout)
+<dir>/vae/  text_encoder/  tokenizer/  scheduler/      (diffusers' own layout)
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 def encode_prompts(tokenizer, text_encoder, prompts: list[str], device: torch.device | str) -> torch.Tensor:
     """(B, 77, D) CLIP text embeddings of ``prompts`` (padded to the tokenizer's 77 tokens)."""
-    ids = tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+    ids = tokenizer(
+        list(prompts), padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
     return text_encoder(ids.to(device))[0]
 
 

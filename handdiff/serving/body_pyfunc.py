@@ -38,10 +38,17 @@ class BodyOutpainterModel(mlflow.pyfunc.PythonModel):
         size = canvases.shape[1]
         skeletons = np.stack([draw_skeleton(np.asarray(k, np.float32).reshape(133, 3), size) for k in model_input["keypoints"]])
         masks = np.stack([decode_rle(m) for m in model_input["mask"]]).astype(np.float32)
-        to_tensor = lambda images: torch.as_tensor(images).permute(0, 3, 1, 2).float() / 255  # noqa: E731
-        out = self.pipeline(list(model_input["caption"]), to_tensor(skeletons), torch.as_tensor(masks)[:, None], canvas=to_tensor(canvases),
-                            num_inference_steps=int(params["steps"]), guidance_scale=float(params["guidance_scale"]),
-                            generator=torch.Generator().manual_seed(int(params["seed"])), unmasked_last_steps=int(params["unmasked_last_steps"]))  # fmt: skip
+        to_tensor = lambda images: torch.as_tensor(images).permute(0, 3, 1, 2).float() / 255
+        out = self.pipeline(
+            list(model_input["caption"]),
+            to_tensor(skeletons),
+            torch.as_tensor(masks)[:, None],
+            canvas=to_tensor(canvases),
+            num_inference_steps=int(params["steps"]),
+            guidance_scale=float(params["guidance_scale"]),
+            generator=torch.Generator().manual_seed(int(params["seed"])),
+            unmasked_last_steps=int(params["unmasked_last_steps"]),
+        )
         images = (out.images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
         return pd.DataFrame({"image": [encode_image(i, "PNG") for i in images]})
 

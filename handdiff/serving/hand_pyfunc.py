@@ -39,13 +39,21 @@ class HandGeneratorModel(mlflow.pyfunc.PythonModel):
         trained = self.pipeline.generator.config
         size = int(trained.crop_size)
         keypoints = torch.as_tensor(np.stack([np.asarray(k, np.float32).reshape(42, 3) for k in model_input["keypoints"]]))
-        masks = [decode_rle(m) if isinstance(m, dict) else np.zeros((size, size), bool) for m in model_input.get("mask", [None] * len(keypoints))]
+        masks = [
+            decode_rle(m) if isinstance(m, dict) else np.zeros((size, size), bool) for m in model_input.get("mask", [None] * len(keypoints))
+        ]
         condition = hand_condition(keypoints, torch.as_tensor(np.stack(masks).astype(np.float32)), sigma=float(trained.heatmap_sigma))
-        out = self.pipeline(list(model_input["caption"]), condition, int(params["steps"]), float(params["guidance_scale"]),
-                            torch.Generator().manual_seed(int(params["seed"])))  # fmt: skip
+        out = self.pipeline(
+            list(model_input["caption"]),
+            condition,
+            int(params["steps"]),
+            float(params["guidance_scale"]),
+            torch.Generator().manual_seed(int(params["seed"])),
+        )
         images = (out.images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
-        return pd.DataFrame({"image": [encode_image(i, "PNG") for i in images],
-                             "mask": [encode_rle(m[0] > 0.5) for m in out.masks.cpu().numpy()]})  # fmt: skip
+        return pd.DataFrame(
+            {"image": [encode_image(i, "PNG") for i in images], "mask": [encode_rle(m[0] > 0.5) for m in out.masks.cpu().numpy()]}
+        )
 
 
 mlflow.models.set_model(HandGeneratorModel())

@@ -38,7 +38,9 @@ class TwoStageModel(mlflow.pyfunc.PythonModel):
         params = {**PARAMS, **(params or {})}
         size = int(params.pop("size"))
         keypoints = [np.asarray(k, np.float32).reshape(133, 3) for k in model_input["keypoints"]]
-        results = self.pipeline(keypoints, list(model_input["caption"]), [int(s) for s in model_input["seed"]], size, TwoStageSettings(**params))
+        results = self.pipeline(
+            keypoints, list(model_input["caption"]), [int(s) for s in model_input["seed"]], size, TwoStageSettings(**params)
+        )
         return pd.DataFrame({"image": [encode_image(r.image, "PNG") for r in results], "hands": [r.hands for r in results]})
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def color_augment(images: np.ndarray, rng: np.random.Generator, p: float = 0.8, rgb_shift: float = 20.0,
-                  brightness: float = 0.2, contrast: float = 0.2) -> np.ndarray:  # fmt: skip
+def color_augment(
+    images: np.ndarray, rng: np.random.Generator, p: float = 0.8, rgb_shift: float = 20.0, brightness: float = 0.2, contrast: float = 0.2
+) -> np.ndarray:
     """Augment each image of (B, H, W, 3) uint8 with probability ``p``; returns a new array.
 
     RGB shift: a per-channel offset uniform in [-rgb_shift, rgb_shift] (0-255 scale).

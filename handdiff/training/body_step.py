@@ -27,9 +27,15 @@ class BodyStepSettings:
     """Blend the canvas noised to step t instead of the clean canvas (the paper: clean)."""
 
 
-def body_training_step(controlnet: nn.Module, frozen: FrozenParts, batch: dict[str, np.ndarray], settings: BodyStepSettings,
-                       device: torch.device, dtype: torch.dtype = torch.float32,
-                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
+def body_training_step(
+    controlnet: nn.Module,
+    frozen: FrozenParts,
+    batch: dict[str, np.ndarray],
+    settings: BodyStepSettings,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
     """Forward pass and loss of one batch (call ``.backward()`` on ``["loss"]``); ``frozen.unet`` is SD 1.5's UNet."""
     with torch.no_grad():
         if "latents" in batch:

@@ -36,10 +36,16 @@ def save_checkpoint(directory: str | Path, model, optimizer, lr_scheduler, state
         model.save_pretrained(directory / "ema")
         ema.restore(model.parameters())
     torch.save(
-        {"optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(), "ema": ema.state_dict() if ema else None,
-         "step": state.step, "epoch": state.epoch, "extra": state.extra},
+        {
+            "optimizer": optimizer.state_dict(),
+            "lr_scheduler": lr_scheduler.state_dict(),
+            "ema": ema.state_dict() if ema else None,
+            "step": state.step,
+            "epoch": state.epoch,
+            "extra": state.extra,
+        },
         directory / "state.pt",
-    )  # fmt: skip
+    )
 
 
 def load_checkpoint(directory: str | Path, model, optimizer, lr_scheduler, ema=None, model_class=None) -> TrainingState:
@@ -65,5 +71,7 @@ def load_state(path: str | Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UnsafeCheckpoint(f"{path}: refused: it holds objects other than tensors and plain values, which loading would "
-                               f"have to unpickle (and so run code from storage): {first}") from None  # fmt: skip
+        raise UnsafeCheckpoint(
+            f"{path}: refused: it holds objects other than tensors and plain values, which loading would "
+            f"have to unpickle (and so run code from storage): {first}"
+        ) from None

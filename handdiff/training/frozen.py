@@ -25,8 +25,9 @@ class FrozenParts:
     def encode_text(self, captions: list[str], device: torch.device) -> torch.Tensor:
         return encode_prompts(self.tokenizer, self.text_encoder, captions, device)
 
-    def encode_pixels(self, images: np.ndarray, device: torch.device, dtype: torch.dtype, generator: torch.Generator | None = None,
-                      sample: bool = True) -> torch.Tensor:  # fmt: skip
+    def encode_pixels(
+        self, images: np.ndarray, device: torch.device, dtype: torch.dtype, generator: torch.Generator | None = None, sample: bool = True
+    ) -> torch.Tensor:
         """(B, H, W, 3) uint8 -> (B, 4, H/8, W/8) scaled latents: a draw from the VAE's
         distribution (``sample``, as training targets) or its mode."""
         pixels = torch.as_tensor(images, device=device).permute(0, 3, 1, 2).to(dtype) / 127.5 - 1

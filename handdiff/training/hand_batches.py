@@ -22,7 +22,9 @@ def drop_captions(captions: list[str], p: float, rng: np.random.Generator) -> li
     return ["" if rng.random() < p else c for c in captions]
 
 
-def hand_crop_batch(batch: pa.Table, caption_dropout: float = 0.1, augment: dict | None = None, seed: int | None = None) -> dict[str, np.ndarray]:
+def hand_crop_batch(
+    batch: pa.Table, caption_dropout: float = 0.1, augment: dict | None = None, seed: int | None = None
+) -> dict[str, np.ndarray]:
     """Hand-crop rows -> numpy training batch (``augment``: ``color_augment`` options; None: off).
 
     Returns ``keypoints`` (B, 42, 3) float32 crop px, ``mask`` (B, S, S) uint8 {0, 1},
@@ -43,8 +45,10 @@ def hand_crop_batch(batch: pa.Table, caption_dropout: float = 0.1, augment: dict
     }
     if all(c["latents"] is not None for c in crops) and all(r["text_embedding"] is not None for r in rows):
         if augment is not None:  # precomputed latents fix the pixels: augmenting would be silently skipped
-            raise ValueError("colour augmentation was asked for, but these crops hold precomputed latents (fixed pixels): "
-                             "set train.augment=null, or build the crop set without precompute")  # fmt: skip
+            raise ValueError(
+                "colour augmentation was asked for, but these crops hold precomputed latents (fixed pixels): "
+                "set train.augment=null, or build the crop set without precompute"
+            )
         out["latents"] = np.stack([np.frombuffer(c["latents"], np.float16).reshape(4, size // 8, size // 8) for c in crops])
         out["text_embedding"] = np.stack([np.frombuffer(r["text_embedding"], np.float16).reshape(77, -1) for r in rows])
     else:

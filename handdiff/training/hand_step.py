@@ -27,9 +27,15 @@ class StepSettings:
     mask_weight: float = 0.5
 
 
-def hand_training_step(model: nn.Module, frozen: FrozenParts, batch: dict[str, np.ndarray], settings: StepSettings,
-                       device: torch.device, dtype: torch.dtype = torch.float32,
-                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
+def hand_training_step(
+    model: nn.Module,
+    frozen: FrozenParts,
+    batch: dict[str, np.ndarray],
+    settings: StepSettings,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
     """Forward pass and loss of one batch (call ``.backward()`` on ``["loss"]``)."""
     with torch.no_grad():
         if "latents" in batch:

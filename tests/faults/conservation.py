@@ -60,7 +60,7 @@ class InBackground:
     def _run(self, fn) -> None:
         try:
             self.outcome["value"] = fn()
-        except BaseException as err:  # noqa: BLE001 - handed to the test thread
+        except BaseException as err:
             self.outcome["error"] = err
 
     def wait_for(self, check: Callable[[], bool], what: str, timeout: float = 300) -> None:

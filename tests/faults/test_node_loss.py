@@ -41,13 +41,23 @@ class MultiNodeCluster:
         node_manager, object_manager, metrics, agent_grpc, agent_http, runtime_env_agent = free_ports(6)
         low = 30000 + 1000 * len(self.workers)
         cmd = [
-            str(Path(sys.executable).parent / "ray"), "start", f"--address={self.head.address}", "--block",
-            "--node-ip-address=127.0.0.1", f"--num-cpus={WORKER_CPUS}", "--num-gpus=1",
-            f"--node-manager-port={node_manager}", f"--object-manager-port={object_manager}",
-            f"--metrics-export-port={metrics}", f"--dashboard-agent-grpc-port={agent_grpc}",
-            f"--dashboard-agent-listen-port={agent_http}", f"--runtime-env-agent-port={runtime_env_agent}",
-            f"--min-worker-port={low}", f"--max-worker-port={low + 999}", "--object-store-memory=300000000",
-        ]  # fmt: skip
+            str(Path(sys.executable).parent / "ray"),
+            "start",
+            f"--address={self.head.address}",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--num-cpus={WORKER_CPUS}",
+            "--num-gpus=1",
+            f"--node-manager-port={node_manager}",
+            f"--object-manager-port={object_manager}",
+            f"--metrics-export-port={metrics}",
+            f"--dashboard-agent-grpc-port={agent_grpc}",
+            f"--dashboard-agent-listen-port={agent_http}",
+            f"--runtime-env-agent-port={runtime_env_agent}",
+            f"--min-worker-port={low}",
+            f"--max-worker-port={low + 999}",
+            "--object-store-memory=300000000",
+        ]
         worker = Service.start(f"ray-worker-{len(self.workers)}", cmd, self.workdir, env=self.env)
         self.workers.append(worker)
         count = len(self.workers) - sum(w.proc.poll() is not None for w in self.workers)
@@ -55,8 +65,13 @@ class MultiNodeCluster:
         return worker
 
     def alive_gpu_nodes(self) -> int:
-        out = subprocess.run([str(Path(sys.executable).parent / "ray"), "list", "nodes", "--format=json", f"--address={self.head.dashboard_url}"],
-                             capture_output=True, text=True, timeout=60, env={**os.environ, **self.env})  # fmt: skip
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / "ray"), "list", "nodes", "--format=json", f"--address={self.head.dashboard_url}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **self.env},
+        )
         nodes = json.loads(out.stdout or "[]")
         return sum(1 for n in nodes if n["state"] == "ALIVE" and n.get("resources_total", {}).get("GPU"))
 
@@ -90,11 +105,16 @@ def submit(cluster: MultiNodeCluster, module: str, cfg, workdir: Path) -> subpro
     failure below shows what the cluster did."""
     config_file = workdir / f"{cfg.job}.yaml"
     config_file.write_text(to_yaml(cfg))
-    log = open(workdir / f"{cfg.job}.log", "w")
     env = {**os.environ, **cluster.env, "PYTHONPATH": str(REPO)}
     env.pop("RAY_ADDRESS", None)
-    return subprocess.Popen([sys.executable, "-m", module, "--config", str(config_file), "--verbose", f"ray.address={cluster.head.address}"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    with open(workdir / f"{cfg.job}.log", "w") as log:  # the child writes to its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", module, "--config", str(config_file), "--verbose", f"ray.address={cluster.head.address}"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def finish(job: subprocess.Popen, workdir: Path, name: str, timeout: float = 480) -> None:
@@ -103,7 +123,9 @@ def finish(job: subprocess.Popen, workdir: Path, name: str, timeout: float = 480
     except subprocess.TimeoutExpired:
         job.kill()
         job.wait(30)
-        raise AssertionError(f"{name} still running {timeout:.0f}s after the node loss:\n" + (workdir / f"{name}.log").read_text()[-8000:]) from None
+        raise AssertionError(
+            f"{name} still running {timeout:.0f}s after the node loss:\n" + (workdir / f"{name}.log").read_text()[-8000:]
+        ) from None
     assert job.returncode == 0, (workdir / f"{name}.log").read_text()[-5000:]
 
 
@@ -120,8 +142,14 @@ def test_annotate_loses_a_gpu_node_and_writes_every_id_once(cluster, demo_workdi
     mid-job: its actor and tasks are lost, Ray restarts the actor on the replacement and retries
     the tasks; the parts' names keep a retried batch from adding rows."""
     cpu_on_gpu_nodes = {"actors": 2, "batch_size": 2, "num_cpus": 1, "num_gpus": 1, "on_device": "cpu"}
-    cfg = hagrid_annotate(demo_workdir, str(tmp_path / "annotated"), f"sqlite:///{tmp_path}/db.sqlite", "node-loss",
-                          masks={"resources": cpu_on_gpu_nodes}, ray={"address": None})  # fmt: skip
+    cfg = hagrid_annotate(
+        demo_workdir,
+        str(tmp_path / "annotated"),
+        f"sqlite:///{tmp_path}/db.sqlite",
+        "node-loss",
+        masks={"resources": cpu_on_gpu_nodes},
+        ray={"address": None},
+    )
     job = submit(cluster, "pipelines.annotate", cfg, tmp_path)
     wait_while_running(job, lambda: parts_written(cfg) >= 2, "the second part", tmp_path, "annotate")
     at_loss = parts_written(cfg)
@@ -145,7 +173,7 @@ def test_train_hand_loses_a_worker_node_and_resumes_from_the_committed_checkpoin
         checkpoint={"storage_path": str(tmp_path / "runs"), "every_steps": 2, "num_to_keep": 2, "max_failures": 3},
         logging={"every_steps": 1, "sample_every_steps": 1000, "sample_inference_steps": 2},
         registered_model=None,
-    )  # fmt: skip
+    )
     fs, root = storage.filesystem(str(tmp_path / "runs" / "node-loss"))
     job = submit(cluster, "pipelines.train_hand", cfg, tmp_path)
     wait_while_running(job, lambda: ray_train.committed_step(fs, root) >= 2, "a committed checkpoint", tmp_path, "train-hand")

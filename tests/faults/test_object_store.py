@@ -61,10 +61,17 @@ def big_hagrid(sample_data: str, out: Path, copies: int) -> tuple[str, int]:
 def annotate_with_a_small_store(root: str, demo_workdir: str, workdir: Path):
     """``handdiff annotate`` on a new local Ray instance with a 75 MiB object store, as its own
     process; returns its config, its peak memory (bytes) and what the raylet spilled (MiB)."""
-    cfg = hagrid_annotate(demo_workdir, str(workdir / "annotated"), f"sqlite:///{workdir}/db.sqlite", "small-store",
-                          datasets={"hagrid": {"source": sample_sources(root)["hagrid"]}}, index_rows_per_file=8,
-                          tasks={"concurrency": 3}, keypoints={"resources": {"batch_size": 8, "actors": 1}},
-                          ray={"address": None, "num_cpus": 4, "object_store_memory": STORE_BYTES})  # fmt: skip
+    cfg = hagrid_annotate(
+        demo_workdir,
+        str(workdir / "annotated"),
+        f"sqlite:///{workdir}/db.sqlite",
+        "small-store",
+        datasets={"hagrid": {"source": sample_sources(root)["hagrid"]}},
+        index_rows_per_file=8,
+        tasks={"concurrency": 3},
+        keypoints={"resources": {"batch_size": 8, "actors": 1}},
+        ray={"address": None, "num_cpus": 4, "object_store_memory": STORE_BYTES},
+    )
     config_file = workdir / "annotate.yaml"
     config_file.write_text(to_yaml(cfg))
     ray_tmp = Path(tempfile.mkdtemp(prefix="hd-ray-", dir="/tmp"))  # short: Ray's socket paths live under it
@@ -73,8 +80,13 @@ def annotate_with_a_small_store(root: str, demo_workdir: str, workdir: Path):
     log = workdir / "annotate.log"
     peak = 0
     with open(log, "w") as out:
-        job = subprocess.Popen([sys.executable, "-m", "pipelines.annotate", "--config", str(config_file)],
-                               cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        job = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.annotate", "--config", str(config_file)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 600
         while job.poll() is None and time.monotonic() < deadline:
             peak = max(peak, tree_pss(job.pid))
@@ -98,8 +110,10 @@ def test_a_small_object_store_spills_and_peak_memory_does_not_grow_with_the_inpu
         runs[copies] = (len(input_ids(cfg)), peak, spilled)
     (n1, peak1, spilled1), (n2, peak2, spilled2) = runs[1], runs[2]
     assert n2 == 2 * n1 - 1  # the malformed annotation file is one error row in both
-    print(f"\nsmall object store: {n1} images peak {peak1 / 2**20:.0f} MiB (spilled {spilled1} MiB); "
-          f"{n2} images peak {peak2 / 2**20:.0f} MiB (spilled {spilled2} MiB)")
+    print(
+        f"\nsmall object store: {n1} images peak {peak1 / 2**20:.0f} MiB (spilled {spilled1} MiB); "
+        f"{n2} images peak {peak2 / 2**20:.0f} MiB (spilled {spilled2} MiB)"
+    )
     # what the store cannot hold goes to disk (spilled grows with the input); what memory still
     # grows is the model actors' high-water mark (~10% measured here), not the data
     assert spilled2 > spilled1

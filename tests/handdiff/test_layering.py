@@ -39,14 +39,22 @@ def test_the_library_imports_neither_the_entrypoints_nor_ray():
 
 # What every Ray *task* worker imports to run a stateless stage (read, decode, crop, write):
 # a model library there costs seconds of start-up and hundreds of MiB per worker process.
-TASK_STAGE_MODULES = ("handdiff.annotation.stages", "handdiff.data.set_stages", "handdiff.inference.generate_stages",
-                      "handdiff.metrics.score_stages", "handdiff.training.hand_batches", "handdiff.training.body_batches")  # fmt: skip
+TASK_STAGE_MODULES = (
+    "handdiff.annotation.stages",
+    "handdiff.data.set_stages",
+    "handdiff.inference.generate_stages",
+    "handdiff.metrics.score_stages",
+    "handdiff.training.hand_batches",
+    "handdiff.training.body_batches",
+)
 MODEL_LIBRARIES = ("torch", "torchvision", "transformers", "diffusers", "segment_anything", "mediapipe", "mlflow")
 
 
 def test_stateless_stage_modules_load_no_model_library():
-    code = (f"import importlib, sys\nfor m in {TASK_STAGE_MODULES!r}: importlib.import_module(m)\n"
-            f"print(','.join(sorted(n for n in {MODEL_LIBRARIES!r} if n in sys.modules)))")  # fmt: skip
+    code = (
+        f"import importlib, sys\nfor m in {TASK_STAGE_MODULES!r}: importlib.import_module(m)\n"
+        f"print(','.join(sorted(n for n in {MODEL_LIBRARIES!r} if n in sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"importing the stage modules loads {out}: import it where the model is built"
 

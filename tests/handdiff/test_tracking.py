@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -45,7 +46,7 @@ def test_local_store_keeps_params_and_artifacts_beside_the_database(tmp_path):
     assert client.get_run(run.info.run_id).data.params["train.steps"] == "3"
     assert (tmp_path / "store" / "artifacts" / "handdiff-local").is_dir()
     path = client.download_artifacts(run.info.run_id, "notes/hello.txt", str(tmp_path))
-    assert open(path).read() == "hello"
+    assert Path(path).read_text() == "hello"
 
 
 def test_every_experiment_opens_on_mlflows_model_training_view(tmp_path):
@@ -77,33 +78,39 @@ def test_run_on_the_tracking_server_is_read_back(mlflow_server, tmp_path):
     history = client.get_metric_history(run.info.run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5), (2, 0.25)]
     local = client.download_artifacts(run.info.run_id, "summary/counts.json", str(tmp_path))
-    assert json.load(open(local)) == {"rows": 3}
+    assert json.loads(Path(local).read_text()) == {"rows": 3}
 
 
 @pytest.mark.services
 def test_a_restarted_job_continues_its_run(mlflow_server):
     uri = mlflow_server.uri
-    with pytest.raises(RuntimeError, match="worker died"):
-        with tracking.tracked_run("handdiff-resume", "job-a", CONFIG, tracking_uri=uri) as first:
-            mlflow.log_metric("step_done", 1, step=1)
-            raise RuntimeError("worker died")
+    with (
+        pytest.raises(RuntimeError, match="worker died"),
+        tracking.tracked_run("handdiff-resume", "job-a", CONFIG, tracking_uri=uri) as first,
+    ):
+        mlflow.log_metric("step_done", 1, step=1)
+        raise RuntimeError("worker died")
     client = MlflowClient(uri)
     assert client.get_run(first.info.run_id).info.status == "FAILED"
 
     # another job under the same name: refused before the run is touched, naming the keys and the ways out
     other_job = {**CONFIG, "train": {"lr": 1e-4, "steps": 3}, "extra": {"flag": True}}
-    with pytest.raises(tracking.RunConflict, match=r"\(extra\.flag, train\.lr\).*tracking\.run_name=.*tracking\.resume=false") as err:
-        with tracking.tracked_run("handdiff-resume", "job-a", other_job, tracking_uri=uri, resume_safe=("train.steps",)):
-            raise AssertionError("the body must not run")
+    with (
+        pytest.raises(tracking.RunConflict, match=r"\(extra\.flag, train\.lr\).*tracking\.run_name=.*tracking\.resume=false") as err,
+        tracking.tracked_run("handdiff-resume", "job-a", other_job, tracking_uri=uri, resume_safe=("train.steps",)),
+    ):
+        raise AssertionError("the body must not run")
     assert "\n" not in str(err.value)
     assert tracking.rerun_conflict("handdiff-resume", "job-a", other_job, tracking_uri=uri) == str(err.value)
     assert client.get_run(first.info.run_id).info.status == "FAILED"  # untouched
 
     # more steps is a resume (when the job says so); the secret's value is not compared (it is redacted)
     more_steps = {**CONFIG, "train": {"lr": 1e-5, "steps": 6}, "storage": {**CONFIG["storage"], "aws_secret_access_key": "rotated"}}
-    with pytest.raises(tracking.RunConflict, match=r"\(train\.steps\)"):
-        with tracking.tracked_run("handdiff-resume", "job-a", more_steps, tracking_uri=uri):
-            pass
+    with (
+        pytest.raises(tracking.RunConflict, match=r"\(train\.steps\)"),
+        tracking.tracked_run("handdiff-resume", "job-a", more_steps, tracking_uri=uri),
+    ):
+        pass
     assert tracking.rerun_conflict("handdiff-resume", "job-a", more_steps, tracking_uri=uri, resume_safe=("train.*",)) is None
     with tracking.tracked_run("handdiff-resume", "job-a", more_steps, tracking_uri=uri, resume_safe=("train.steps",)) as second:
         mlflow.log_metric("step_done", 2, step=2)

@@ -78,7 +78,11 @@ def test_records_schema_keypoints_and_provenance(annotated):
                 hand = keypoints[kp.hand_slice(side)]
                 scored = hand[hand[:, 2] > 0, :2]
                 # hands lie in the image (Mediapipe may reach a little past the border)
-                assert (scored > -0.1 * r["width"]).all() and (scored[:, 0] < 1.1 * r["width"]).all() and (scored[:, 1] < 1.1 * r["height"]).all()
+                assert (
+                    (scored > -0.1 * r["width"]).all()
+                    and (scored[:, 0] < 1.1 * r["width"]).all()
+                    and (scored[:, 1] < 1.1 * r["height"]).all()
+                )
             assert len(r["hand_masks"]) == len(r["hand_boxes"]) == len(r["hand_sides"]) > 0
             assert r["caption"] and r["code_version"]
             annotators = json.loads(r["annotators"])
@@ -92,8 +96,10 @@ def test_dataset_specific_choices(annotated, sample_data):
         assert r["keypoints_source"] == "dataset" and r["caption_source"] == "table" and r["person_count"] is None
         assert r["person_mask"] is None  # hand-only datasets: no person prompt
         assert np.allclose(r["keypoints"], np.asarray(truth[r["image_id"]]["keypoints"]).reshape(-1))
-        assert r["caption"] in ("a close-up of a relaxed right hand of a young man with light skin",
-                                "two hands of a woman with medium skin tone pressing fists together")  # fmt: skip
+        assert r["caption"] in (
+            "a close-up of a relaxed right hand of a young man with light skin",
+            "two hands of a woman with medium skin tone pressing fists together",
+        )
     reinterhand = outputs(f"{annotated.output}/reinterhand")["records"]
     assert Counter(r["hand_mask_source"] for r in reinterhand) == {"release": 12, "sam": 6}  # 2 of 3 cameras ship masks
     for r in reinterhand:
@@ -123,8 +129,12 @@ def test_hand_masks_are_sam_masks_of_each_hand_dilated_5x5(annotated, tiny_zoo):
         for side, box, rle in zip(r["hand_sides"], r["hand_boxes"], r["hand_masks"], strict=True):
             hand = keypoints[kp.hand_slice(side)]
             scored = hand[hand[:, 2] > 0, :2]
-            mask, _, _ = predictor.predict(point_coords=scored, point_labels=np.ones(len(scored)),
-                                           box=expand_box(box, 0.1, r["width"], r["height"]), multimask_output=False)  # fmt: skip
+            mask, _, _ = predictor.predict(
+                point_coords=scored,
+                point_labels=np.ones(len(scored)),
+                box=expand_box(box, 0.1, r["width"], r["height"]),
+                multimask_output=False,
+            )
             expected = cv2.dilate(mask[0].astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
             assert np.array_equal(decode_rle(rle), expected)
 
@@ -141,7 +151,7 @@ def test_mlflow_holds_counts_annotators_and_contact_sheets(annotated):
     assert 0 < m["startup_seconds"] < m["seconds"] and m["steady_images_per_second"] > 0  # the first written batch, then the rest
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "contact_sheets")}
     assert artifacts == {f"contact_sheets/{name}.png" for name in annotated.datasets}
-    annotators = json.loads(open(client.download_artifacts(run.info.run_id, "annotators/hagrid.json")).read())
+    annotators = json.loads(Path(client.download_artifacts(run.info.run_id, "annotators/hagrid.json")).read_text())
     assert annotators["keypoints"].startswith("mediapipe-holistic") and "llava" in annotators["captions"]
 
 
@@ -161,7 +171,10 @@ def test_annotation_through_s3(ray_session, demo_workdir, s3_prefix, tmp_path):
     cfg.output = storage.join(s3_prefix, "annotated")
     cfg.datasets = {
         "hagrid": {"source": {"dataset": "hagrid", "images": f"{data}/hagrid/hagrid_dataset", "annotations": f"{data}/hagrid/annotations"}},
-        "reinterhand": {"source": {"dataset": "reinterhand", "root": f"{data}/reinterhand"}, "caption_table": f"{data}/reinterhand/captions.json"},
+        "reinterhand": {
+            "source": {"dataset": "reinterhand", "root": f"{data}/reinterhand"},
+            "caption_table": f"{data}/reinterhand/captions.json",
+        },
     }
     started = time.time()
     assert annotate.run(cfg) == 0
@@ -183,8 +196,15 @@ def test_killed_half_way_then_rerun_gives_exactly_one_row_per_input(ray_cluster,
     cfg.output = str(tmp_path / "out")
     # a HaGRID sample 4x the usual size, so that there are seconds between the first part and the last
     write_hagrid(str(tmp_path / "hagrid"), per_gesture={"train": 25})
-    cfg.datasets = {"hagrid": {"source": {"dataset": "hagrid", "images": str(tmp_path / "hagrid" / "hagrid_dataset"),
-                                          "annotations": str(tmp_path / "hagrid" / "annotations")}}}  # fmt: skip
+    cfg.datasets = {
+        "hagrid": {
+            "source": {
+                "dataset": "hagrid",
+                "images": str(tmp_path / "hagrid" / "hagrid_dataset"),
+                "annotations": str(tmp_path / "hagrid" / "annotations"),
+            }
+        }
+    }
     cfg.index_rows_per_file = 2  # many small blocks and parts, so that the kill lands between them
     for stage in (cfg.keypoints, cfg.masks, cfg.captions):
         stage.resources.batch_size = 2
@@ -192,8 +212,13 @@ def test_killed_half_way_then_rerun_gives_exactly_one_row_per_input(ray_cluster,
     config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
     out = f"{cfg.output}/hagrid"
     env = {**os.environ, "RAY_ADDRESS": ray_cluster.address, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.annotate", "--config", str(config)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.annotate", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     while not any(part_uris(f"{out}/{t}") for t in TABLES):
         assert proc.poll() is None, "the job ended before writing anything"

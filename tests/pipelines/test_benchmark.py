@@ -79,7 +79,9 @@ def test_each_method_is_keyed_and_logged_by_the_settings_it_reads(tmp_path):
     runs = {name: section for _, name, section, _ in benchmark.method_runs(cfg)}
     assert set(runs["sd15"]["baseline"]) == {"base", "steps"}  # guidance unset: each method's authors' own
     assert set(runs["humansd"]["baseline"]) == {"base", "steps", "humansd", "humansd_pose_threshold"}
-    assert {"handrefiner", "inpainting", "handrefiner_control_scale"} <= set(runs["handrefiner"]["baseline"]) and "humansd" not in runs["handrefiner"]["baseline"]
+    assert {"handrefiner", "inpainting", "handrefiner_control_scale"} <= set(runs["handrefiner"]["baseline"]) and "humansd" not in runs[
+        "handrefiner"
+    ]["baseline"]
     assert "baseline" not in runs["oracle"] and "baseline" not in runs["handdiff"]
     moved = cfg.model_copy(deep=True)
     moved.methods["humansd"].baseline.humansd = str(tmp_path / "elsewhere")

@@ -18,7 +18,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 
 def test_test_people_are_drawn_by_gesture_and_bodiless_ones_are_errors(benchmark_conditions, annotated):
-    annotated_rows = [r for r in read_parts(f"{annotated.output}/hagrid/records", schema=ANNOTATION_SCHEMA).to_pylist() if r["split"] == "test"]
+    annotated_rows = [
+        r for r in read_parts(f"{annotated.output}/hagrid/records", schema=ANNOTATION_SCHEMA).to_pylist() if r["split"] == "test"
+    ]
     records = read_parts(f"{benchmark_conditions.output}/records", schema=BENCHMARK_SCHEMA).to_pylist()
     errors = read_parts(f"{benchmark_conditions.output}/errors", schema=ERROR_SCHEMA).to_pylist()
     bodiless = {r["image_id"] for r in annotated_rows if r["person_box"] is None}

@@ -31,7 +31,9 @@ def test_selected_rows_are_all_cropped_once(hand_crops, annotated):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(hand_crops.tracking.tracking_uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("handdiff-build-hand-crops").experiment_id], "attributes.run_name = 'crops-test'")
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("handdiff-build-hand-crops").experiment_id], "attributes.run_name = 'crops-test'"
+    )
     m = run.data.metrics
     assert m["rows_in"] == len(ids) and 0 < m["startup_seconds"] < m["seconds"] and m["images_per_second"] > 0
 
@@ -51,13 +53,18 @@ def test_hagrid_keeps_its_gesture_distribution(hand_crops, annotated):
     for gesture, share in report["share_available"].items():
         assert abs(report["share_selected"][gesture] - share) <= 1 / 12 + 1e-9  # within one image of 12
     records = read_parts(f"{hand_crops.output}/records", schema=HAND_CROP_SCHEMA).to_pylist()
-    annotated_gestures = Counter(r["gesture"] for r in read_parts(f"{annotated.output}/hagrid/records", schema=ANNOTATION_SCHEMA).to_pylist())
+    annotated_gestures = Counter(
+        r["gesture"] for r in read_parts(f"{annotated.output}/hagrid/records", schema=ANNOTATION_SCHEMA).to_pylist()
+    )
     assert set(Counter(r["gesture"] for r in records if r["dataset"] == "hagrid")) == set(annotated_gestures)
 
 
 def test_crops_hold_one_candidate_per_separate_hand_and_match_their_masks(hand_crops, annotated):
-    annotated_rows = {r["image_id"]: r for name in ("hagrid", "interhand26m", "reinterhand")
-                      for r in read_parts(f"{annotated.output}/{name}/records", schema=ANNOTATION_SCHEMA).to_pylist()}  # fmt: skip
+    annotated_rows = {
+        r["image_id"]: r
+        for name in ("hagrid", "interhand26m", "reinterhand")
+        for r in read_parts(f"{annotated.output}/{name}/records", schema=ANNOTATION_SCHEMA).to_pylist()
+    }
     for row in read_parts(f"{hand_crops.output}/records", schema=HAND_CROP_SCHEMA).to_pylist():
         source = annotated_rows[row["image_id"]]
         assert 1 <= len(row["crops"]) <= len(source["hand_sides"])

@@ -20,8 +20,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 
 def annotated_train(annotated) -> dict[str, dict]:
-    return {r["image_id"]: r for name in ("laion_human", "hagrid")
-            for r in read_parts(f"{annotated.output}/{name}/records", schema=ANNOTATION_SCHEMA).to_pylist() if r["split"] == "train"}  # fmt: skip
+    return {
+        r["image_id"]: r
+        for name in ("laion_human", "hagrid")
+        for r in read_parts(f"{annotated.output}/{name}/records", schema=ANNOTATION_SCHEMA).to_pylist()
+        if r["split"] == "train"
+    }
 
 
 def test_every_train_record_is_one_row_or_one_error_with_its_reason(outpaint_set, annotated):

@@ -64,16 +64,34 @@ def test_a_config_for_another_job_is_refused(tmp_path):
 
 
 def test_a_missing_data_path_is_one_line_naming_the_key_before_anything_starts(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "train-hand", "--config", str(cli_config("train_hand_demo.yaml")),
-                          f"data.path={tmp_path / 'no-crops'}", f"tracking.tracking_uri=sqlite:///{tmp_path}/db.sqlite"],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "train-hand",
+            "--config",
+            str(cli_config("train_hand_demo.yaml")),
+            f"data.path={tmp_path / 'no-crops'}",
+            f"tracking.tracking_uri=sqlite:///{tmp_path}/db.sqlite",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert out.returncode == 2
     assert out.stderr.strip() == f"error: data.path: no such path: {tmp_path / 'no-crops'}"
     assert not (tmp_path / "db.sqlite").exists()  # stopped before MLflow (and Ray)
 
     # every missing input of a job, one line each, from a folder where the demo's data is not
-    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "annotate", "--config", str(cli_config("annotate_demo.yaml"))],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "annotate", "--config", str(cli_config("annotate_demo.yaml"))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert lines[0] == "error: datasets.hagrid.source.images: no such path: runs/demo/sample-data/hagrid/hagrid_dataset"
@@ -130,15 +148,18 @@ print("heavy:", heavy)
 def test_first_try_mistakes_are_one_line_each(tmp_path):
     out = run("train-hand", "--config", "pipelines/configs/annotate_demo.yaml")
     assert out.returncode == 2
-    assert out.stderr.strip() == ("error: pipelines/configs/annotate_demo.yaml: job = 'annotate': "
-                                  "this is a config for 'handdiff annotate', not train-hand")  # fmt: skip
+    assert out.stderr.strip() == (
+        "error: pipelines/configs/annotate_demo.yaml: job = 'annotate': this is a config for 'handdiff annotate', not train-hand"
+    )
     out = run("train-hand", "--config", str(tmp_path / "nope.yaml"))
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "nope.yaml: config file not found; shipped configs for train-hand: " in out.stderr
     assert "pipelines/configs/train_hand.yaml" in out.stderr and "pipelines/configs/train_hand_demo.yaml" in out.stderr
     out = run("train-hand", "pipelines/configs/train_hand_demo.yaml")
-    assert out.returncode == 2 and out.stderr.strip() == ("error: pipelines/configs/train_hand_demo.yaml: a config file is given with "
-                                                          "--config: handdiff train-hand --config pipelines/configs/train_hand_demo.yaml")  # fmt: skip
+    assert out.returncode == 2 and out.stderr.strip() == (
+        "error: pipelines/configs/train_hand_demo.yaml: a config file is given with "
+        "--config: handdiff train-hand --config pipelines/configs/train_hand_demo.yaml"
+    )
 
 
 def test_typos_inside_named_sections_and_bad_enums_name_the_key_once():
@@ -147,13 +168,19 @@ def test_typos_inside_named_sections_and_bad_enums_name_the_key_once():
     from pipelines.job import CONFIG_DIR
 
     with pytest.raises(ConfigError) as err:
-        load_config(annotate.Config, str(CONFIG_DIR / "annotate_demo.yaml"),
-                    ["datasets.hagrid.source.imagse=x", "datasets.hagrid.captionz=1", "masks.arch=vit_x"])  # fmt: skip
+        load_config(
+            annotate.Config,
+            str(CONFIG_DIR / "annotate_demo.yaml"),
+            ["datasets.hagrid.source.imagse=x", "datasets.hagrid.captionz=1", "masks.arch=vit_x"],
+        )
     lines = str(err.value).splitlines()
     assert len(lines) == 3
-    assert lines[0].endswith("datasets.hagrid.source.imagse = 'x' (override): unknown key; "
-                             "known keys: annotations, dataset, gestures, images, layout, splits")  # fmt: skip
-    assert lines[1].endswith("datasets.hagrid.captionz = 1 (override): unknown key; known keys: caption_table, captions, filter, keypoints, source")
+    assert lines[0].endswith(
+        "datasets.hagrid.source.imagse = 'x' (override): unknown key; known keys: annotations, dataset, gestures, images, layout, splits"
+    )
+    assert lines[1].endswith(
+        "datasets.hagrid.captionz = 1 (override): unknown key; known keys: caption_table, captions, filter, keypoints, source"
+    )
     assert lines[2].endswith("masks.arch = 'vit_x' (override): Input should be 'vit_h', 'vit_l', 'vit_b' or 'tiny'")
 
 
@@ -167,7 +194,10 @@ def test_a_python_without_the_projects_dependencies_says_so_in_one_line(tmp_path
     out = subprocess.run([str(python), "-m", "pipelines.demo"], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
     assert out.returncode == 2 and "Traceback" not in out.stderr
     (line,) = out.stderr.strip().splitlines()
-    assert line.startswith(f"error: {python} lacks the project's dependencies (no mlflow, ray, diffusers") and ".venv/bin/ray start --head" in line
+    assert (
+        line.startswith(f"error: {python} lacks the project's dependencies (no mlflow, ray, diffusers")
+        and ".venv/bin/ray start --head" in line
+    )
 
 
 def test_a_local_store_or_log_folder_inside_rays_working_dir_copy_is_not_used(tmp_path, monkeypatch):

@@ -33,7 +33,20 @@ def test_every_config_job_has_a_default_config(job):
     assert default_config_path(job).exists()
 
 
-@pytest.mark.parametrize("job", ["annotate", "build-hand-crops", "train-hand", "build-outpaint-set", "train-body", "generate", "build-benchmark-set", "score", "benchmark"])
+@pytest.mark.parametrize(
+    "job",
+    [
+        "annotate",
+        "build-hand-crops",
+        "train-hand",
+        "build-outpaint-set",
+        "train-body",
+        "generate",
+        "build-benchmark-set",
+        "score",
+        "benchmark",
+    ],
+)
 def test_a_demo_config_put_elsewhere_is_the_shipped_file_but_for_its_paths(job):
     """The shipped *_demo.yaml files are the demo's only source: elsewhere, every value stays but
     the paths under runs/demo, which move, and the demo's trained models, taken from its runs."""

@@ -14,14 +14,22 @@ from pipelines import demo
 from tests.services import start_ray_head
 
 REPO = Path(__file__).resolve().parents[2]
-CHATTER = ("Ray Data stages", "Running Dataset", "Tasks per node", "Execution plan of Dataset", "Loading pipeline components",
-           "Successfully registered model", "Created version", "(raylet)")  # fmt: skip
+CHATTER = (
+    "Ray Data stages",
+    "Running Dataset",
+    "Tasks per node",
+    "Execution plan of Dataset",
+    "Loading pipeline components",
+    "Successfully registered model",
+    "Created version",
+    "(raylet)",
+)
 """Libraries' lines that belong in the job's log file, not its console."""
 
 
 def readme_local_head() -> list[str]:
-    """The README's "A local head to try it" commands, one per entry (continuations joined, comments dropped)."""
-    text = (REPO / "README.md").read_text()
+    """docs/clusters.md's "A local head to try it" commands, one per entry (continuations joined, comments dropped)."""
+    text = (REPO / "docs" / "clusters.md").read_text()
     block = text.split("A local head to try it", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
     lines = [re.sub(r"\s+#.*$", "", line) for line in re.sub(r"\\\n\s*", " ", block).splitlines()]
     return [" ".join(line.split()) for line in lines if line.strip()]
@@ -35,7 +43,9 @@ def run_the_readme_demo_on_a_local_head(tmp_path: Path, monkeypatch) -> str:
     commands = readme_local_head()
     start = commands.index("ray start --head")
     submit = commands[-1]
-    assert commands[0] == ". .venv/bin/activate" and submit.startswith("ray job submit --address http://127.0.0.1:8265 --working-dir . -- python -m pipelines.demo ")
+    assert commands[0] == ". .venv/bin/activate" and submit.startswith(
+        "ray job submit --address http://127.0.0.1:8265 --working-dir . -- python -m pipelines.demo "
+    )
     for name in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"):  # a fresh shell has none
         monkeypatch.delenv(name, raising=False)
     home, head_dir = tmp_path / "home", tmp_path / "head"
@@ -86,7 +96,7 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys, 
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.data.params["workdir"] == str(tmp_path / "demo")
     assert run.data.metrics["hagrid.records"] == 30 and run.data.metrics["hagrid.errors"] == 7
-    summary = json.load(open(client.download_artifacts(run.info.run_id, "summary.json", str(tmp_path))))
+    summary = json.loads(Path(client.download_artifacts(run.info.run_id, "summary.json", str(tmp_path))).read_text())
     assert summary["manifest_problems"] == []
 
     # then the sample data is annotated, in the annotate job's own experiment
@@ -114,7 +124,9 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys, 
     assert (tmp_path / "demo" / "train_body" / "demo-train-body" / "final_model" / "controlnet").is_dir()
 
     # and a handful of people are generated with the two trained stages
-    (generate_run,) = client.search_runs([client.get_experiment_by_name("handdiff-generate").experiment_id], "attributes.run_name = 'demo-generate'")
+    (generate_run,) = client.search_runs(
+        [client.get_experiment_by_name("handdiff-generate").experiment_id], "attributes.run_name = 'demo-generate'"
+    )
     generated = list((tmp_path / "demo" / "generated" / "images").rglob("*.png"))
     assert generate_run.data.metrics["records"] == len(generated) > 0
     assert "generated under" in out
@@ -142,7 +154,9 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys, 
     # a rerun that trained no new step registers no new version; the version says its step and loss
     for name, steps in (("handdiff-hand-generator-demo", 8), ("handdiff-body-outpainter-demo", 6)):
         (version,) = client.search_model_versions(f"name = '{name}'")
-        assert re.fullmatch(rf"demo-train-(hand|body) at step {steps}, loss \d+\.\d{{4}} \(run \w+\)", version.description), version.description
+        assert re.fullmatch(rf"demo-train-(hand|body) at step {steps}, loss \d+\.\d{{4}} \(run \w+\)", version.description), (
+            version.description
+        )
 
     # the same run names for a demo elsewhere is another job: one line before anything runs, no new runs
     elsewhere = tmp_path / "elsewhere"
@@ -168,5 +182,7 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys, 
     from handdiff.tracking import resolve_tracking_uri
 
     store = MlflowClient(resolve_tracking_uri())  # the store the config names by default, from this checkout
-    (continued,) = store.search_runs([store.get_experiment_by_name("handdiff-train-body").experiment_id], "attributes.run_name = 'train-body-demo'")
+    (continued,) = store.search_runs(
+        [store.get_experiment_by_name("handdiff-train-body").experiment_id], "attributes.run_name = 'train-body-demo'"
+    )
     assert [m.step for m in store.get_metric_history(continued.info.run_id, "loss")] == list(range(1, 11))  # one run, 6 then 4 more steps

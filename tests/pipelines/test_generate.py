@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,9 +18,9 @@ from mlflow.tracking import MlflowClient
 from handdiff import storage
 from handdiff.config import ConfigError, to_yaml
 from handdiff.data.conditions import load_conditions
+from handdiff.data.hand_crops import plan_hand_crops
 from handdiff.data.images import decode_image
 from handdiff.data.parts import part_uris, read_parts
-from handdiff.data.hand_crops import plan_hand_crops
 from handdiff.data.records import ANNOTATION_SCHEMA, ERROR_SCHEMA
 from handdiff.inference.generate_stages import GENERATION_SCHEMA
 from handdiff.inference.generators import HandDiffGenerator
@@ -32,11 +33,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 def config(annotated, two_stage_models, output: str, uri: str, dataset: str = "hagrid", **changes) -> generate.Config:
     settings = {
-        "tracking": TrackingConfig(run_name="generate-test", tracking_uri=uri), "conditions": {"path": f"{annotated.output}/{dataset}", "size": 64},
-        "output": output, "handdiff": {**two_stage_models, "hand_steps": 2, "body_steps": 4},
+        "tracking": TrackingConfig(run_name="generate-test", tracking_uri=uri),
+        "conditions": {"path": f"{annotated.output}/{dataset}", "size": 64},
+        "output": output,
+        "handdiff": {**two_stage_models, "hand_steps": 2, "body_steps": 4},
         "resources": {"actors": 1, "batch_size": 4, "num_cpus": 0.5, "num_gpus": 0},
-        "tasks": {"num_cpus": 0.5, "concurrency": 2}, "index_rows_per_file": 4,
-    }  # fmt: skip
+        "tasks": {"num_cpus": 0.5, "concurrency": 2},
+        "index_rows_per_file": 4,
+    }
     return generate.Config(**{**settings, **changes})
 
 
@@ -84,7 +88,7 @@ def test_every_condition_is_one_image_or_one_error_and_a_rerun_makes_none(ray_se
     m = run.data.metrics  # every data job's timing: the whole run, start-up to the first written part, the steady rate after it
     assert 0 < m["startup_seconds"] < m["seconds"] and m["images_per_second"] > 0 and m["steady_images_per_second"] >= 0
     assert [a.path for a in client.list_artifacts(run.info.run_id, "contact_sheets")] == ["contact_sheets/generated.png"]
-    sheet = decode_image(open(client.download_artifacts(run.info.run_id, "contact_sheets/generated.png", str(tmp_path)), "rb").read())
+    sheet = decode_image(Path(client.download_artifacts(run.info.run_id, "contact_sheets/generated.png", str(tmp_path))).read_bytes())
     assert sheet.shape[1] == 5 * 160  # pose, stage-1 crops, stage-1 masks, canvas, image: one person per row
 
     stamps = {p: p.stat().st_mtime_ns for p in images}
@@ -96,13 +100,25 @@ def test_every_condition_is_one_image_or_one_error_and_a_rerun_makes_none(ray_se
 
 def test_a_killed_job_resumes_without_writing_an_image_twice(ray_session, annotated, two_stage_models, tmp_path):
     uri = f"sqlite:///{tmp_path}/db.sqlite"
-    cfg = config(annotated, two_stage_models, str(tmp_path / "out"), uri, dataset="laion_human", index_rows_per_file=1,
-                 resources={"actors": 1, "batch_size": 1, "num_cpus": 0.5, "num_gpus": 0})  # fmt: skip
+    cfg = config(
+        annotated,
+        two_stage_models,
+        str(tmp_path / "out"),
+        uri,
+        dataset="laion_human",
+        index_rows_per_file=1,
+        resources={"actors": 1, "batch_size": 1, "num_cpus": 0.5, "num_gpus": 0},
+    )
     config_file = tmp_path / "generate.yaml"
     config_file.write_text(to_yaml(cfg))
     env = {**os.environ, "RAY_ADDRESS": ray_session.address, "RAY_AUTH_MODE": "disabled"}
-    job = subprocess.Popen([sys.executable, "-m", "pipelines.generate", "--config", str(config_file)], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    job = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.generate", "--config", str(config_file)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while not (os.path.isdir(f"{cfg.output}/records") and part_uris(f"{cfg.output}/records")):
         assert job.poll() is None and time.monotonic() < deadline, "no part written in time"
@@ -139,11 +155,16 @@ def test_the_registered_two_stage_model_generates_through_mlflow(mlflow_server, 
     assert again["image"][0] == out["image"][0]  # the seed column decides the image
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"crop_size": 128}, "crop_size=128 but the models were trained with crop_size=64"),
-    ({"crop_margin": 0.25}, "crop_margin=0.25 but the models were trained with crop_margin=0.35"),
-])  # fmt: skip
-def test_a_setting_that_contradicts_the_trained_models_stops_the_job_before_it_starts(annotated, two_stage_models, tmp_path, changes, message):
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"crop_size": 128}, "crop_size=128 but the models were trained with crop_size=64"),
+        ({"crop_margin": 0.25}, "crop_margin=0.25 but the models were trained with crop_margin=0.35"),
+    ],
+)
+def test_a_setting_that_contradicts_the_trained_models_stops_the_job_before_it_starts(
+    annotated, two_stage_models, tmp_path, changes, message
+):
     cfg = config(annotated, two_stage_models, str(tmp_path / "out"), "sqlite:///unused.db")
     cfg.handdiff = cfg.handdiff.model_copy(update=changes)
     with pytest.raises(ConfigError, match=message):
@@ -162,7 +183,9 @@ def test_an_output_of_other_model_contents_is_not_resumed(two_stage_models, tmp_
     from safetensors.torch import load_file, save_file
 
     models = {key: shutil.copytree(path, tmp_path / key) for key, path in two_stage_models.items()}
-    cfg = generate.Config(conditions={"path": str(tmp_path)}, output=str(tmp_path / "out"), handdiff={**{k: str(v) for k, v in models.items()}})
+    cfg = generate.Config(
+        conditions={"path": str(tmp_path)}, output=str(tmp_path / "out"), handdiff={**{k: str(v) for k, v in models.items()}}
+    )
     first = generate.check_models(cfg, done=set())
     assert set(first) == {str(models["hand_model"]), str(models["body_model"])}
     assert generate.check_models(cfg, done={"an/image"}) == first  # the same contents resume
@@ -173,13 +196,21 @@ def test_an_output_of_other_model_contents_is_not_resumed(two_stage_models, tmp_
     assert generate.check_models(cfg, done=set()) != first  # a fresh output takes the new contents
 
 
-@pytest.mark.parametrize(("resources", "device", "dtype"), [({"num_gpus": 1, "on_device": "cpu"}, "cpu", "float32"),
-                                                             ({"num_gpus": 1}, "cuda", "bfloat16"), ({"num_gpus": 0}, "cpu", "float32")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("resources", "device", "dtype"),
+    [({"num_gpus": 1, "on_device": "cpu"}, "cpu", "float32"), ({"num_gpus": 1}, "cuda", "bfloat16"), ({"num_gpus": 0}, "cpu", "float32")],
+)
 def test_the_generators_run_where_on_device_says(resources, device, dtype, tmp_path):
     """``on_device`` decides where the model computes (a GPU node's actor may compute on its CPU, as
     annotate's do), and the half-precision dtype only applies on CUDA."""
-    cfg = generate.Config(conditions={"path": str(tmp_path)}, output=str(tmp_path / "out"), method="sd15", baseline={"base": "sd"},
-                          dtype="bfloat16", resources=resources)  # fmt: skip
+    cfg = generate.Config(
+        conditions={"path": str(tmp_path)},
+        output=str(tmp_path / "out"),
+        method="sd15",
+        baseline={"base": "sd"},
+        dtype="bfloat16",
+        resources=resources,
+    )
     assert (cfg.generator_options()["device"], cfg.generator_options()["dtype"]) == (device, dtype)
 
 
@@ -187,8 +218,13 @@ def test_the_score_jobs_models_run_where_on_device_says(tmp_path):
     from pipelines import score
 
     models = {"clip": "c", "sam": "s", "inception": "i"}
-    cfg = score.Config(generated=str(tmp_path), conditions=str(tmp_path), output=str(tmp_path / "s"), models=models,
-                       resources={"num_gpus": 1, "on_device": "cpu"})  # fmt: skip
+    cfg = score.Config(
+        generated=str(tmp_path),
+        conditions=str(tmp_path),
+        output=str(tmp_path / "s"),
+        models=models,
+        resources={"num_gpus": 1, "on_device": "cpu"},
+    )
     assert cfg.scoring().resources.device == "cpu" and cfg.scoring().real == str(tmp_path / "s" / "real")
 
 
@@ -197,13 +233,26 @@ def test_the_handdiff_section_is_the_two_stage_settings_and_reaches_the_pipeline
     library's validation), and the generator rebuilds exactly the settings the config holds."""
     from handdiff.inference.settings import TwoStageSettings
 
-    changed = {"hand_steps": 3, "hand_guidance": 2.0, "body_steps": 4, "body_guidance": 3.0, "mask_threshold": 0.3, "strategy": "bbox",
-               "sme_kernel": 5, "unmasked_last_steps": 1, "handoff": "latent"}  # fmt: skip
+    changed = {
+        "hand_steps": 3,
+        "hand_guidance": 2.0,
+        "body_steps": 4,
+        "body_guidance": 3.0,
+        "mask_threshold": 0.3,
+        "strategy": "bbox",
+        "sme_kernel": 5,
+        "unmasked_last_steps": 1,
+        "handoff": "latent",
+    }
     assert set(changed) == set(TwoStageSettings.model_fields)  # a new library setting is configurable and listed here
-    cfg = generate.Config(conditions={"path": str(tmp_path)}, output=str(tmp_path / "out"),
-                          handdiff={"hand_model": "h", "body_model": "b", **changed})  # fmt: skip
+    cfg = generate.Config(
+        conditions={"path": str(tmp_path)}, output=str(tmp_path / "out"), handdiff={"hand_model": "h", "body_model": "b", **changed}
+    )
     options = cfg.generator_options()
     assert TwoStageSettings(**{k: options[k] for k in TwoStageSettings.model_fields}) == TwoStageSettings(**changed)
     with pytest.raises(ValueError, match="mask_threshold"):
-        generate.Config(conditions={"path": str(tmp_path)}, output=str(tmp_path / "out"),
-                        handdiff={"hand_model": "h", "body_model": "b", "mask_threshold": 1.5})  # fmt: skip
+        generate.Config(
+            conditions={"path": str(tmp_path)},
+            output=str(tmp_path / "out"),
+            handdiff={"hand_model": "h", "body_model": "b", "mask_threshold": 1.5},
+        )

@@ -46,13 +46,28 @@ def test_a_submitted_job_refuses_a_tracking_store_inside_rays_copy_of_the_workin
     ./mlruns store there would vanish with it, so the job stops before anything runs."""
     import json
 
-    cmd = [RAY, "job", "submit", "--address", ray_cluster.dashboard_url, "--working-dir", str(REPO),
-           "--runtime-env-json", json.dumps({"env_vars": {"MLFLOW_TRACKING_URI": ""}}), "--",
-           "python", "-m", "pipelines.demo", f"workdir={tmp_path / 'demo'}"]  # fmt: skip
+    cmd = [
+        RAY,
+        "job",
+        "submit",
+        "--address",
+        ray_cluster.dashboard_url,
+        "--working-dir",
+        str(REPO),
+        "--runtime-env-json",
+        json.dumps({"env_vars": {"MLFLOW_TRACKING_URI": ""}}),
+        "--",
+        "python",
+        "-m",
+        "pipelines.demo",
+        f"workdir={tmp_path / 'demo'}",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, **ray_cluster.env})
     assert out.returncode != 0
     text = out.stdout + out.stderr
-    assert re.search(r"error: tracking: the MLflow store sqlite:///\S+/runtime_resources/working_dir_files/\S+ is inside Ray's temporary copy", text), text[-3000:]
+    assert re.search(
+        r"error: tracking: the MLflow store sqlite:///\S+/runtime_resources/working_dir_files/\S+ is inside Ray's temporary copy", text
+    ), text[-3000:]
     assert "set MLFLOW_TRACKING_URI" in text and "Traceback" not in text and not (tmp_path / "demo").exists()  # nothing ran
 
 
@@ -72,8 +87,10 @@ def test_a_token_cluster_runs_only_jobs_submitted_with_its_token(tmp_path, s3_se
     assert len(token) >= 32
     head = start_ray_head(tmp_path, env={**s3_server.env, "HOME": str(home), "RAY_AUTH_MODE": "token"})
     try:
-        for refused_env in ({**clean, "HOME": str(stranger)},  # no token, auth mode unset
-                            {**clean, "HOME": str(stranger), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "not-the-token"}):  # fmt: skip
+        for refused_env in (
+            {**clean, "HOME": str(stranger)},  # no token, auth mode unset
+            {**clean, "HOME": str(stranger), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "not-the-token"},
+        ):
             out = submit(head, "python", "tests/pipelines/fixtures/ray_hello.py", env=refused_env)
             assert out.returncode != 0
             text = out.stdout + out.stderr
@@ -94,8 +111,10 @@ def test_no_address_starts_a_new_local_instance_even_where_a_cluster_is_advertis
     ``num_cpus``), nor a stale address a killed head left there."""
     import tempfile
 
-    script = ("import ray; from pipelines.job import RayConfig, init_ray; init_ray(RayConfig(num_cpus=1)); "
-              "print('cpus', int(ray.cluster_resources()['CPU']), ray.get_runtime_context().gcs_address)")  # fmt: skip
+    script = (
+        "import ray; from pipelines.job import RayConfig, init_ray; init_ray(RayConfig(num_cpus=1)); "
+        "print('cpus', int(ray.cluster_resources()['CPU']), ray.get_runtime_context().gcs_address)"
+    )
     for advertised in (ray_cluster.address, "127.0.0.1:1"):  # the running head; a dead one
         ray_tmp = Path(tempfile.mkdtemp(prefix="hd-ray-", dir="/tmp"))  # short: Ray's socket paths live under it
         (ray_tmp / "ray").mkdir()

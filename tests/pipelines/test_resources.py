@@ -21,10 +21,17 @@ TWO_CPUS = Cluster(((2.0, 0.0),))
 def test_every_pool_of_a_config_is_a_demand_and_the_pools_of_a_pass_add_up():
     cfg = demo_config("annotate", "/tmp/unused")
     assert {d.key: (d.count, d.cpus) for d in demands_of(cfg)} == {
-        "tasks": (1, 0.5), "keypoints.resources": (1, 1.0), "masks.resources": (1, 1.0), "captions.resources": (1, 1.0)}  # fmt: skip
+        "tasks": (1, 0.5),
+        "keypoints.resources": (1, 1.0),
+        "masks.resources": (1, 1.0),
+        "captions.resources": (1, 1.0),
+    }
     # the README's case: the demo's annotate on a default 2-CPU head would leave LLaVA's actor pending forever
-    with pytest.raises(ConfigError, match=r"need 3\.5 CPUs and 0 GPUs \(tasks: 1 x 0\.5 CPU; keypoints\.resources: .*\) but the cluster has "
-                                          r"2 CPUs, 0 GPUs: they would wait forever; lower \S+\.actors"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"need 3\.5 CPUs and 0 GPUs \(tasks: 1 x 0\.5 CPU; keypoints\.resources: .*\) but the cluster has "
+        r"2 CPUs, 0 GPUs: they would wait forever; lower \S+\.actors",
+    ):
         check_demands(cfg.resource_passes(), TWO_CPUS)
     check_demands(cfg.resource_passes(), Cluster(((4.0, 0.0),)))
     # a training job: its worker group and its data tasks
@@ -43,7 +50,9 @@ def test_a_benchmark_needs_its_largest_pass_not_every_pool_at_once():
 
 def test_an_actor_no_node_can_hold_is_refused_unless_the_cluster_autoscales():
     gpu_pool = [[Demand("masks.resources", 2, 2.0, 1.0)]]
-    with pytest.raises(ConfigError, match=r"masks\.resources: one actor needs 2 CPUs and 1 GPUs but no node has that \(the cluster has 8 CPUs, 0 GPUs\)"):
+    with pytest.raises(
+        ConfigError, match=r"masks\.resources: one actor needs 2 CPUs and 1 GPUs but no node has that \(the cluster has 8 CPUs, 0 GPUs\)"
+    ):
         check_demands(gpu_pool, Cluster(((8.0, 0.0),)))
     check_demands(gpu_pool, Cluster(((8.0, 0.0),)), autoscale_to={"CPU": 64, "GPU": 8})  # GPU workers from zero
     with pytest.raises(ConfigError, match=r"autoscales to 64, 1"):
@@ -64,13 +73,25 @@ def test_an_unplaceable_pool_stops_the_job_before_any_compute(ray_session, tmp_p
     from pipelines import generate
 
     config = tmp_path / "generate.yaml"
-    config.write_text(to_yaml(generate.Config(
-        tracking={"run_name": "too-big", "tracking_uri": f"sqlite:///{tmp_path}/db.sqlite"}, conditions={"path": str(tmp_path)},
-        output=str(tmp_path / "out"), method="oracle", resources={"actors": 40, "num_cpus": 1}, tasks={"num_cpus": 0.5, "concurrency": 1},
-    )))  # fmt: skip
+    config.write_text(
+        to_yaml(
+            generate.Config(
+                tracking={"run_name": "too-big", "tracking_uri": f"sqlite:///{tmp_path}/db.sqlite"},
+                conditions={"path": str(tmp_path)},
+                output=str(tmp_path / "out"),
+                method="oracle",
+                resources={"actors": 40, "num_cpus": 1},
+                tasks={"num_cpus": 0.5, "concurrency": 1},
+            )
+        )
+    )
     assert generate.main(["--config", str(config)]) == 2
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line]
-    assert line.startswith("error: the pools that run together need 40.5 CPUs") and "resources: 40 x 1 CPU" in line and "lower resources.actors" in line
+    assert (
+        line.startswith("error: the pools that run together need 40.5 CPUs")
+        and "resources: 40 x 1 CPU" in line
+        and "lower resources.actors" in line
+    )
     assert not (tmp_path / "out").exists()  # nothing ran
 
 
@@ -114,10 +135,15 @@ def test_a_pool_that_waits_for_resources_says_what_ray_has_pending(ray_session, 
     from pipelines import generate
     from pipelines.job import TrackingConfig
 
-    cfg = generate.Config(tracking=TrackingConfig(run_name="waits", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"),
-                          conditions={"path": f"{annotated.output}/hagrid", "count": 8, "size": 64}, output=str(tmp_path / "out"),
-                          method="sd15", baseline={"base": f"{demo_workdir}/zoo/sd15", "steps": 1},
-                          resources={"actors": 1, "batch_size": 2, "num_cpus": 1}, tasks={"num_cpus": 0.25, "concurrency": 1})  # fmt: skip
+    cfg = generate.Config(
+        tracking=TrackingConfig(run_name="waits", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"),
+        conditions={"path": f"{annotated.output}/hagrid", "count": 8, "size": 64},
+        output=str(tmp_path / "out"),
+        method="sd15",
+        baseline={"base": f"{demo_workdir}/zoo/sd15", "steps": 1},
+        resources={"actors": 1, "batch_size": 2, "num_cpus": 1},
+        tasks={"num_cpus": 0.25, "concurrency": 1},
+    )
     message, code = run_starved(lambda: generate.run(cfg), caplog)
     assert "generate: nothing written for" in message and "{CPU 1}" in message and "free: " in message, message
     assert code == 0 and list((tmp_path / "out" / "images").rglob("*.png"))  # it ran once the CPUs were free
@@ -130,12 +156,15 @@ def test_training_whose_workers_wait_for_resources_says_what_ray_has_pending(ray
     the job reports the pending group instead of silence, and trains once the CPUs are free."""
     from pipelines.job import TrackingConfig
 
-    cfg = train_hand.Config(tracking=TrackingConfig(run_name="train-waits", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"),
-                            data={"path": hand_crops.output, "validation_rows": 2, "shuffle_buffer": 8, "tasks": {"num_cpus": 0.25, "concurrency": 1}},
-                            model={"base": f"{demo_workdir}/zoo/sd15"},
-                            train={"batch_size": 2, "steps": 2, "warmup_steps": 0, "mixed_precision": "no", "gradient_checkpointing": False},
-                            scaling={"workers": 1, "cpus_per_worker": 1}, checkpoint={"storage_path": str(tmp_path / "runs"), "every_steps": 2},
-                            logging={"every_steps": 1, "sample_every_steps": 1000})  # fmt: skip
+    cfg = train_hand.Config(
+        tracking=TrackingConfig(run_name="train-waits", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"),
+        data={"path": hand_crops.output, "validation_rows": 2, "shuffle_buffer": 8, "tasks": {"num_cpus": 0.25, "concurrency": 1}},
+        model={"base": f"{demo_workdir}/zoo/sd15"},
+        train={"batch_size": 2, "steps": 2, "warmup_steps": 0, "mixed_precision": "no", "gradient_checkpointing": False},
+        scaling={"workers": 1, "cpus_per_worker": 1},
+        checkpoint={"storage_path": str(tmp_path / "runs"), "every_steps": 2},
+        logging={"every_steps": 1, "sample_every_steps": 1000},
+    )
     message, code = run_starved(lambda: train_hand.run(cfg), caplog)
     assert "train-waits: waiting on resources for" in message and "placement group of 1 x {CPU 1}" in message, message
     assert code == 0 and (tmp_path / "runs" / "train-waits").is_dir()  # it trained once the CPUs were free

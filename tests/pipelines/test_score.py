@@ -26,13 +26,23 @@ def test_the_oracle_scores_dap_near_one_where_the_person_is_found(ray_session, a
     tasks = {"num_cpus": 0.5, "concurrency": 2}
     conditions = str(tmp_path / "conditions")
     bench = build_benchmark_set.Config(
-        tracking=TrackingConfig(run_name="bench", tracking_uri=uri), output=conditions, size=256, tasks=tasks, index_rows_per_file=4,
+        tracking=TrackingConfig(run_name="bench", tracking_uri=uri),
+        output=conditions,
+        size=256,
+        tasks=tasks,
+        index_rows_per_file=4,
         sources={"hagrid": {"path": f"{annotated.output}/hagrid", "count": 6, "stratify_by": "gesture", "splits": ["test"]}},
-    )  # fmt: skip
+    )
     assert build_benchmark_set.run(bench) == 0
-    oracle = generate.Config(tracking=TrackingConfig(run_name="oracle", tracking_uri=uri), conditions={"path": conditions},
-                             output=str(tmp_path / "generated"), method="oracle", tasks=tasks, index_rows_per_file=4,
-                             resources={"actors": 1, "batch_size": 4, "num_cpus": 0.5, "num_gpus": 0})  # fmt: skip
+    oracle = generate.Config(
+        tracking=TrackingConfig(run_name="oracle", tracking_uri=uri),
+        conditions={"path": conditions},
+        output=str(tmp_path / "generated"),
+        method="oracle",
+        tasks=tasks,
+        index_rows_per_file=4,
+        resources={"actors": 1, "batch_size": 4, "num_cpus": 0.5, "num_gpus": 0},
+    )
     assert generate.run(oracle) == 0
     cfg = demo_config("score", demo_workdir, TrackingConfig(run_name="score", tracking_uri=uri))
     cfg.generated, cfg.conditions, cfg.output, cfg.bootstrap = oracle.output, conditions, str(tmp_path / "scores"), 10

@@ -32,7 +32,7 @@ def config(outpaint_set, demo_workdir, tracking_uri: str, run_name: str, storage
         checkpoint={"storage_path": storage_path, "every_steps": 2, "num_to_keep": 2},
         logging={"every_steps": 1, "sample_every_steps": 1000, "sample_inference_steps": 3},
         registered_model=f"body-{run_name}",
-    )  # fmt: skip
+    )
 
 
 def history(uri: str, run_name: str, metric: str) -> list[tuple[int, float]]:
@@ -58,14 +58,19 @@ def test_two_workers_lower_the_loss_log_everything_and_export_a_model_that_sampl
     assert final.controlnet.config.conditioning_channels == 4
     assert (final.settings.config.fill, final.settings.config.size, final.settings.config.person_margin) == (100, 64, 0.1)  # the set's
     assert isinstance(ControlNetModel.from_pretrained(f"{run.data.tags['final_model']}/controlnet"), ControlNetModel)
-    assert sorted(p.name for p in (tmp_path / "runs" / "overfit").iterdir() if p.name.startswith("step_")) == ["step_00000022", "step_00000024"]
+    assert sorted(p.name for p in (tmp_path / "runs" / "overfit").iterdir() if p.name.startswith("step_")) == [
+        "step_00000022",
+        "step_00000024",
+    ]
 
     # the registered model outpaints through MLflow's own loader, keeping the hands it was given
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model("models:/body-overfit/1")
     row = read_parts(f"{outpaint_set.output}/records", schema=OUTPAINT_SCHEMA).slice(0, 1).to_pylist()[0]
-    out = model.predict(pd.DataFrame({"caption": [row["caption"]], "keypoints": [row["keypoints"]], "canvas": [row["canvas"]],
-                                      "mask": [row["mask"]]}), params={"steps": 3})  # fmt: skip
+    out = model.predict(
+        pd.DataFrame({"caption": [row["caption"]], "keypoints": [row["keypoints"]], "canvas": [row["canvas"]], "mask": [row["mask"]]}),
+        params={"steps": 3},
+    )
     assert decode_image(out["image"][0]).shape == (64, 64, 3)
 
 

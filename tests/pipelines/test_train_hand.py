@@ -27,7 +27,7 @@ def config(hand_crops, demo_workdir, tracking_uri: str, run_name: str, storage_p
         checkpoint={"storage_path": storage_path, "every_steps": 2, "num_to_keep": 2},
         logging={"every_steps": 1, "sample_every_steps": 1000, "sample_inference_steps": 2},
         registered_model=f"hand-{run_name}",
-    )  # fmt: skip
+    )
 
 
 def history(uri: str, run_name: str, metric: str) -> list[tuple[int, float]]:
@@ -35,10 +35,15 @@ def history(uri: str, run_name: str, metric: str) -> list[tuple[int, float]]:
 
 
 def test_two_workers_lower_the_loss_on_a_tiny_set_and_log_everything(ray_session, annotated, demo_workdir, tmp_path):
-    tiny = build_hand_crops.Config(tracking=TrackingConfig(run_name="tiny-set", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"),
-                                   sources={"reinterhand": {"path": f"{annotated.output}/reinterhand", "count": 4}},
-                                   output=str(tmp_path / "tiny"), size=64, margin=0.4, min_hand_points=6,
-                                   tasks={"num_cpus": 0.5, "concurrency": 1})  # fmt: skip
+    tiny = build_hand_crops.Config(
+        tracking=TrackingConfig(run_name="tiny-set", tracking_uri=f"sqlite:///{tmp_path}/db.sqlite"),
+        sources={"reinterhand": {"path": f"{annotated.output}/reinterhand", "count": 4}},
+        output=str(tmp_path / "tiny"),
+        size=64,
+        margin=0.4,
+        min_hand_points=6,
+        tasks={"num_cpus": 0.5, "concurrency": 1},
+    )
     assert build_hand_crops.run(tiny) == 0
     uri = f"sqlite:///{tmp_path}/db.sqlite"
     cfg = config(tiny, demo_workdir, uri, "overfit", str(tmp_path / "runs"), steps=24, lr=2e-3, heatmap_sigma=1.5)

@@ -17,7 +17,7 @@ from handdiff.annotation.stages import (
     table_captions,
     to_records,
     write_parts,
-)  # fmt: skip
+)
 from handdiff.assets.sample_data import sample_sources
 from handdiff.data import keypoints as kp
 from handdiff.data.parts import INDEX_SCHEMA, read_parts
@@ -97,10 +97,25 @@ def test_rows_planned_for_dataset_keypoints_take_the_datasets_own(laion_rows):
 
 def _row(**fields):
     row = {name: None for name in WORK_SCHEMA.names}
-    row.update(image_id="laion_human/x.jpg", dataset="laion_human", split="train", image_uri="x.jpg", width=100, height=100,
-               status=OK, hand_sides=["left"], hand_boxes=[[0, 0, 10, 10]], keypoints=np.zeros(399, np.float32),
-               keypoints_source="mediapipe", hand_mask_source="sam", caption="c", caption_source="llava",
-               annotators="{}", code_version="v0", plan=Plan(output="out", filter=True).to_json())  # fmt: skip
+    row.update(
+        image_id="laion_human/x.jpg",
+        dataset="laion_human",
+        split="train",
+        image_uri="x.jpg",
+        width=100,
+        height=100,
+        status=OK,
+        hand_sides=["left"],
+        hand_boxes=[[0, 0, 10, 10]],
+        keypoints=np.zeros(399, np.float32),
+        keypoints_source="mediapipe",
+        hand_mask_source="sam",
+        caption="c",
+        caption_source="llava",
+        annotators="{}",
+        code_version="v0",
+        plan=Plan(output="out", filter=True).to_json(),
+    )
     row.update(fields)
     return row
 
@@ -128,8 +143,11 @@ def test_caption_table_stage(tmp_path):
     table = tmp_path / "captions.csv"
     table.write_text("sequence,caption\nseq1,two hands\n")
     plan = Plan(output="out", keypoints="dataset", captions="table", caption_table=str(table)).to_json()
-    rows = [_row(image_id="a", sequence="seq1", caption=None, plan=plan), _row(image_id="b", sequence="seq9", caption=None, plan=plan),
-            _row(image_id="c", sequence="seq1", caption=None)]  # planned for LLaVA: not this stage's  # fmt: skip
+    rows = [
+        _row(image_id="a", sequence="seq1", caption=None, plan=plan),
+        _row(image_id="b", sequence="seq9", caption=None, plan=plan),
+        _row(image_id="c", sequence="seq1", caption=None),
+    ]  # planned for LLaVA: not this stage's
     out = {r["image_id"]: r for r in table_captions(pa.Table.from_pylist(rows, schema=WORK_SCHEMA)).to_pylist()}
     assert out["a"]["caption"] == "two hands" and out["a"]["caption_source"] == "table"
     assert out["c"]["caption"] is None and out["c"]["status"] == OK
@@ -152,5 +170,6 @@ def test_write_parts_splits_every_row_into_one_table_of_its_dataset(tmp_path):
     assert records.schema.names == ANNOTATION_SCHEMA.names  # work-only fields (image bytes, status) are not written
     assert records.column("image_id").to_pylist() == ["ok"]
     assert read_parts(str(tmp_path / "errors"), schema=ERROR_SCHEMA).to_pylist() == [
-        {"image_id": "bad", "dataset": "laion_human", "stage": "keypoints", "reason": "no hands detected"}]
+        {"image_id": "bad", "dataset": "laion_human", "stage": "keypoints", "reason": "no hands detected"}
+    ]
     assert read_parts(str(tmp_path / "filtered")).column("reason").to_pylist() == ["2 people, not 1"]

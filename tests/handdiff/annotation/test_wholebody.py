@@ -19,8 +19,7 @@ from handdiff.data.records import is_error, keypoints_from_column
 
 # Measured by eye on scikit-image's astronaut.png (512 x 512) on a 10-pixel grid at 5x
 # zoom: pupils, nose tip; shoulder joints under the bulky suit are less certain.
-ASTRONAUT = {"right_eye": (204, 102), "left_eye": (246, 103), "nose": (225, 128),
-             "right_shoulder": (108, 245), "left_shoulder": (318, 258)}  # fmt: skip
+ASTRONAUT = {"right_eye": (204, 102), "left_eye": (246, 103), "nose": (225, 128), "right_shoulder": (108, 245), "left_shoulder": (318, 258)}
 FACE_TOLERANCE, SHOULDER_TOLERANCE = 12.0, 20.0  # px: ~2% and ~4% of the image
 
 
@@ -196,8 +195,11 @@ def test_the_hand_landmarker_handrefiner_uses_finds_the_drawn_hands(sample_data)
             continue  # the sample's deliberately broken files
         for hand in finder(image):
             assert hand.shape == (21, 3)
-            near = min(np.linalg.norm(hand[hand[:, 2] > 0, :2].mean(0) - truth[s][truth[s][:, 2] > 0, :2].mean(0)) for s in (kp.LEFT_HAND, kp.RIGHT_HAND)
-                       if truth[s][:, 2].max() > 0)  # fmt: skip
+            near = min(
+                np.linalg.norm(hand[hand[:, 2] > 0, :2].mean(0) - truth[s][truth[s][:, 2] > 0, :2].mean(0))
+                for s in (kp.LEFT_HAND, kp.RIGHT_HAND)
+                if truth[s][:, 2].max() > 0
+            )
             assert near < 0.1 * max(image.shape[:2])  # on one of the drawn hands
             found += 1
     assert found >= 5

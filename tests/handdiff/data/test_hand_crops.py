@@ -51,8 +51,12 @@ def two_hand_record(left_at: tuple[float, float], right_at: tuple[float, float],
         m = np.zeros(shape, bool)
         m[int(y) : int(y) + 20, int(x) : int(x) + 20] = True
         masks.append(encode_rle(m))
-    return {"keypoints": keypoints.reshape(-1), "hand_sides": ["left", "right"], "hand_masks": masks,
-            "hand_boxes": [list(kp.hand_box(keypoints[s][:, :2])) for s in (kp.LEFT_HAND, kp.RIGHT_HAND)]}  # fmt: skip
+    return {
+        "keypoints": keypoints.reshape(-1),
+        "hand_sides": ["left", "right"],
+        "hand_masks": masks,
+        "hand_boxes": [list(kp.hand_box(keypoints[s][:, :2])) for s in (kp.LEFT_HAND, kp.RIGHT_HAND)],
+    }
 
 
 def test_make_crops_from_an_annotated_record():

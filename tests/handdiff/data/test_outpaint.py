@@ -19,8 +19,12 @@ def person_record(shape=(200, 300)) -> tuple[dict, np.ndarray]:
     keypoints[kp.LEFT_HAND] = np.column_stack([np.linspace(150, 159, 21), np.linspace(100, 109, 21), np.ones(21)])
     hand = np.zeros(shape, bool)
     hand[100:110, 150:160] = True
-    record = {"caption": "a person", "keypoints": keypoints.reshape(-1).tolist(), "person_box": [100, 40, 60, 120],
-              "hand_masks": [encode_rle(hand)]}  # fmt: skip
+    record = {
+        "caption": "a person",
+        "keypoints": keypoints.reshape(-1).tolist(),
+        "person_box": [100, 40, 60, 120],
+        "hand_masks": [encode_rle(hand)],
+    }
     return record, image
 
 
@@ -45,9 +49,13 @@ def test_a_row_frames_the_person_and_keeps_only_the_hands_on_the_canvas():
 
 @pytest.mark.parametrize(
     ("change", "reason"),
-    [({"person_box": None}, "no body keypoints"), ({"hand_masks": []}, "no hand masks"), ({"caption": ""}, "no caption"),
-     ({"keypoints": None}, "no body keypoints")],
-)  # fmt: skip
+    [
+        ({"person_box": None}, "no body keypoints"),
+        ({"hand_masks": []}, "no hand masks"),
+        ({"caption": ""}, "no caption"),
+        ({"keypoints": None}, "no body keypoints"),
+    ],
+)
 def test_records_without_body_hands_or_caption_are_refused_with_the_reason(change, reason):
     record, image = person_record()
     with pytest.raises(NotOutpaintable, match=reason):

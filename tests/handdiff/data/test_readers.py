@@ -58,8 +58,17 @@ def test_manifest_entries_give_their_expected_errors(sample_data, name):
 
 def test_manifest_covers_every_kind_of_bad_input(sample_data):
     cases = {e["case"] for e in read_manifest(sample_data)["bad_entries"]}
-    assert {"corrupt_jpeg", "truncated_png", "missing_image", "missing_field", "zero_size_box", "nan_keypoints",
-            "grayscale", "rgba", "malformed_json"} <= cases  # fmt: skip
+    assert {
+        "corrupt_jpeg",
+        "truncated_png",
+        "missing_image",
+        "missing_field",
+        "zero_size_box",
+        "nan_keypoints",
+        "grayscale",
+        "rgba",
+        "malformed_json",
+    } <= cases
 
 
 def test_converted_images_decode_to_rgb(sample_data):

@@ -39,7 +39,9 @@ def people(*extra) -> np.ndarray:
 
 
 def test_object_and_plain_arrays_read_as_numpy_reads_them():
-    data = npz(arr_0=people({"keypoints": np.zeros((17, 3)), "score": 0.1, "name": "b", "nested": {"t": (1, 2)}}), plain=np.arange(6).reshape(2, 3))
+    data = npz(
+        arr_0=people({"keypoints": np.zeros((17, 3)), "score": 0.1, "name": "b", "nested": {"t": (1, 2)}}), plain=np.arange(6).reshape(2, 3)
+    )
     ours = load_npz(data)
     theirs = np.load(io.BytesIO(data), allow_pickle=True)
     assert set(ours) == set(theirs.files) == {"arr_0", "plain"}

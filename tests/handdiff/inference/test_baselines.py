@@ -21,9 +21,16 @@ def conditions(n: int = 2, size: int = 64) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("method, models", [("sd15", {}), ("controlnet-openpose", {"controlnet": "controlnet"}),
-                                            ("t2i-adapter-openpose", {"adapter": "t2i_adapter"}), ("humansd", {"humansd": "humansd"}),
-                                            ("handrefiner", {"handrefiner": "handrefiner", "inpainting": "inpainting"})])  # fmt: skip
+@pytest.mark.parametrize(
+    "method, models",
+    [
+        ("sd15", {}),
+        ("controlnet-openpose", {"controlnet": "controlnet"}),
+        ("t2i-adapter-openpose", {"adapter": "t2i_adapter"}),
+        ("humansd", {"humansd": "humansd"}),
+        ("handrefiner", {"handrefiner": "handrefiner", "inpainting": "inpainting"}),
+    ],
+)
 def test_each_baseline_generates_one_image_per_condition_reproducibly(tiny_zoo, method, models):
     zoo = model_locations(tiny_zoo)
     generator = make_generator(method, base=zoo["sd15"], steps=2, **{k: zoo[v] for k, v in models.items()})
@@ -55,10 +62,13 @@ def _spy(monkeypatch, target, name: str, calls: list, record):
     monkeypatch.setattr(target, name, spy)
 
 
-@pytest.mark.parametrize("method, models, draw", [
-    ("controlnet-openpose", {"controlnet": "controlnet"}, "draw_skeleton"),
-    ("t2i-adapter-openpose", {"adapter": "t2i_adapter"}, "draw_openpose_body"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "method, models, draw",
+    [
+        ("controlnet-openpose", {"controlnet": "controlnet"}, "draw_skeleton"),
+        ("t2i-adapter-openpose", {"adapter": "t2i_adapter"}, "draw_openpose_body"),
+    ],
+)
 def test_pose_baselines_receive_the_drawing_their_authors_trained_on(tiny_zoo, monkeypatch, method, models, draw):
     """ControlNet 1.1: body + hands; T2I-Adapter's OpenPose adapter: the body alone, as its annotator draws it."""
     from handdiff.data import skeleton
@@ -74,8 +84,10 @@ def test_pose_baselines_receive_the_drawing_their_authors_trained_on(tiny_zoo, m
     assert guidance == {"controlnet-openpose": 9.0, "t2i-adapter-openpose": 7.5}[method]  # the authors' demo defaults
     if method == "controlnet-openpose":
         body_only = make_generator(method, base=zoo["sd15"], steps=1, pose="body", controlnet=zoo["controlnet"])
-        assert body_only._condition([condition], 64)["image"][0].tobytes() == skeleton.draw_openpose_body(
-            np.asarray(condition["keypoints"], np.float32).reshape(133, 3), 64).tobytes()  # ControlNet 1.0's
+        assert (
+            body_only._condition([condition], 64)["image"][0].tobytes()
+            == skeleton.draw_openpose_body(np.asarray(condition["keypoints"], np.float32).reshape(133, 3), 64).tobytes()
+        )  # ControlNet 1.0's
 
 
 def test_humansd_receives_its_own_pose_drawing_as_latents_beside_the_noise(tiny_zoo, monkeypatch):
@@ -115,8 +127,16 @@ def test_handrefiner_mask_is_one_padded_rectangle_per_hand():
 def refiner(tiny_zoo):
     zoo = model_locations(tiny_zoo)
     found: dict = {"hands": []}
-    generator = make_generator("handrefiner", base=zoo["sd15"], handrefiner=zoo["handrefiner"], inpainting=zoo["inpainting"], steps=2,
-                               handrefiner_steps=4, handrefiner_control_scale=0.7, hand_detector=lambda image: found["hands"])  # fmt: skip
+    generator = make_generator(
+        "handrefiner",
+        base=zoo["sd15"],
+        handrefiner=zoo["handrefiner"],
+        inpainting=zoo["inpainting"],
+        steps=2,
+        handrefiner_steps=4,
+        handrefiner_control_scale=0.7,
+        hand_detector=lambda image: found["hands"],
+    )
     return generator, found
 
 
@@ -163,4 +183,6 @@ def test_handrefiner_leaves_an_image_without_hands_as_sd_drew_it(refiner):
 def test_handrefiner_refuses_a_unet_without_the_inpainting_channels(tiny_zoo):
     zoo = model_locations(tiny_zoo)
     with pytest.raises(ValueError, match="9 input channels"):
-        make_generator("handrefiner", base=zoo["sd15"], handrefiner=zoo["handrefiner"], inpainting=zoo["sd15"], hand_detector=lambda image: [])
+        make_generator(
+            "handrefiner", base=zoo["sd15"], handrefiner=zoo["handrefiner"], inpainting=zoo["sd15"], hand_detector=lambda image: []
+        )

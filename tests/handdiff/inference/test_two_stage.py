@@ -29,7 +29,9 @@ def pipeline(tiny_zoo) -> TwoStagePipeline:
     zoo = model_locations(tiny_zoo)
     hand_sd = load_sd_pipeline(zoo["sd15"])
     # new weights from seed 7: a fresh mask head that, spread below, predicts part of each crop for these poses
-    hand = HandGenerationPipeline.from_parts(hand_sd, build_hand_generator(hand_sd.unet, crop_size=SIZE, generator=torch.Generator().manual_seed(7)))
+    hand = HandGenerationPipeline.from_parts(
+        hand_sd, build_hand_generator(hand_sd.unet, crop_size=SIZE, generator=torch.Generator().manual_seed(7))
+    )
     with torch.no_grad():  # a fresh mask head outputs ~0 everywhere: spread it so that the predicted masks hold some pixels
         hand.generator.mask_head.layers[-1].weight.mul_(200.0)
         hand.generator.mask_head.layers[-1].bias.fill_(0.5)
@@ -153,7 +155,9 @@ def test_each_strategy_hands_its_masks_and_the_exact_mask_to_stage_two(pipeline,
     monkeypatch.setattr(BodyOutpaintPipeline, "__call__", spy)
     inputs = []  # the latents each ControlNet call sees (the first half of a CFG batch)
     forward = pipeline.body.controlnet.forward
-    monkeypatch.setattr(pipeline.body.controlnet, "forward", lambda sample, *a, **k: inputs.append(sample[:1].clone()) or forward(sample, *a, **k))
+    monkeypatch.setattr(
+        pipeline.body.controlnet, "forward", lambda sample, *a, **k: inputs.append(sample[:1].clone()) or forward(sample, *a, **k)
+    )
     (result,) = pipeline([pose("two")], ["a person"], [5], SIZE, settings(strategy=strategy))
     exact = torch.as_tensor(result.hand_mask, dtype=torch.float32)[None, None]
     assert torch.equal(seen["mask"], exact)  # the ControlNet always gets the exact hand mask

@@ -14,8 +14,10 @@ from handdiff.metrics.keypoints import WHOLEBODY_SIGMAS, keypoint_ap, mpjpe, sig
 
 def people(n: int = 6) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
-    return [person_keypoints(256 + rng.uniform(-40, 40), 30, 440, {"left": True, "right": False}, {"left": "palm", "right": "fist"}, rng)
-            for _ in range(n)]  # fmt: skip
+    return [
+        person_keypoints(256 + rng.uniform(-40, 40), 30, 440, {"left": True, "right": False}, {"left": "palm", "right": "fist"}, rng)
+        for _ in range(n)
+    ]
 
 
 def test_sigmas_are_coco_wholebody():
@@ -116,8 +118,10 @@ def test_a_resample_reaccumulated_from_one_evaluation_equals_a_fresh_evaluation(
     rng = np.random.default_rng(3)
     targets = people(45)
     # errors and confidences in no particular order, so the sort by score interleaves hits and misses
-    detections = [np.column_stack([t[:, :2] + rng.normal(0, rng.uniform(2, 40), (133, 2)), t[:, 2] * rng.uniform(0.2, 1.0)]).astype(np.float32)
-                  for t in targets]  # fmt: skip
+    detections = [
+        np.column_stack([t[:, :2] + rng.normal(0, rng.uniform(2, 40), (133, 2)), t[:, 2] * rng.uniform(0.2, 1.0)]).astype(np.float32)
+        for t in targets
+    ]
     detections[2] = None  # nobody found
     detections[5][kp.HANDS, 2] = 0  # no hands found
     detections[7][kp.LEFT_HAND.start + 5 :, 2] = 0  # part of a hand

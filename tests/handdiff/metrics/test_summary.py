@@ -17,8 +17,17 @@ def rows(n: int = 8, shift: float = 0.0, seed: int = 0) -> list[dict]:
         detected = target.copy()
         detected[:, :2] += shift
         features = rng.normal(size=192)
-        out.append({"target": target, "detected": detected, "size": 512, "clip_score": 20.0 + i, "gesture": "palm" if i % 2 else "fist",
-                    "real_features": features, "fake_features": features.copy()})  # fmt: skip
+        out.append(
+            {
+                "target": target,
+                "detected": detected,
+                "size": 512,
+                "clip_score": 20.0 + i,
+                "gesture": "palm" if i % 2 else "fist",
+                "real_features": features,
+                "fake_features": features.copy(),
+            }
+        )
     return out
 
 
@@ -91,8 +100,10 @@ def test_paired_differences_over_shared_resamples(tmp_path):
         for i, r in enumerate(data):
             r["image_id"] = f"img{i:02d}"
     ids = [r["image_id"] for r in ours]
-    samples = {name: resampled_figures(evaluate(data, tmp_path / name), ids, resamples=30, seed=7)
-               for name, data in (("ours", ours), ("same", same), ("shifted", shifted))}  # fmt: skip
+    samples = {
+        name: resampled_figures(evaluate(data, tmp_path / name), ids, resamples=30, seed=7)
+        for name, data in (("ours", ours), ("same", same), ("shifted", shifted))
+    }
     identical = paired_differences(samples["ours"], samples["same"])
     assert all(diff == lo == hi == 0 for diff, lo, hi in identical.values())
     versus = paired_differences(samples["ours"], samples["shifted"])

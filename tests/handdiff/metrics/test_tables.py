@@ -4,14 +4,25 @@ import pytest
 
 from handdiff.metrics.summary import METRICS, conventions
 from handdiff.metrics.tables import (
-    PAPER_NAMES, PAPER_TABLE_I, PAPER_TABLE_II, TABLE_II_METRICS, deltas, deltas_markdown, read_csv_rows, table_rows, to_csv, to_markdown,
-)  # fmt: skip
+    PAPER_NAMES,
+    PAPER_TABLE_I,
+    PAPER_TABLE_II,
+    TABLE_II_METRICS,
+    deltas,
+    deltas_markdown,
+    read_csv_rows,
+    table_rows,
+    to_csv,
+    to_markdown,
+)
 
 
 def results(shift: float = 0.0) -> dict:
     metrics = {m: 0.5 + shift for m in METRICS}
-    return {"handdiff-sme": {"method": "handdiff", "metrics": metrics, "intervals": {m: (0.4, 0.6) for m in METRICS}},
-            "oracle": {"method": "oracle", "metrics": {m: 1.0 for m in METRICS}, "intervals": {}}}  # fmt: skip
+    return {
+        "handdiff-sme": {"method": "handdiff", "metrics": metrics, "intervals": {m: (0.4, 0.6) for m in METRICS}},
+        "oracle": {"method": "oracle", "metrics": {m: 1.0 for m in METRICS}, "intervals": {}},
+    }
 
 
 def test_table_one_puts_the_papers_values_beside_ours():
@@ -30,7 +41,11 @@ def test_csv_round_trips_and_deltas_are_current_minus_earlier():
     (mine, oracle) = deltas(rows, earlier)
     assert mine["dap"] == pytest.approx(0.1) and oracle["dap"] == 0
     markdown = deltas_markdown([{"name": "handdiff-sme", "dap": 0.6, "fid_fg": None}, {"name": "new"}], earlier, ("dap", "fid_fg"))
-    assert markdown.splitlines() == ["| method | dap | fid_fg |", "|---|---|---|", "| handdiff-sme | +0.100 | - |"]  # a method only now: no row
+    assert markdown.splitlines() == [
+        "| method | dap | fid_fg |",
+        "|---|---|---|",
+        "| handdiff-sme | +0.100 | - |",
+    ]  # a method only now: no row
 
 
 def test_kid_is_mean_plus_minus_std_as_the_paper_prints_it():

@@ -21,8 +21,17 @@ def test_outpaint_rows_get_image_and_canvas_latents_and_text(tiny_zoo):
     image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
     mask = np.zeros((64, 64), bool)
     mask[8:24, 8:24] = True
-    ok = new_row(OUTPAINT_WORK_SCHEMA, image_id="x/1", dataset="x", split="train", caption="a person", image=encode_image(image, "PNG"),
-                 canvas=encode_image(make_canvas(image, mask), "PNG"), mask=encode_rle(mask), size=64)  # fmt: skip
+    ok = new_row(
+        OUTPAINT_WORK_SCHEMA,
+        image_id="x/1",
+        dataset="x",
+        split="train",
+        caption="a person",
+        image=encode_image(image, "PNG"),
+        canvas=encode_image(make_canvas(image, mask), "PNG"),
+        mask=encode_rle(mask),
+        size=64,
+    )
     broken = new_row(OUTPAINT_WORK_SCHEMA, image_id="x/2", dataset="x")
     fail(broken, "make", "no hand masks")
     out = EncodeOutpaint(model_locations(tiny_zoo)["sd15"])(pa.Table.from_pylist([ok, broken], schema=OUTPAINT_WORK_SCHEMA)).to_pylist()

@@ -11,8 +11,13 @@ from torch import nn
 
 from handdiff.assets.tiny_zoo import model_locations
 from handdiff.models.hand_generator import (
-    HandGenerator, MaskHead, build_hand_generator, default_mask_head_source, grow_conv_in, hand_generator_loss,
-)  # fmt: skip
+    HandGenerator,
+    MaskHead,
+    build_hand_generator,
+    default_mask_head_source,
+    grow_conv_in,
+    hand_generator_loss,
+)
 
 
 def tiny_unet(zoo: str) -> UNet2DConditionModel:
@@ -21,8 +26,12 @@ def tiny_unet(zoo: str) -> UNet2DConditionModel:
 
 def inputs(batch: int = 2, latent: int = 8, text_dim: int = 32):
     g = torch.Generator().manual_seed(0)
-    return (torch.randn(batch, 4, latent, latent, generator=g), torch.tensor([10, 700][:batch]),
-            torch.randn(batch, 77, text_dim, generator=g), torch.rand(batch, 11, latent * 8, latent * 8, generator=g))  # fmt: skip
+    return (
+        torch.randn(batch, 4, latent, latent, generator=g),
+        torch.tensor([10, 700][:batch]),
+        torch.randn(batch, 77, text_dim, generator=g),
+        torch.rand(batch, 11, latent * 8, latent * 8, generator=g),
+    )
 
 
 def test_random_growth_keeps_the_pretrained_channels_and_records_the_count(tiny_zoo):
@@ -72,9 +81,13 @@ def test_mask_head_is_four_stride_2_transposed_convs_with_silu_between():
 def test_sd15_shaped_unet_feeds_the_head_its_1_16_feature_map():
     """SD 1.5's real architecture (random weights on the meta device: no memory)."""
     with torch.device("meta"):
-        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, block_out_channels=(320, 640, 1280, 1280),
-                                    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-                                    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)  # fmt: skip
+        unet = UNet2DConditionModel(
+            sample_size=64,
+            cross_attention_dim=768,
+            block_out_channels=(320, 640, 1280, 1280),
+            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        )
         assert default_mask_head_source(unet) == "up_blocks.2.upsamplers.0"
         model = build_hand_generator(unet)
         noise, mask = model(torch.zeros(1, 4, 64, 64), torch.tensor([500]), torch.zeros(1, 77, 768), torch.zeros(1, 11, 512, 512))

@@ -16,8 +16,9 @@ def test_sam_tiny_predicts_masks_and_rejects_the_wrong_architecture(tiny_zoo):
     predictor = SamPredictor(sam)
     image = np.random.default_rng(0).integers(0, 255, (120, 90, 3), dtype=np.uint8)
     predictor.set_image(image)
-    masks, scores, _ = predictor.predict(point_coords=np.array([[40, 50]]), point_labels=np.array([1]),
-                                         box=np.array([10, 10, 80, 100]), multimask_output=False)  # fmt: skip
+    masks, scores, _ = predictor.predict(
+        point_coords=np.array([[40, 50]]), point_labels=np.array([1]), box=np.array([10, 10, 80, 100]), multimask_output=False
+    )
     assert masks.shape == (1, 120, 90) and masks.dtype == bool and scores.shape == (1,)
     with pytest.raises(ValueError, match="does not hold a SAM vit_b checkpoint"):
         loading.load_sam(model_locations(tiny_zoo)["sam"], arch="vit_b")
@@ -46,4 +47,3 @@ def test_every_zoo_model_loads_from_s3(tiny_zoo, s3_prefix, tmp_path, monkeypatc
     stamp = cached.stat().st_mtime_ns
     loading.load_sd_pipeline(model_locations(s3_prefix)["sd15"])
     assert cached.stat().st_mtime_ns == stamp
-

@@ -25,7 +25,9 @@ def test_the_core_denoises_as_diffusers_stable_diffusion_pipeline_does(tiny_zoo)
     sd.set_progress_bar_config(disable=True)
     noise = seeded_noise(seed_generators([3, 4]), (4, 8, 8))
     prompts = ["a person waving", "a person"]
-    expected = sd(prompts, height=64, width=64, num_inference_steps=4, guidance_scale=7.5, latents=noise.clone(), output_type="latent").images
+    expected = sd(
+        prompts, height=64, width=64, num_inference_steps=4, guidance_scale=7.5, latents=noise.clone(), output_type="latent"
+    ).images
     text = guided_prompts(sd.tokenizer, sd.text_encoder, prompts, True, "cpu", torch.float32)
     ours = denoise(DDIMScheduler.from_config(sd.scheduler.config), noise, lambda x, t: sd.unet(x, t, text).sample, 4, 7.5)
     torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)
@@ -45,7 +47,9 @@ def test_guidance_extrapolates_from_the_unconditional_half_to_the_conditional_on
         return torch.cat([torch.full_like(x[:1], unconditional), torch.full_like(x[1:], conditional)])
 
     guided = denoise(linear_scheduler(), noise, halves, 3, 4.0)
-    by_hand = denoise(linear_scheduler(), noise, lambda x, t: torch.full_like(x, unconditional + 4.0 * (conditional - unconditional)), 3, 1.0)
+    by_hand = denoise(
+        linear_scheduler(), noise, lambda x, t: torch.full_like(x, unconditional + 4.0 * (conditional - unconditional)), 3, 1.0
+    )
     torch.testing.assert_close(guided, by_hand)
     unguided_inputs = []
     denoise(linear_scheduler(), noise, lambda x, t: unguided_inputs.append(x.shape[0]) or torch.zeros_like(x), 3, 1.0)

@@ -34,10 +34,25 @@ def rows(n: int = 2, size: int = 64, encoded: bool = False) -> pa.Table:
         image = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
         canvas = np.where(mask[..., None], image, np.uint8(127))
         latent = rng.standard_normal((4, size // 8, size // 8)).astype(np.float16).tobytes() if encoded else None
-        out.append({"image_id": f"x/{i}", "dataset": "x", "split": "train", "caption": "a person", "image": encode_image(image),
-                    "canvas": encode_image(canvas, "PNG"), "mask": encode_rle(mask), "skeleton": encode_image(image // 4, "PNG"),
-                    "keypoints": [0.0] * 399, "box": [0, 0, size], "size": size, "latents": latent, "canvas_latents": latent,
-                    "text_embedding": np.zeros((77, 32), np.float16).tobytes() if encoded else None, "code_version": "t"})  # fmt: skip
+        out.append(
+            {
+                "image_id": f"x/{i}",
+                "dataset": "x",
+                "split": "train",
+                "caption": "a person",
+                "image": encode_image(image),
+                "canvas": encode_image(canvas, "PNG"),
+                "mask": encode_rle(mask),
+                "skeleton": encode_image(image // 4, "PNG"),
+                "keypoints": [0.0] * 399,
+                "box": [0, 0, size],
+                "size": size,
+                "latents": latent,
+                "canvas_latents": latent,
+                "text_embedding": np.zeros((77, 32), np.float16).tobytes() if encoded else None,
+                "code_version": "t",
+            }
+        )
     return pa.Table.from_pylist(out, schema=OUTPAINT_SCHEMA)
 
 
@@ -56,7 +71,9 @@ def test_only_the_controlnet_learns_and_the_loss_falls(tiny_zoo):
     optimizer = torch.optim.AdamW(controlnet.parameters(), lr=1e-2)
     losses = []
     for _ in range(25):  # the same noise and timesteps every step: a fixed objective to overfit
-        loss = body_training_step(controlnet, frozen, data, BodyStepSettings(), torch.device("cpu"), generator=torch.Generator().manual_seed(0))["loss"]
+        loss = body_training_step(
+            controlnet, frozen, data, BodyStepSettings(), torch.device("cpu"), generator=torch.Generator().manual_seed(0)
+        )["loss"]
         loss.backward()
         assert all(p.grad is None for p in frozen.unet.parameters())
         optimizer.step()

@@ -15,18 +15,35 @@ from pipelines.demo_configs import demo_config
 
 
 def crop(value: int, latents: bytes | None = None) -> dict:
-    return {"image": encode_image(np.full((16, 16, 3), value, np.uint8), "PNG"), "keypoints": [float(value)] * 126,
-            "mask": encode_rle(np.ones((16, 16), bool)), "sides": ["left"], "box": [0, 0, 16], "latents": latents}  # fmt: skip
+    return {
+        "image": encode_image(np.full((16, 16, 3), value, np.uint8), "PNG"),
+        "keypoints": [float(value)] * 126,
+        "mask": encode_rle(np.ones((16, 16), bool)),
+        "sides": ["left"],
+        "box": [0, 0, 16],
+        "latents": latents,
+    }
 
 
 def rows(n: int, two_crops: bool = True, encoded: bool = False) -> pa.Table:
     latents = np.zeros((4, 2, 2), np.float16).tobytes() if encoded else None
-    return pa.Table.from_pylist([
-        {"image_id": f"x/{i}", "dataset": "x", "split": "train", "gesture": None, "caption": f"caption {i}",
-         "crops": [crop(10, latents), crop(200, latents)] if two_crops else [crop(10, latents)],
-         "text_embedding": np.ones((77, 8), np.float16).tobytes() if encoded else None, "crop_size": 16, "code_version": "t"}
-        for i in range(n)
-    ], schema=HAND_CROP_SCHEMA)  # fmt: skip
+    return pa.Table.from_pylist(
+        [
+            {
+                "image_id": f"x/{i}",
+                "dataset": "x",
+                "split": "train",
+                "gesture": None,
+                "caption": f"caption {i}",
+                "crops": [crop(10, latents), crop(200, latents)] if two_crops else [crop(10, latents)],
+                "text_embedding": np.ones((77, 8), np.float16).tobytes() if encoded else None,
+                "crop_size": 16,
+                "code_version": "t",
+            }
+            for i in range(n)
+        ],
+        schema=HAND_CROP_SCHEMA,
+    )
 
 
 def test_one_crop_drawn_per_row_at_random_each_call():

@@ -24,13 +24,19 @@ def batch(n: int = 2, size: int = 64) -> dict:
     keypoints[:, :21] = np.column_stack([rng.uniform(10, 50, 21), rng.uniform(10, 50, 21), np.ones(21)])
     mask = np.zeros((n, size, size), np.uint8)
     mask[:, 10:50, 10:50] = 1  # a hand-sized blob where the keypoints are
-    return {"pixels": rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8), "mask": mask,
-            "keypoints": keypoints, "caption": np.array(["a hand", ""], dtype=object)[:n]}  # fmt: skip
+    return {
+        "pixels": rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8),
+        "mask": mask,
+        "keypoints": keypoints,
+        "caption": np.array(["a hand", ""], dtype=object)[:n],
+    }
 
 
 def test_a_step_gives_finite_losses_and_trains_the_generator(tiny_zoo):
     model, frozen = setup(tiny_zoo)
-    losses = hand_training_step(model, frozen, batch(), StepSettings(sigma=1.0), torch.device("cpu"), generator=torch.Generator().manual_seed(0))
+    losses = hand_training_step(
+        model, frozen, batch(), StepSettings(sigma=1.0), torch.device("cpu"), generator=torch.Generator().manual_seed(0)
+    )
     assert set(losses) == {"loss", "loss_ldm", "loss_mask"} and all(torch.isfinite(v) for v in losses.values())
     assert torch.isclose(losses["loss"], losses["loss_ldm"] + 0.5 * losses["loss_mask"])
     losses["loss"].backward()
@@ -42,8 +48,9 @@ def test_a_few_steps_on_one_batch_lower_the_loss(tiny_zoo):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)  # high for a real run; a tiny model overfitting one batch
     data, losses = batch(), []
     for _ in range(30):  # the same noise and timesteps every step: a fixed objective to overfit
-        out = hand_training_step(model, frozen, data, StepSettings(sigma=1.0, mask_dropout=0.0), torch.device("cpu"),
-                                 generator=torch.Generator().manual_seed(0))  # fmt: skip
+        out = hand_training_step(
+            model, frozen, data, StepSettings(sigma=1.0, mask_dropout=0.0), torch.device("cpu"), generator=torch.Generator().manual_seed(0)
+        )
         out["loss"].backward()
         optimizer.step()
         optimizer.zero_grad()
