@@ -27,7 +27,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import mlflow
 import numpy as np
@@ -138,16 +138,26 @@ class Config(JobConfig):
 
 
 def run_key(section: dict, conditions: str, count: int | None, models: dict[str, str]) -> str:
-    """What a method's images depend on: its settings, the *contents* of its models (``models``:
-    location -> fingerprint; a model retrained in place gets a new key), the condition set (its
-    parts are named by the ids they hold) and how many conditions were taken."""
+    """What a method's images depend on: its settings with every model location replaced by the
+    model's *contents* (``models``: location -> fingerprint; a model retrained in place gets a new
+    key, the same model at another path or prefix keeps it), the condition set (its parts are
+    named by the ids they hold) and how many conditions were taken."""
     identity = {
-        "method": section,
-        "models": models,
+        "method": by_contents(section, models),
         "count": count,
         "conditions": sorted(uri.rsplit("/", 1)[1] for uri in part_uris(f"{conditions}/records")),
     }
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def by_contents(value: Any, models: dict[str, str]) -> Any:
+    """``value`` (JSON-able) with every string that is a model location of ``models`` replaced by
+    ``model:<fingerprint>``."""
+    if isinstance(value, dict):
+        return {key: by_contents(item, models) for key, item in value.items()}
+    if isinstance(value, list):
+        return [by_contents(item, models) for item in value]
+    return f"model:{models[value]}" if isinstance(value, str) and value in models else value
 
 
 def fingerprinted(locations: list[str], cache: dict[str, str]) -> dict[str, str]:
@@ -203,8 +213,9 @@ def generate_method(cfg: Config, name: str, section: dict, count: int | None, fi
     models = method_models(section, fingerprints)
     key = run_key(section, cfg.conditions, count, models)
     # the per-image score rows depend on the scoring models' contents and the detector's presence rule too
-    scorers = fingerprinted([cfg.scoring.clip, cfg.scoring.sam, cfg.scoring.inception], fingerprints)
-    detection = hashlib.sha1(json.dumps({"min_visibility": cfg.min_visibility, "models": scorers}, sort_keys=True).encode()).hexdigest()[:6]
+    scorers = [cfg.scoring.clip, cfg.scoring.sam, cfg.scoring.inception]
+    contents = [fingerprinted(scorers, fingerprints)[location] for location in scorers]
+    detection = hashlib.sha1(json.dumps({"min_visibility": cfg.min_visibility, "models": contents}).encode()).hexdigest()[:6]
     generated = storage.join(cfg.output, "generated", f"{name}-{key}")
     gen = generate.Config(
         tracking=TrackingConfig(run_name=f"{cfg.tracking.run_name}-{name}-{key}", tracking_uri=cfg.tracking.tracking_uri),

@@ -95,11 +95,12 @@ def keep_fingerprints(output: str, locations: list[str], done: set[str]) -> dict
     uri = storage.join(output, "models.json")
     if done and storage.exists(uri):
         before = json.loads(storage.read_text(uri))
-        changed = [location for location, now in models.items() if before.get(location) not in (None, now)]
-        if changed:
+        # by contents, not by location: the same model moved elsewhere resumes, another model refuses
+        changed = [location for location, now in models.items() if now not in before.values()]
+        if changed or len(models) != len(before):
             raise ValueError(
-                f"{output} holds {len(done)} rows made with other contents of {', '.join(changed)} (replaced in place "
-                "since?): resuming would mix two models' rows; write to a new output, or delete this one"
+                f"{output} holds {len(done)} rows made with other contents of {', '.join(changed or models)} (replaced "
+                "in place since, or another model?): resuming would mix two models' rows; write to a new output, or delete this one"
             )
     storage.write_text(uri, json.dumps(models, indent=1, sort_keys=True))
     return models

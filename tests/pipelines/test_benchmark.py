@@ -87,3 +87,17 @@ def test_each_method_is_keyed_and_logged_by_the_settings_it_reads(tmp_path):
     moved.methods["humansd"].baseline.humansd = str(tmp_path / "elsewhere")
     again = {name: section for _, name, section, _ in benchmark.method_runs(moved)}
     assert [name for name in runs if again[name] != runs[name]] == ["humansd"]
+
+
+def test_a_method_is_keyed_by_what_its_models_are_not_where_they_are(tmp_path):
+    (tmp_path / "set" / "records").mkdir(parents=True)
+    conditions = str(tmp_path / "set")
+
+    def key(base: str, contents: str) -> str:
+        return benchmark.run_key({"method": "sd15", "baseline": {"base": base, "steps": 50}}, conditions, 4, {base: contents})
+
+    assert key("/models/sd15", "f00d") == key("s3://bucket/sd15", "f00d")  # the same model, moved
+    assert key("/models/sd15", "f00d") != key("/models/sd15", "beef")  # retrained in place
+    assert key("/models/sd15", "f00d") != benchmark.run_key(
+        {"method": "sd15", "baseline": {"base": "/models/sd15", "steps": 20}}, conditions, 4, {"/models/sd15": "f00d"}
+    )

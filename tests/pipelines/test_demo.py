@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from handdiff.metrics.tables import read_csv_rows
 from pipelines import demo
+from tests.documented import documented_demo_commands
 from tests.services import start_ray_head
 
 REPO = Path(__file__).resolve().parents[2]
@@ -168,20 +170,27 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys, 
     assert "tracking.run_name=" in err and "tracking.resume=false" in err
     assert not elsewhere.exists() and len(client.search_runs([experiment.experiment_id])) == 1
 
-    # the README's continue-a-run example exactly as written, from a checkout whose runs/demo is
-    # this demo: stage 2's demo config, then the same command with more steps continues its run
-    from pipelines import train_body
+    # the README's and docs' commands marked to run after the demo, as written and in reading order,
+    # from a checkout whose runs/demo is this demo and whose MLflow store is the configs' default:
+    # the README's continue-a-run example first (stage 2's demo config, then more steps)
+    from handdiff.tracking import resolve_tracking_uri
+    from pipelines import cli
 
     checkout = tmp_path / "checkout"
     (checkout / "runs").mkdir(parents=True)
     (checkout / "runs" / "demo").symlink_to(tmp_path / "demo")
-    (checkout / "pipelines").symlink_to(Path(train_body.__file__).parent)
+    (checkout / "pipelines").symlink_to(REPO / "pipelines")
     monkeypatch.chdir(checkout)
-    assert train_body.main(["--config", "pipelines/configs/train_body_demo.yaml"]) == 0
-    assert train_body.main(["--config", "pipelines/configs/train_body_demo.yaml", "train.steps=10"]) == 0
-    from handdiff.tracking import resolve_tracking_uri
-
-    store = MlflowClient(resolve_tracking_uri())  # the store the config names by default, from this checkout
+    commands = documented_demo_commands()
+    assert commands[:2] == [
+        ("README.md", "handdiff train-body --config pipelines/configs/train_body_demo.yaml"),
+        ("README.md", "handdiff train-body --config pipelines/configs/train_body_demo.yaml train.steps=10"),
+    ]
+    for page, command in commands:
+        argv = shlex.split(command)
+        assert argv[0] == "handdiff" and cli.main(argv[1:]) == 0, f"{page}: {command}"
+        capsys.readouterr()
+    store = MlflowClient(resolve_tracking_uri())  # the store the configs name by default, from this checkout
     (continued,) = store.search_runs(
         [store.get_experiment_by_name("handdiff-train-body").experiment_id], "attributes.run_name = 'train-body-demo'"
     )

@@ -177,7 +177,8 @@ def test_a_setting_that_contradicts_the_trained_models_stops_the_job_before_it_s
 
 def test_an_output_of_other_model_contents_is_not_resumed(two_stage_models, tmp_path):
     """A model retrained in place (the same folder, new weights) must not continue an output that
-    holds its earlier images: that would mix two models' images in one set."""
+    holds its earlier images: that would mix two models' images in one set. A model is known by its
+    contents: the same models copied elsewhere continue it."""
     import shutil
 
     from safetensors.torch import load_file, save_file
@@ -189,6 +190,9 @@ def test_an_output_of_other_model_contents_is_not_resumed(two_stage_models, tmp_
     first = generate.check_models(cfg, done=set())
     assert set(first) == {str(models["hand_model"]), str(models["body_model"])}
     assert generate.check_models(cfg, done={"an/image"}) == first  # the same contents resume
+    moved = {key: shutil.copytree(path, tmp_path / f"moved-{key}") for key, path in models.items()}
+    elsewhere = cfg.model_copy(update={"handdiff": cfg.handdiff.model_copy(update={k: str(v) for k, v in moved.items()})})
+    assert sorted(generate.check_models(elsewhere, done={"an/image"}).values()) == sorted(first.values())  # and from elsewhere
     (weights,) = (models["body_model"] / "controlnet").glob("*.safetensors")
     save_file({k: v * 1.01 if v.is_floating_point() else v for k, v in load_file(weights).items()}, weights)
     with pytest.raises(ConfigError, match="holds 1 rows made with other contents of .*body_model.*new output"):
