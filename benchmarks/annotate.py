@@ -35,6 +35,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from benchmarks.report import Figure
+from devtools.processes import peak_pss
 from handdiff.annotation.stages import HandMasks, LlavaCaptions, WholeBodyKeypoints, load_images, to_records, write_parts
 from handdiff.assets.sample_data import write_hagrid
 from handdiff.assets.tiny_zoo import build_tiny_zoo
@@ -44,7 +45,6 @@ from pipelines import annotate
 from pipelines.demo_configs import demo_config
 from pipelines.job import RayConfig, TrackingConfig, init_ray, setup_logging
 from pipelines.ray_stages import Resources, TaskResources, Written, index_dataset, map_actors, map_tasks, run_to_parts
-from tests.processes import peak_pss
 
 SIZES = {"1x": 8, "4x": 32, "16x": 128}
 """HaGRID train images per gesture (4 gestures: 32, 128 and 512 images), plus its 9 bad entries."""

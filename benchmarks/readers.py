@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 from benchmarks.report import Figure
+from devtools.services import patched_environ, start_s3
 from handdiff.assets.sample_data import build_sample_data, sample_sources
 from handdiff.assets.tiny_zoo import build_tiny_zoo
 from handdiff.data.readers import open_reader, scan_dataset
-from tests.services import patched_environ, start_s3
 
 REPEATS = 3
 

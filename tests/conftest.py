@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.services import MlflowServer, RayHead, S3Server, patched_environ, start_mlflow, start_ray_head, start_s3
 from pipelines.demo_configs import demo_config
-from tests.services import MlflowServer, RayHead, S3Server, patched_environ, start_mlflow, start_ray_head, start_s3
 
 
 def pytest_collection_modifyitems(config, items):

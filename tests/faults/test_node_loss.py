@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from devtools.services import RayHead, Service, node_port_flags, start_ray_head, wait_until
 from handdiff import storage
 from handdiff.config import to_yaml
 from pipelines import train_hand
 from pipelines.job import TrackingConfig
 from tests import ray_train
 from tests.faults.conservation import assert_each_input_once, hagrid_annotate, parts_written
-from tests.services import RayHead, Service, free_ports, start_ray_head, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +38,6 @@ class MultiNodeCluster:
         self.workers: list[Service] = []
 
     def add_worker(self) -> Service:
-        node_manager, object_manager, metrics, agent_grpc, agent_http, runtime_env_agent = free_ports(6)
         low = 30000 + 1000 * len(self.workers)
         cmd = [
             str(Path(sys.executable).parent / "ray"),
@@ -48,12 +47,7 @@ class MultiNodeCluster:
             "--node-ip-address=127.0.0.1",
             f"--num-cpus={WORKER_CPUS}",
             "--num-gpus=1",
-            f"--node-manager-port={node_manager}",
-            f"--object-manager-port={object_manager}",
-            f"--metrics-export-port={metrics}",
-            f"--dashboard-agent-grpc-port={agent_grpc}",
-            f"--dashboard-agent-listen-port={agent_http}",
-            f"--runtime-env-agent-port={runtime_env_agent}",
+            *node_port_flags(),
             f"--min-worker-port={low}",
             f"--max-worker-port={low + 999}",
             "--object-store-memory=300000000",

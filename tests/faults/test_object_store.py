@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 import pytest
 
+from devtools.processes import tree_pss
 from handdiff.assets.sample_data import sample_sources
 from handdiff.config import to_yaml
 from tests.faults.conservation import assert_each_input_once, hagrid_annotate, input_ids
-from tests.processes import tree_pss
 
 pytestmark = [pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

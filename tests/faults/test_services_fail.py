@@ -13,12 +13,12 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from devtools.services import free_port, http_ok, start_mlflow, wait_until
 from handdiff import storage
 from handdiff.config import to_yaml
 from handdiff.tracking import tracked_run
 from pipelines import annotate
 from tests.faults.conservation import InBackground, assert_each_input_once, hagrid_annotate, input_ids, parts_written
-from tests.services import free_port, http_ok, start_mlflow, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 

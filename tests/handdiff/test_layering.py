@@ -60,7 +60,7 @@ def test_stateless_stage_modules_load_no_model_library():
 
 
 REPO = ROOT.parent
-PACKAGES = ("handdiff", "pipelines", "benchmarks")
+PACKAGES = ("handdiff", "pipelines", "benchmarks", "devtools")
 
 
 def module_graph() -> dict[str, set[str]]:
@@ -98,3 +98,11 @@ def test_no_package_imports_itself_back_through_others():
     cycles = [sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1]
     assert not cycles, f"package cycles: {cycles}"
     assert not graph.has_edge("handdiff.models", "handdiff.serving") and not graph.has_edge("handdiff.inference", "handdiff.serving")
+
+
+def test_the_benchmarks_and_the_library_never_import_the_tests():
+    """What the tests and the benchmarks share (local servers, process memory) is ``devtools``."""
+    for package in ("handdiff", "pipelines", "benchmarks", "devtools"):
+        for path in (REPO / package).rglob("*.py"):
+            bad = {n for n in imports(path) if n.split(".")[0] == "tests"}
+            assert not bad, f"{path.relative_to(REPO)} imports {sorted(bad)}"

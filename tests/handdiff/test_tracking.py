@@ -141,7 +141,7 @@ def test_a_run_continues_whatever_experiment_the_process_set_before(tmp_path):
 
 
 def test_an_mlflow_server_that_does_not_answer_fails_fast(mlflow_server):
-    from tests.services import free_port
+    from devtools.services import free_port
 
     tracking.check_reachable(mlflow_server.uri)  # a live server passes
     tracking.check_reachable("sqlite:///nowhere/db.sqlite")  # stores without a server: nothing to check

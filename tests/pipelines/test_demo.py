@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from devtools.services import start_ray_head
 from handdiff.metrics.tables import read_csv_rows
 from pipelines import demo
 from tests.documented import documented_demo_commands
-from tests.services import start_ray_head
 
 REPO = Path(__file__).resolve().parents[2]
 CHATTER = (

@@ -76,7 +76,7 @@ def test_a_submitted_job_refuses_a_tracking_store_inside_rays_copy_of_the_workin
 def test_a_token_cluster_runs_only_jobs_submitted_with_its_token(tmp_path, s3_server):
     """The README's commands: a token in ~/.ray/auth_token, RAY_AUTH_MODE=token for the head and
     for every client. Without the token (or with another) the dashboard refuses the job."""
-    from tests.services import start_ray_head
+    from devtools.services import start_ray_head
 
     home, stranger = tmp_path / "home", tmp_path / "stranger"
     home.mkdir(), stranger.mkdir()

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from handdiff.data import keypoints as kp
-from handdiff.data.camera import look_at, project, world_to_camera
 
 
 def test_layout_adds_up_to_coco_wholebody():
@@ -33,11 +32,3 @@ def test_hand_box_uses_only_scored_points():
     points = np.array([[10, 20], [30, 5], [1000, 1000]], float)
     assert kp.hand_box(points, np.array([1, 1, 0])) == (10, 5, 20, 15)
     assert kp.hand_box(points, np.zeros(3)) is None
-
-
-def test_pinhole_camera_conventions():
-    R = look_at(np.array([0.0, 0.0, -1000.0]), np.zeros(3))
-    cam = world_to_camera(np.array([[0.0, 0.0, 0.0], [100.0, 50.0, 0.0], [0, 0, -2000.0]]), R, -R @ [0, 0, -1000.0])
-    uv, in_front = project(cam, (1000, 1000), (320, 240))
-    np.testing.assert_allclose(uv[:2], [[320, 240], [420, 290]])  # x right, y down
-    assert in_front.tolist() == [True, True, False]

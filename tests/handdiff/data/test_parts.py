@@ -4,7 +4,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from handdiff.data.parts import check_conservation, index_rows, part_uris, read_parts, write_index, write_part, written_ids
+from handdiff.data.parts import (
+    check_conservation,
+    index_rows,
+    part_uris,
+    read_parts,
+    top_error_reasons,
+    write_index,
+    write_part,
+    written_ids,
+)
 from handdiff.data.records import ANNOTATION_SCHEMA, BOX_TYPE, ERROR_SCHEMA, error_row, to_table
 
 
@@ -57,3 +66,11 @@ def test_conservation_check_catches_duplicates_and_losses(tmp_path):
     write_part(errors("a"), str(tmp_path / "filtered"))
     with pytest.raises(RuntimeError, match="written more than once"):
         check_conservation(str(tmp_path), ("records", "errors", "filtered"), 4)
+
+
+def test_top_error_reasons_count_one_cause_once_whatever_the_path(tmp_path):
+    rows = [error_row(f"d/{i}", "d", "read", f"image file not found: /data/x/{i}.jpg") for i in range(3)]
+    rows += [error_row("d/9", "d", "decode", "cannot decode s3://b/k/9.jpg: truncated")]
+    write_part(to_table(rows, ERROR_SCHEMA), str(tmp_path / "errors"))
+    assert top_error_reasons(str(tmp_path)) == [("image file not found: <path>", 3), ("cannot decode <path>: truncated", 1)]
+    assert top_error_reasons(str(tmp_path / "nothing")) == []

@@ -183,11 +183,7 @@ def start_s3(workdir: Path, bucket: str = "handdiff-test") -> S3Server:
     ]
     service = Service.start("s3", cmd, workdir, env={k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
     server = S3Server(service, env["AWS_ENDPOINT_URL"], bucket, env)
-    try:
-        wait_until(server.ready, 60, "S3 server (weed mini)", service.proc, service.log)
-    except BaseException:
-        service.stop()
-        raise
+    wait_or_stop(service, server.ready, "S3 server (weed mini)", timeout=60)
     return server
 
 
@@ -218,12 +214,30 @@ def start_mlflow(workdir: Path) -> MlflowServer:
     ]
     service = Service.start("mlflow", cmd, workdir)
     uri = f"http://127.0.0.1:{port}"
+    wait_or_stop(service, lambda: http_ok(f"{uri}/health"), "MLflow server")
+    return MlflowServer(service, uri)
+
+
+def wait_or_stop(service: Service, check: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Wait until ``check()`` holds; stop ``service`` if it never does (or the wait is interrupted)."""
     try:
-        wait_until(lambda: http_ok(f"{uri}/health"), 120, "MLflow server", service.proc, service.log)
+        wait_until(check, timeout, what, service.proc, service.log)
     except BaseException:
         service.stop()
         raise
-    return MlflowServer(service, uri)
+
+
+def node_port_flags() -> list[str]:
+    """``ray start`` flags putting a node's own servers on free ports (several nodes share this machine)."""
+    node_manager, object_manager, metrics, agent_grpc, agent_http, runtime_env_agent = free_ports(6)
+    return [
+        f"--node-manager-port={node_manager}",
+        f"--object-manager-port={object_manager}",
+        f"--metrics-export-port={metrics}",
+        f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--dashboard-agent-listen-port={agent_http}",
+        f"--runtime-env-agent-port={runtime_env_agent}",
+    ]
 
 
 @dataclass
@@ -241,7 +255,7 @@ def start_ray_head(workdir: Path, env: Mapping[str, str], num_cpus: int = 8) -> 
     ``RAY_AUTH_MODE=token`` (Ray 2.60 turns it on where ``~/.ray/auth_token`` exists),
     so that drivers and ``ray job submit`` need no token.
     """
-    gcs, dashboard, client, node_manager, object_manager, metrics, agent_grpc, agent_http, runtime_env_agent = free_ports(9)
+    gcs, dashboard, client = free_ports(3)
     temp_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"hd-ray-{gcs}"
     # RAY_ADDRESS: Ray's own processes that look their cluster up without an address (Ray Train's
     # placement-group cleaner) would otherwise find every test cluster on this machine and give up
@@ -262,23 +276,14 @@ def start_ray_head(workdir: Path, env: Mapping[str, str], num_cpus: int = 8) -> 
         "--dashboard-host=127.0.0.1",
         f"--dashboard-port={dashboard}",
         f"--ray-client-server-port={client}",
-        f"--node-manager-port={node_manager}",
-        f"--object-manager-port={object_manager}",
-        f"--metrics-export-port={metrics}",
-        f"--dashboard-agent-grpc-port={agent_grpc}",
-        f"--dashboard-agent-listen-port={agent_http}",
-        f"--runtime-env-agent-port={runtime_env_agent}",
+        *node_port_flags(),
         "--min-worker-port=20000",
         "--max-worker-port=29999",
     ]
     # `ray start --block` shuts its processes down on SIGINT (SIGTERM leaves them for 20 s).
     service = Service.start("ray", cmd, workdir, env=env, stop_signal=signal.SIGINT)
     dashboard_url = f"http://127.0.0.1:{dashboard}"
-    try:
-        wait_until(lambda: http_answers(f"{dashboard_url}/api/version"), 120, "Ray head", service.proc, service.log)
-    except BaseException:
-        service.stop()
-        raise
+    wait_or_stop(service, lambda: http_answers(f"{dashboard_url}/api/version"), "Ray head")
     return RayHead(service, f"127.0.0.1:{gcs}", dashboard_url, env)
 
 
