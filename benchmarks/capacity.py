@@ -192,8 +192,55 @@ def measured_rates() -> dict[str, tuple[float, str]]:
     return rates
 
 
-def plan(rates: dict[str, tuple[float, str]]) -> list[Stage]:
-    """The paper-scale stages with ``rates`` (measured) over ``ESTIMATES``."""
+@dataclass(frozen=True)
+class Selection:
+    """What annotating only the sets' draws assumes. The draws and their oversampling are the
+    shipped ``annotate_hagrid.yaml``'s and ``annotate_laion_human.yaml``'s ``select`` (``from_configs``)."""
+
+    hagrid_images: int = 76_800 + 12_000
+    """build-hand-crops' train draw + build-benchmark-set's test draw."""
+    hagrid_oversample: float = 1.2
+    laion_people: int = 36_500
+    """build-outpaint-set's LAION-Human people."""
+    laion_oversample: float = 5.0
+    laion_one_person: float = 0.4
+    """assumed: the share of LAION-Human images whose HumanSD pose files hold exactly one person
+    (the rest are filtered on CPU, from the pose files, before any model)."""
+    laion_pass: float = 0.6
+    """assumed: of those, the share that passes Mediapipe's person count and the hand-pixel filter."""
+
+    @classmethod
+    def from_configs(cls) -> Selection:
+        from handdiff.config import load_config
+        from pipelines import annotate
+        from pipelines.job import CONFIG_DIR
+
+        hagrid = load_config(annotate.Config, str(CONFIG_DIR / "annotate_hagrid.yaml")).datasets["hagrid"].select
+        laion = load_config(annotate.Config, str(CONFIG_DIR / "annotate_laion_human.yaml")).datasets["laion_human"].select
+        return cls(sum(d.count for d in hagrid.draws), hagrid.oversample, sum(d.count for d in laion.draws), laion.oversample)
+
+    @property
+    def laion_drawn(self) -> int:
+        return math.ceil(self.laion_people * self.laion_oversample)
+
+    @property
+    def laion_to_models(self) -> int:
+        return math.ceil(self.laion_drawn * self.laion_one_person)
+
+    def assumptions(self) -> list[str]:
+        expected = self.laion_to_models * self.laion_pass
+        return [
+            f"HaGRID: the sets' {self.hagrid_images:,} images x oversample {self.hagrid_oversample} (assumed: errors and handless "
+            f"images under 1 in {self.hagrid_oversample / (self.hagrid_oversample - 1):.0f}; a short draw draws again)",
+            f"LAION-Human: {self.laion_drawn:,} drawn for {self.laion_people:,} people (oversample {self.laion_oversample}); assumed "
+            f"{self.laion_one_person:.0%} with one person in their pose files, so {self.laion_to_models:,} reach the models, and "
+            f"{self.laion_pass:.0%} of those pass the filter: {expected:,.0f} people expected",
+        ]
+
+
+def plan(rates: dict[str, tuple[float, str]], selection: Selection | None = None) -> list[Stage]:
+    """The paper-scale stages with ``rates`` (measured) over ``ESTIMATES``: annotating every image
+    of HaGRID and LAION-Human, or (``selection``) only what the sets draw."""
     rate = {**ESTIMATES, **rates}
     sam, llava = rate["sam_vit_h"], rate["llava_7b"]
 
@@ -204,16 +251,39 @@ def plan(rates: dict[str, tuple[float, str]]) -> list[Stage]:
     per_method = {m: STEPS * calls * unet_s for m, calls in METHOD_UNET_CALLS.items()}
     two_stage_s = per_method["ours (two stages)"]
     sam_llava = (sam[1], llava[1])
+    if selection is None:
+        annotation = [
+            Stage(
+                "annotate HaGRID v2 (SAM masks + LLaVA captions; Mediapipe on CPU actors)",
+                1_086_158,
+                "images",
+                masks_and_captions,
+                sam_llava,
+                fixed_s=600,
+            ),
+            Stage("annotate LAION-Human (as HaGRID)", 1_000_000, "images", masks_and_captions, sam_llava, fixed_s=600),
+        ]
+    else:
+        annotation = [
+            Stage(
+                "annotate HaGRID v2: the sets' draws, oversampled (SAM + LLaVA; Mediapipe on CPU actors)",
+                math.ceil(selection.hagrid_images * selection.hagrid_oversample),
+                "images",
+                masks_and_captions,
+                sam_llava,
+                fixed_s=600,
+            ),
+            Stage(
+                f"annotate LAION-Human: the one-person images of a {selection.laion_drawn:,}-image draw (as HaGRID)",
+                selection.laion_to_models,
+                "images",
+                masks_and_captions,
+                sam_llava,
+                fixed_s=600,
+            ),
+        ]
     return [
-        Stage(
-            "annotate HaGRID v2 (SAM masks + LLaVA captions; Mediapipe on CPU actors)",
-            1_086_158,
-            "images",
-            masks_and_captions,
-            sam_llava,
-            fixed_s=600,
-        ),
-        Stage("annotate LAION-Human (as HaGRID)", 1_000_000, "images", masks_and_captions, sam_llava, fixed_s=600),
+        *annotation,
         Stage(
             "annotate InterHand2.6M: the mixture's 60,000 frames (SAM masks only; all 2.6M frames: 43x)",
             60_000,
@@ -260,6 +330,40 @@ def markdown(stages: list[Stage]) -> str:
 
 
 def run() -> list[Figure]:
-    stages = plan(measured_rates())
-    print(markdown(stages))
-    return [Figure("capacity", s.name.split(": ")[0], s.gpu_hours, "GPU-hours") for s in stages]
+    rates, selection = measured_rates(), Selection.from_configs()
+    everything, selected = plan(rates), plan(rates, selection)
+    print("### Annotating every image\n\n" + markdown(everything))
+    print("\n### Annotating what the sets draw (annotate's select)\n\n" + markdown(selected))
+    print("\nAssumptions of the second plan:\n\n" + "\n".join(f"- {a}" for a in selection.assumptions()))
+    sample = sample_rates()
+    if sample:
+        print(
+            "\nOn the sample data (runs/demo/annotated, `make demo`), what became records:\n\n" + "\n".join(f"- {line}" for line in sample)
+        )
+    total = [sum(s.gpu_hours for s in stages) for stages in (everything, selected)]
+    return [
+        *(Figure("capacity", s.name.split(": ")[0], s.gpu_hours, "GPU-hours") for s in selected),
+        Figure("capacity", "total, annotating every image", total[0], "GPU-hours"),
+        Figure("capacity", "total, annotating the sets' draws", total[1], "GPU-hours", total[0], "of everything"),
+    ]
+
+
+def sample_rates(annotated: str = "runs/demo/annotated") -> list[str]:
+    """Per dataset of a demo's annotation, the share of its rows that became records, were errors
+    or were filtered (the sample data is half deliberate bad entries: an upper bound on the losses)."""
+    from pathlib import Path
+
+    from handdiff.data.parts import part_uris, read_part
+
+    lines = []
+    for folder in sorted(Path(annotated).glob("*/")) if Path(annotated).is_dir() else []:
+        counts = {
+            t: sum(read_part(u, ["image_id"]).num_rows for u in part_uris(str(folder / t))) for t in ("records", "errors", "filtered")
+        }
+        total = sum(counts.values())
+        if total:
+            lines.append(
+                f"{folder.name}: {counts['records']} of {total} rows records ({counts['records'] / total:.0%}), "
+                f"{counts['errors']} errors, {counts['filtered']} filtered"
+            )
+    return lines

@@ -18,6 +18,7 @@ duplicates a row, so a crashed job is resumed by running it again.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -37,16 +38,18 @@ from handdiff.annotation.stages import (
     WholeBodyKeypoints,
     filter_people_and_hands,
     load_images,
+    prefilter_people,
     table_captions,
     to_records,
     write_parts,
 )
 from handdiff.annotation.wholebody import holistic_model_id
-from handdiff.config import InputPath, StrictModel
+from handdiff.config import ConfigError, InputPath, StrictModel
 from handdiff.data.keypoints import MIN_VISIBILITY
 from handdiff.data.parts import read_parts
 from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA
+from handdiff.data.selection import Draw, EntrySelection
 from handdiff.models.sam import SamArch
 from handdiff.provenance import code_version
 from handdiff.viz import annotated_tile, contact_sheet
@@ -95,6 +98,33 @@ class FilterStage(StrictModel):
     min_hand_pixels: int = 2500
 
 
+class DrawSection(StrictModel):
+    """One draw a set job makes from this dataset (the same values as that job's source)."""
+
+    count: int = Field(ge=1)
+    """Images the set needs, e.g. build-hand-crops' ``sources.hagrid.count``."""
+    splits: list[str] | None = ["train"]
+    """The set's ``splits`` (None: any split, e.g. LAION-Human's one)."""
+    stratify_by: Literal["gesture"] | None = None
+    seed: int = 0
+
+
+class SelectionSection(StrictModel):
+    """Annotate only what the sets will use: each draw's images, drawn from the raw entries by
+    ``handdiff.data.selection`` before any model runs, instead of the whole dataset."""
+
+    draws: list[DrawSection] = Field(min_length=1)
+    oversample: float = Field(1.3, ge=1)
+    """The first round annotates ``count x oversample`` images per draw: room for the rows
+    annotation turns into errors or filters out."""
+    max_rounds: int = Field(4, ge=1)
+    """A draw still short of its count after a round draws ``shortfall x oversample`` more from
+    the entries not drawn yet, up to this many rounds (then the job says how short it is)."""
+
+    def draws_(self) -> list[Draw]:
+        return [Draw(d.count, tuple(d.splits) if d.splits else None, d.stratify_by, d.seed) for d in self.draws]
+
+
 class DatasetSpec(StrictModel):
     """One dataset to annotate. Unset choices take the dataset's defaults: its own
     keypoints and a caption table for InterHand2.6M / Re:InterHand, Mediapipe and
@@ -106,6 +136,8 @@ class DatasetSpec(StrictModel):
     caption_table: InputPath | None = None
     """CSV (sequence,caption) or JSON {sequence: caption}, for captions: table."""
     filter: bool | None = None
+    select: SelectionSection | None = None
+    """Annotate a selection (what the set jobs will draw, oversampled) instead of every image."""
 
     @model_validator(mode="after")
     def _defaults(self) -> DatasetSpec:
@@ -139,6 +171,17 @@ class Config(JobConfig):
     """Entries per index file: one block, the unit that streams through the stages and is
     spread over the actors. About the model stages' batch size keeps every actor busy."""
     contact_sheet_images: int = 12
+
+    def preflight(self) -> None:
+        """A dataset whose output holds a selection drawn with other settings is refused: resuming
+        it would mix two draws (annotate to a new output, or delete that one)."""
+        for name, spec in self.datasets.items():
+            stored = stored_selection(self, name)
+            if spec.select is not None and stored is not None and stored["settings"] != selection_settings(spec.select):
+                raise ConfigError(
+                    f"datasets.{name}.select: {storage.join(self.output, name, SELECTION_FILE)} was drawn with other settings "
+                    f"({stored['settings']}): annotate to a new output, or delete that one"
+                )
 
 
 def annotators(cfg: Config, spec: DatasetSpec) -> dict:
@@ -194,6 +237,8 @@ def build_pipeline(cfg: Config, work: dict[str, list[str]]):
         branches.append(map_tasks(ds, load_images, cfg.tasks))
     ds = branches[0].union(*branches[1:]) if len(branches) > 1 else branches[0]
     specs = [cfg.datasets[name] for name in work]
+    if any(s.filter for s in specs):  # who cannot pass the people filter never reaches a model
+        ds = map_tasks(ds, prefilter_people, cfg.tasks, people=cfg.filter.people)
     k = cfg.keypoints
     ds = map_actors(
         ds,
@@ -236,17 +281,93 @@ def sample_sheet(out: str, n: int) -> np.ndarray | None:
     return contact_sheet([annotated_tile(r) for r in records], columns=6, cell=192, labels=[r["image_id"].split("/")[-1] for r in records])
 
 
+SELECTION_FILE = "selection.json"
+
+
+def selection_settings(select: SelectionSection) -> dict:
+    return EntrySelection([], select.draws_(), select.oversample, selected=[]).settings()
+
+
+def stored_selection(cfg: Config, name: str) -> dict | None:
+    uri = storage.join(cfg.output, name, SELECTION_FILE)
+    return json.loads(storage.read_text(uri)) if storage.exists(uri) else None
+
+
+def dataset_entries(cfg: Config, name: str, spec: DatasetSpec) -> tuple[list[dict], EntrySelection | None]:
+    """What ``annotate`` annotates of one dataset: every entry, or its selection (drawn, or the one
+    its output holds, resumed)."""
+    entries = list(open_reader(**spec.source.model_dump()).entries())
+    if spec.select is None:
+        return entries, None
+    stored = stored_selection(cfg, name)
+    selection = EntrySelection(entries, spec.select.draws_(), spec.select.oversample, stored["selected"] if stored else None)
+    save_selection(cfg, name, selection)
+    return selection.entries(), selection
+
+
+def save_selection(cfg: Config, name: str, selection: EntrySelection) -> None:
+    uri = storage.join(cfg.output, name, SELECTION_FILE)
+    storage.write_text(uri, json.dumps({"settings": selection.settings(), "selected": selection.selected}, indent=0))
+
+
+def usable_records(cfg: Config, name: str, selection: EntrySelection) -> list[int]:
+    """Per draw, the annotated records of its splits (what the set job will draw from)."""
+    splits = read_parts(storage.join(cfg.output, name, "records"), ["split"], ANNOTATION_SCHEMA).column("split").to_pylist()
+    return [sum(draw.takes(split) for split in splits) for draw in selection.draws]
+
+
 def annotate_datasets(cfg: Config) -> tuple[dict[str, dict], dict[str, float]]:
-    """Annotate every configured dataset in one pipeline, resuming what is written. Returns per
-    dataset its counts (rows in, resumed, records, errors, filtered), and the job's timing: the
-    images to annotate per second of the whole time (indexes, pipeline, checks), the start-up
-    (time to the first written batch) and the steady rate after it."""
+    """Annotate every configured dataset in one pipeline, resuming what is written; a dataset with
+    a selection gets more rounds while a draw falls short. Returns per dataset its counts (rows in,
+    resumed, records, errors, filtered; selected, rounds and shortfalls for a selection), and the
+    job's timing: the images annotated per second of the whole time (indexes, pipelines, checks),
+    the start-up (time to the first written batch) and the steady rate after it."""
     started = time.monotonic()
-    summary, work, pending = {}, {}, 0
-    for name, spec in cfg.datasets.items():
-        todo = work_list(storage.join(cfg.output, name), open_reader(**spec.source.model_dump()).entries(), cfg.index_rows_per_file)
+    work = {name: dataset_entries(cfg, name, spec) for name, spec in cfg.datasets.items()}
+    rounds = max([spec.select.max_rounds for spec in cfg.datasets.values() if spec.select] or [1])
+    summary, first, annotated = {}, {}, 0
+    for round_number in range(1, rounds + 1):
+        _, timing = annotate_pass(cfg, {name: entries for name, (entries, _) in work.items()}, started, summary)
+        annotated += timing.pop("pending")
+        first = first or timing  # the start-up and steady rate: the first round's
+        short = {}
+        for name, (_, selection) in work.items():
+            if selection is None:
+                continue
+            usable = usable_records(cfg, name, selection)
+            summary[name].update(selected=len(selection.selected), rounds=round_number)
+            summary[name].update({f"draw{i}.usable": have for i, have in enumerate(usable)})
+            limit = cfg.datasets[name].select.max_rounds
+            if round_number < limit and (added := selection.more(usable)) and any(added.values()):
+                save_selection(cfg, name, selection)
+                short[name] = added
+                work[name] = (selection.entries(), selection)
+            for i, (draw, have) in enumerate(zip(selection.draws, usable, strict=True)):
+                if have < draw.count and not (short.get(name) or {}).get(i):
+                    summary[name][f"draw{i}.short_by"] = draw.count - have
+                    log.warning(
+                        "%s: draw %d (%s) has %d of its %d records: %s",
+                        name,
+                        i,
+                        draw.splits or "any split",
+                        have,
+                        draw.count,
+                        "its splits have no entries left" if round_number < limit else f"after {limit} rounds (select.max_rounds)",
+                    )
+        if not short:
+            break
+        log.info("round %d: %s", round_number + 1, "; ".join(f"{n}: {sum(a.values())} more drawn" for n, a in short.items()))
+    seconds = time.monotonic() - started
+    return summary, {**first, "seconds": seconds, "images_per_second": annotated / seconds if annotated else 0.0}
+
+
+def annotate_pass(cfg: Config, entries: dict[str, list[dict]], started: float, summary: dict) -> tuple[dict, dict]:
+    """One pipeline over what every dataset has not written yet of ``entries``; updates ``summary``."""
+    work, pending = {}, 0
+    for name, items in entries.items():
+        todo = work_list(storage.join(cfg.output, name), items, cfg.index_rows_per_file)
         log.info("%s: %d images, %d already written, %d to annotate", name, todo.total, len(todo.done), todo.pending)
-        summary[name] = {"rows_in": todo.total, "resumed_from": len(todo.done)}
+        summary.setdefault(name, {"resumed_from": len(todo.done)})["rows_in"] = todo.total
         pending += todo.pending
         if todo.index:
             work[name] = todo.index
@@ -255,7 +376,7 @@ def annotate_datasets(cfg: Config) -> tuple[dict[str, dict], dict[str, float]]:
     counts, timing = run_pass("annotate", pipeline, rows_in, log, pending=pending, started=started)
     for name in cfg.datasets:
         summary[name].update(counts[storage.join(cfg.output, name)])
-    return summary, timing
+    return counts, {**timing, "pending": pending}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -280,6 +401,10 @@ def run(cfg: Config) -> int:
     print(f"  {'dataset':<14}{'rows in':>8}{'records':>9}{'errors':>8}{'filtered':>9}")
     for name, s in summary.items():
         print(f"  {name:<14}{s['rows_in']:>8}{s['records']:>9}{s['errors']:>8}{s['filtered']:>9}")
+    for name, s in summary.items():
+        if "selected" in s:
+            usable = ", ".join(f"{s[f'draw{i}.usable']} of {d.count}" for i, d in enumerate(cfg.datasets[name].select.draws))
+            print(f"  {name}: a selection of {s['selected']} images in {s['rounds']} round(s); records per draw: {usable}")
     print(f"  {timing_line(timing)}")
     return 0
 

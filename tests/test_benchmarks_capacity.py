@@ -61,3 +61,32 @@ def test_the_measuring_functions_run_on_tiny_models():
     assert any(not torch.equal(a, b) for a, b in zip(before, list(unet.parameters())[:3], strict=True))
     assert capacity.unet_eval_seconds(capacity.sd15_unet(**tiny), 1, "cpu", torch.float32, steps=2) > 0
     assert capacity.sam_encoder_rate("tiny", 1, "cpu", torch.float32, steps=2) > 0
+
+
+def test_the_selection_plan_annotates_the_sets_draws_and_says_what_it_assumes():
+    selection = capacity.Selection(hagrid_oversample=1.5, laion_oversample=4.0, laion_one_person=0.5)
+    everything = {s.name.split(":")[0]: s for s in capacity.plan({})}
+    selected = {s.name.split(":")[0]: s for s in capacity.plan({}, selection)}
+    assert selected["annotate HaGRID v2"].items == (76_800 + 12_000) * 1.5
+    assert selection.laion_drawn == 36_500 * 4 and selected["annotate LAION-Human"].items == 36_500 * 2  # the one-person half
+    assert (
+        selected["annotate HaGRID v2"].per_gpu
+        == everything["annotate HaGRID v2 (SAM masks + LLaVA captions; Mediapipe on CPU actors)"].per_gpu
+    )
+    for name in ("train-hand", "benchmark", "score"):  # what follows annotation is the same work
+        assert selected[name].gpu_hours == everything[name].gpu_hours
+    assert any("146,000 drawn for 36,500 people" in line for line in selection.assumptions())
+    shipped = capacity.Selection.from_configs()  # the shipped configs' draws
+    assert (shipped.hagrid_images, shipped.laion_people) == (76_800 + 12_000, 36_500) and shipped.laion_oversample >= 1
+
+
+def test_the_sample_datas_rates_come_from_an_annotated_output(tmp_path):
+    import pyarrow as pa
+
+    from handdiff.data.parts import write_part
+    from handdiff.data.records import ERROR_SCHEMA, error_row, to_table
+
+    write_part(to_table([error_row(f"d/{i}", "d", "read", "x") for i in range(1)], ERROR_SCHEMA), str(tmp_path / "hagrid" / "errors"))
+    write_part(pa.table({"image_id": ["d/a", "d/b", "d/c"]}), str(tmp_path / "hagrid" / "records"))
+    assert capacity.sample_rates(str(tmp_path)) == ["hagrid: 3 of 4 rows records (75%), 1 errors, 0 filtered"]
+    assert capacity.sample_rates(str(tmp_path / "nothing")) == []

@@ -312,6 +312,21 @@ def table_captions(batch: pa.Table) -> pa.Table:
     return _for_ok_rows(batch, caption)
 
 
+def prefilter_people(batch: pa.Table, people: int = 1) -> pa.Table:
+    """Rows whose plan asks for the people filter and whose dataset's own poses already count more
+    than ``people`` people (LAION-Human's HumanSD pose files): ``filtered`` before any model sees
+    them. ``filter_people_and_hands`` would drop them anyway, after Mediapipe, SAM and LLaVA: its
+    count is the largest of the faces, the body and the dataset's own."""
+
+    def drop(rows):
+        for row in rows:
+            n = row["dataset_person_count"]
+            if Plan.of(row).filter and n is not None and n > people:
+                row.update(status=FILTERED, error_stage="filter", error_reason=f"{n} people in the dataset's poses, not {people}")
+
+    return _for_ok_rows(batch, drop)
+
+
 def filter_people_and_hands(batch: pa.Table, people: int = 1, min_hand_pixels: int = 2500) -> pa.Table:
     """LAION-Human's filter, on the rows whose plan asks for it: exactly ``people`` people and
     at least ``min_hand_pixels`` of hand mask; other rows become ``filtered`` with the reason."""

@@ -1,14 +1,16 @@
-"""Which annotated images a set is built from: sources mixed by counts, sampled without
-replacement with a seed, only from the splits a source allows (training sets: ``train``;
-the benchmark: HaGRID ``test``), optionally keeping a column's distribution (HaGRID's
-gestures, by largest-remainder quotas). Used by every set builder, so that each draws
-the same way.
+"""Which images a set is built from: sources mixed by counts, sampled without replacement with a
+seed, only from the splits a source allows (training sets: ``train``; the benchmark: HaGRID
+``test``), optionally keeping a column's distribution (HaGRID's gestures, by largest-remainder
+quotas). Used by every set builder, so that each draws the same way, and by ``annotate``
+(``EntrySelection``), which draws the same way from the raw entries so that only what the sets
+will use is annotated.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -94,3 +96,70 @@ def share(values: list[str | None]) -> dict[str, float]:
     """Each value's fraction of ``values`` (for reporting gesture distributions)."""
     counts = Counter(str(v) for v in values)
     return {k: n / len(values) for k, n in sorted(counts.items())}
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One draw a set job will make from a dataset, as annotate makes it ahead of annotation."""
+
+    count: int
+    """Images the set needs from ``splits`` (e.g. build-hand-crops' HaGRID count)."""
+    splits: tuple[str, ...] | None = ("train",)
+    """Entries of these splits only (None: any split, e.g. LAION-Human's one)."""
+    stratify_by: str | None = None
+    """An entry field whose distribution the draw keeps (``gesture``)."""
+    seed: int = 0
+
+    def takes(self, split: str | None) -> bool:
+        return self.splits is None or split in self.splits
+
+
+class EntrySelection:
+    """Which of a dataset's reader entries annotate annotates when only some are needed: every
+    error entry (it costs nothing and must become an error row, never vanish), and for each
+    ``Draw`` a seeded stratified sample of its splits' entries, ``count x oversample`` at first
+    and more, from the entries not drawn yet, while a draw's annotated records fall short
+    (``more``). ``selected`` (the ids drawn, in order) is what a rerun resumes from."""
+
+    def __init__(self, entries: list[dict], draws: list[Draw], oversample: float, selected: list[str] | None = None):
+        self.draws, self.oversample = draws, oversample
+        self.errors = [e for e in entries if "reason" in e]
+        self.good = {e["image_id"]: e for e in entries if "reason" not in e}
+        unknown = [i for i in selected or [] if i not in self.good]
+        if unknown:
+            raise ValueError(f"{len(unknown)} selected ids are no longer entries of the dataset, e.g. {unknown[0]}")
+        self.selected = list(selected) if selected is not None else self._first_round()
+
+    def _first_round(self) -> list[str]:
+        chosen: list[str] = []
+        for draw in self.draws:
+            chosen += self._draw(draw, math.ceil(draw.count * self.oversample), set(chosen))
+        return chosen
+
+    def _draw(self, draw: Draw, count: int, taken: set[str]) -> list[str]:
+        pool = [e for i, e in self.good.items() if i not in taken and draw.takes(e.get("split"))]
+        strata = [e.get(draw.stratify_by) if draw.stratify_by else None for e in pool]
+        return stratified_sample([e["image_id"] for e in pool], strata, count, draw.seed + len(taken))
+
+    def available(self, draw: Draw) -> int:
+        return sum(draw.takes(e.get("split")) for e in self.good.values())
+
+    def more(self, usable: list[int]) -> dict[int, int]:
+        """Draw again for every draw whose ``usable`` annotated records (per draw, in order) fall
+        short of its count: ``shortfall x oversample`` more entries not drawn yet. Returns the
+        number added per draw that was short (0: its splits are exhausted)."""
+        added = {}
+        for i, (draw, have) in enumerate(zip(self.draws, usable, strict=True)):
+            if have < draw.count:
+                new = self._draw(draw, math.ceil((draw.count - have) * self.oversample), set(self.selected))
+                self.selected += new
+                added[i] = len(new)
+        return added
+
+    def entries(self) -> list[dict]:
+        """What annotate annotates: the error entries, then the drawn ones."""
+        return self.errors + [self.good[i] for i in self.selected]
+
+    def settings(self) -> dict:
+        """What the draws depend on (a stored selection drawn otherwise is not resumed)."""
+        return {"draws": [asdict(d) | {"splits": list(d.splits) if d.splits else None} for d in self.draws], "oversample": self.oversample}

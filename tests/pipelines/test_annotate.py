@@ -23,12 +23,14 @@ from handdiff import storage
 from handdiff.annotation.masks import expand_box
 from handdiff.assets.sample_data import build_sample_data, read_manifest, write_hagrid
 from handdiff.assets.tiny_zoo import SAM_ARCH, model_locations
+from handdiff.config import ConfigError
 from handdiff.data import keypoints as kp
 from handdiff.data.images import load_image
 from handdiff.data.parts import part_uris, read_parts, written_ids
 from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA, ERROR_SCHEMA, keypoints_from_column
 from handdiff.data.rle import decode_rle
+from handdiff.data.selection import SourceSelection, select_entries
 from handdiff.models.loading import load_sam
 from pipelines import annotate
 from pipelines.demo_configs import demo_config
@@ -110,7 +112,7 @@ def test_dataset_specific_choices(annotated, sample_data):
                 union |= decode_rle(rle)
             assert not (union & ~release).any()  # the release's pixels, cut to each hand's box
     laion = outputs(f"{annotated.output}/laion_human")
-    assert sorted(f["reason"] for f in laion["filtered"]) == ["2 people, not 1"] * 2
+    assert sorted(f["reason"] for f in laion["filtered"]) == ["2 people in the dataset's poses, not 1"] * 2  # before any model
     hagrid = outputs(f"{annotated.output}/hagrid")["records"]
     assert {r["keypoints_source"] for r in hagrid} <= {"mediapipe", "mediapipe+dataset_hands"}
     for r in hagrid:
@@ -237,3 +239,49 @@ def test_killed_half_way_then_rerun_gives_exactly_one_row_per_input(ray_cluster,
     client = MlflowClient(cfg.tracking.tracking_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("handdiff-annotate").experiment_id])
     assert run.data.metrics["hagrid.resumed_from"] == len(done)  # the restart continued the killed run's MLflow run
+
+
+def test_a_selection_annotates_only_what_the_sets_draw_and_draws_again_when_short(ray_session, demo_workdir, tmp_path):
+    """HaGRID's two draws (the crop set's train images, the benchmark's test images) and
+    LAION-Human's people, drawn from the raw entries before any model runs: only those (and every
+    entry-level error) are annotated; a draw left short by errors and filtered rows draws again;
+    the set jobs' own draw then finds its full count; a rerun resumes, another selection is refused."""
+    uri = f"sqlite:///{tmp_path}/db.sqlite"
+    cfg = demo_config("annotate", demo_workdir, TrackingConfig(run_name="select", tracking_uri=uri))
+    cfg.output = str(tmp_path / "annotated")
+    hagrid, laion = cfg.datasets["hagrid"], cfg.datasets["laion_human"]
+    hagrid.select = annotate.SelectionSection(
+        draws=[{"count": 6, "splits": ["train"], "stratify_by": "gesture"}, {"count": 3, "splits": ["test"]}], oversample=1.0
+    )
+    laion.select = annotate.SelectionSection(draws=[{"count": 9, "splits": None}], oversample=1.0, max_rounds=3)
+    cfg.datasets = {"hagrid": hagrid, "laion_human": laion}
+    assert annotate.run(cfg) == 0
+    for name in cfg.datasets:
+        stored = json.loads(Path(cfg.output, name, "selection.json").read_text())
+        entries = list(open_reader(**cfg.datasets[name].source.model_dump()).entries())
+        errors = [e["image_id"] for e in entries if "reason" in e]
+        got = outputs(f"{cfg.output}/{name}")
+        assert Counter(r["image_id"] for t in TABLES for r in got[t]) == Counter(errors + stored["selected"]), name
+        if name == "hagrid":
+            assert 9 <= len(stored["selected"]) < len(entries) - len(errors)  # a selection, not everything
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(cfg.experiment).experiment_id])
+    m = run.data.metrics
+    # LAION-Human's first 9 hold people its own poses count twice and nobody at all: short, so a second round
+    assert m["laion_human.rounds"] >= 2 and m["laion_human.selected"] > 9
+    assert m["laion_human.draw0.usable"] >= 9 or m["laion_human.draw0.short_by"] == 9 - m["laion_human.draw0.usable"]
+    laion_filtered = outputs(f"{cfg.output}/laion_human")["filtered"]
+    assert any(f["reason"] == "2 people in the dataset's poses, not 1" for f in laion_filtered)
+    # the set jobs' draw from what was annotated finds its full count
+    assert m["hagrid.draw0.usable"] >= 6
+    entries, report, _ = select_entries({"hagrid": SourceSelection(f"{cfg.output}/hagrid", count=6, stratify_by="gesture")}, seed=0)
+    assert len(entries) == 6 and "short_by" not in report["hagrid"]
+
+    before = {name: sorted(part_uris(f"{cfg.output}/{name}/records")) for name in cfg.datasets}
+    again = cfg.model_copy(deep=True)
+    again.preflight()
+    assert annotate.run(again) == 0
+    assert {name: sorted(part_uris(f"{cfg.output}/{name}/records")) for name in cfg.datasets} == before
+    again.datasets["hagrid"].select.oversample = 1.5
+    with pytest.raises(ConfigError, match=r"datasets\.hagrid\.select: .*selection\.json was drawn with other settings"):
+        again.preflight()

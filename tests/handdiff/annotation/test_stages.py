@@ -14,6 +14,7 @@ from handdiff.annotation.stages import (
     WholeBodyKeypoints,
     filter_people_and_hands,
     load_images,
+    prefilter_people,
     table_captions,
     to_records,
     write_parts,
@@ -118,6 +119,20 @@ def _row(**fields):
     )
     row.update(fields)
     return row
+
+
+def test_who_the_datasets_own_poses_count_as_too_many_people_is_filtered_before_any_model():
+    rows = [
+        _row(image_id="two", dataset_person_count=2),
+        _row(image_id="one", dataset_person_count=1),
+        _row(image_id="none", dataset_person_count=0),  # Mediapipe may still find one: left to the later filter
+        _row(image_id="unknown", dataset_person_count=None),
+        _row(image_id="other", dataset_person_count=3, plan=Plan(output="out").to_json()),  # not LAION-Human
+        _row(image_id="broken", dataset_person_count=2, status=ERROR, error_stage="decode", error_reason="broken"),
+    ]
+    out = {r["image_id"]: r for r in prefilter_people(pa.Table.from_pylist(rows, schema=WORK_SCHEMA), people=1).to_pylist()}
+    assert out["two"]["status"] == FILTERED and out["two"]["error_reason"] == "2 people in the dataset's poses, not 1"
+    assert [out[i]["status"] for i in ("one", "none", "unknown", "other", "broken")] == [OK, OK, OK, OK, ERROR]
 
 
 def test_people_and_hands_filter():

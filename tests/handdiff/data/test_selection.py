@@ -11,7 +11,7 @@ import pytest
 
 from handdiff.data.parts import write_part
 from handdiff.data.records import ANNOTATION_SCHEMA
-from handdiff.data.selection import SourceSelection, select_entries, share, stratified_sample
+from handdiff.data.selection import Draw, EntrySelection, SourceSelection, select_entries, share, stratified_sample
 
 GESTURES = ["like"] * 10 + ["palm"] * 6 + ["fist"] * 3 + [None]
 
@@ -85,3 +85,46 @@ def test_sources_mix_by_count_and_a_missing_one_is_named(tmp_path):
 
 def test_share_is_each_values_fraction():
     assert share(["a", "b", "a", None]) == {"None": 0.25, "a": 0.5, "b": 0.25}
+
+
+def raw_entries() -> list[dict]:
+    """A reader's entries: 20 train (by GESTURES), 10 test, one entry-level error."""
+    train = [{"image_id": f"h/tr{i}", "split": "train", "gesture": g} for i, g in enumerate(GESTURES)]
+    test = [{"image_id": f"h/te{i}", "split": "test", "gesture": "like"} for i in range(10)]
+    return [*train, *test, {"image_id": "h/annotations/bad.json", "dataset": "hagrid", "stage": "read", "reason": "malformed JSON"}]
+
+
+def test_annotate_draws_each_sets_images_oversampled_from_the_raw_entries_and_keeps_every_error():
+    draws = [Draw(count=8, splits=("train",), stratify_by="gesture"), Draw(count=4, splits=("test",))]
+    selection = EntrySelection(raw_entries(), draws, oversample=1.25)
+    train = [i for i in selection.selected if "/tr" in i]
+    test = [i for i in selection.selected if "/te" in i]
+    assert len(train) == 10 and len(test) == 5 and len(set(selection.selected)) == 15  # count x 1.25 each
+    drawn = Counter(GESTURES[int(i.removeprefix("h/tr"))] for i in train)
+    for gesture, n in Counter(GESTURES).items():
+        assert abs(drawn[gesture] - n * 10 / 20) < 1, gesture
+    ids = [e["image_id"] for e in selection.entries()]
+    assert ids[0] == "h/annotations/bad.json" and ids[1:] == selection.selected  # the error always, then the draw
+    again = EntrySelection(raw_entries(), draws, oversample=1.25)
+    assert again.selected == selection.selected and again.settings() == selection.settings()
+
+
+def test_a_short_draw_draws_again_from_what_is_left_until_its_splits_run_out():
+    draws = [Draw(count=8, splits=("train",)), Draw(count=4, splits=("test",))]
+    selection = EntrySelection(raw_entries(), draws, oversample=1.0)
+    first = list(selection.selected)
+    assert selection.more([8, 4]) == {}  # nothing short: nothing drawn
+    assert selection.more([5, 4]) == {0: 3}  # 3 short of 8: 3 more train images, none drawn before
+    added = selection.selected[len(first) :]
+    assert len(added) == 3 and all("/tr" in i and i not in first for i in added)
+    assert selection.more([5, 4]) == {0: 3} and selection.more([5, 4]) == {0: 3}  # 17 of the 20 train images drawn now
+    assert selection.more([5, 4]) == {0: 3} and selection.more([5, 4]) == {0: 0}  # exhausted: 0 added
+    assert len(set(selection.selected)) == len(selection.selected) == 24
+
+
+def test_a_stored_selection_is_resumed_and_one_naming_unknown_ids_is_refused():
+    draws = [Draw(count=3, splits=None)]
+    stored = ["h/te1", "h/tr4"]
+    assert EntrySelection(raw_entries(), draws, 2.0, selected=stored).selected == stored
+    with pytest.raises(ValueError, match="1 selected ids are no longer entries of the dataset, e.g. h/gone"):
+        EntrySelection(raw_entries(), draws, 2.0, selected=["h/gone", "h/tr1"])
