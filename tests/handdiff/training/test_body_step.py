@@ -56,15 +56,6 @@ def rows(n: int = 2, size: int = 64, encoded: bool = False) -> pa.Table:
     return pa.Table.from_pylist(out, schema=OUTPAINT_SCHEMA)
 
 
-def test_batches_decode_rows_or_pass_precomputed_encodings():
-    batch = outpaint_batch(rows(), caption_dropout=0.0)
-    assert batch["pixels"].shape == batch["canvas"].shape == batch["skeleton"].shape == (2, 64, 64, 3)
-    assert batch["mask"].shape == (2, 64, 64) and batch["mask"].sum() == 2 * 16 * 16
-    encoded = outpaint_batch(rows(encoded=True), caption_dropout=1.0)
-    assert "pixels" not in encoded and encoded["latents"].shape == encoded["canvas_latents"].shape == (2, 4, 8, 8)
-    assert encoded["text_embedding"].shape == (2, 77, 32) and list(encoded["caption"]) == ["", ""]
-
-
 def test_only_the_controlnet_learns_and_the_loss_falls(tiny_zoo):
     controlnet, frozen = setup(tiny_zoo)
     data = outpaint_batch(rows(), caption_dropout=0.0)
