@@ -179,7 +179,7 @@ def test_typos_inside_named_sections_and_bad_enums_name_the_key_once():
         "datasets.hagrid.source.imagse = 'x' (override): unknown key; known keys: annotations, dataset, gestures, images, layout, splits"
     )
     assert lines[1].endswith(
-        "datasets.hagrid.captionz = 1 (override): unknown key; known keys: caption_table, captions, filter, keypoints, source"
+        "datasets.hagrid.captionz = 1 (override): unknown key; known keys: caption_table, captions, filter, keypoints, select, source"
     )
     assert lines[2].endswith("masks.arch = 'vit_x' (override): Input should be 'vit_h', 'vit_l', 'vit_b' or 'tiny'")
 
