@@ -16,6 +16,7 @@ import math
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from benchmarks.report import Figure
 
@@ -351,8 +352,6 @@ def run() -> list[Figure]:
 def sample_rates(annotated: str = "runs/demo/annotated") -> list[str]:
     """Per dataset of a demo's annotation, the share of its rows that became records, were errors
     or were filtered (the sample data is half deliberate bad entries: an upper bound on the losses)."""
-    from pathlib import Path
-
     from handdiff.data.parts import part_uris, read_part
 
     lines = []

@@ -49,7 +49,7 @@ from handdiff.data.keypoints import MIN_VISIBILITY
 from handdiff.data.parts import read_parts
 from handdiff.data.readers import open_reader
 from handdiff.data.records import ANNOTATION_SCHEMA
-from handdiff.data.selection import Draw, EntrySelection
+from handdiff.data.selection import Draw, EntrySelection, selection_settings
 from handdiff.models.sam import SamArch
 from handdiff.provenance import code_version
 from handdiff.viz import annotated_tile, contact_sheet
@@ -177,7 +177,11 @@ class Config(JobConfig):
         it would mix two draws (annotate to a new output, or delete that one)."""
         for name, spec in self.datasets.items():
             stored = stored_selection(self, name)
-            if spec.select is not None and stored is not None and stored["settings"] != selection_settings(spec.select):
+            if (
+                spec.select is not None
+                and stored is not None
+                and stored["settings"] != selection_settings(spec.select.draws_(), spec.select.oversample)
+            ):
                 raise ConfigError(
                     f"datasets.{name}.select: {storage.join(self.output, name, SELECTION_FILE)} was drawn with other settings "
                     f"({stored['settings']}): annotate to a new output, or delete that one"
@@ -284,10 +288,6 @@ def sample_sheet(out: str, n: int) -> np.ndarray | None:
 SELECTION_FILE = "selection.json"
 
 
-def selection_settings(select: SelectionSection) -> dict:
-    return EntrySelection([], select.draws_(), select.oversample, selected=[]).settings()
-
-
 def stored_selection(cfg: Config, name: str) -> dict | None:
     uri = storage.join(cfg.output, name, SELECTION_FILE)
     return json.loads(storage.read_text(uri)) if storage.exists(uri) else None
@@ -301,7 +301,8 @@ def dataset_entries(cfg: Config, name: str, spec: DatasetSpec) -> tuple[list[dic
         return entries, None
     stored = stored_selection(cfg, name)
     selection = EntrySelection(entries, spec.select.draws_(), spec.select.oversample, stored["selected"] if stored else None)
-    save_selection(cfg, name, selection)
+    if stored is None:
+        save_selection(cfg, name, selection)
     return selection.entries(), selection
 
 
@@ -338,22 +339,16 @@ def annotate_datasets(cfg: Config) -> tuple[dict[str, dict], dict[str, float]]:
             summary[name].update(selected=len(selection.selected), rounds=round_number)
             summary[name].update({f"draw{i}.usable": have for i, have in enumerate(usable)})
             limit = cfg.datasets[name].select.max_rounds
-            if round_number < limit and (added := selection.more(usable)) and any(added.values()):
+            added = selection.more(usable) if round_number < limit else {}
+            if any(added.values()):
                 save_selection(cfg, name, selection)
                 short[name] = added
                 work[name] = (selection.entries(), selection)
             for i, (draw, have) in enumerate(zip(selection.draws, usable, strict=True)):
-                if have < draw.count and not (short.get(name) or {}).get(i):
+                if have < draw.count and not added.get(i):
                     summary[name][f"draw{i}.short_by"] = draw.count - have
-                    log.warning(
-                        "%s: draw %d (%s) has %d of its %d records: %s",
-                        name,
-                        i,
-                        draw.splits or "any split",
-                        have,
-                        draw.count,
-                        "its splits have no entries left" if round_number < limit else f"after {limit} rounds (select.max_rounds)",
-                    )
+                    why = "its splits have no entries left" if round_number < limit else f"after {limit} rounds (select.max_rounds)"
+                    log.warning("%s: draw %d (%s) has %d of its %d records: %s", name, i, draw.splits or "any split", have, draw.count, why)
         if not short:
             break
         log.info("round %d: %s", round_number + 1, "; ".join(f"{n}: {sum(a.values())} more drawn" for n, a in short.items()))

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from handdiff.data.parts import part_uris, read_part
+from handdiff.data.records import is_error
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,8 @@ class EntrySelection:
 
     def __init__(self, entries: list[dict], draws: list[Draw], oversample: float, selected: list[str] | None = None):
         self.draws, self.oversample = draws, oversample
-        self.errors = [e for e in entries if "reason" in e]
-        self.good = {e["image_id"]: e for e in entries if "reason" not in e}
+        self.errors = [e for e in entries if is_error(e)]
+        self.good = {e["image_id"]: e for e in entries if not is_error(e)}
         unknown = [i for i in selected or [] if i not in self.good]
         if unknown:
             raise ValueError(f"{len(unknown)} selected ids are no longer entries of the dataset, e.g. {unknown[0]}")
@@ -161,5 +162,9 @@ class EntrySelection:
         return self.errors + [self.good[i] for i in self.selected]
 
     def settings(self) -> dict:
-        """What the draws depend on (a stored selection drawn otherwise is not resumed)."""
-        return {"draws": [asdict(d) | {"splits": list(d.splits) if d.splits else None} for d in self.draws], "oversample": self.oversample}
+        return selection_settings(self.draws, self.oversample)
+
+
+def selection_settings(draws: list[Draw], oversample: float) -> dict:
+    """What a selection depends on, as JSON (a stored selection drawn otherwise is not resumed)."""
+    return {"draws": [asdict(d) | {"splits": list(d.splits) if d.splits else None} for d in draws], "oversample": oversample}
