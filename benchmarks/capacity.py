@@ -228,14 +228,20 @@ class Selection:
     def laion_to_models(self) -> int:
         return math.ceil(self.laion_drawn * self.laion_one_person)
 
+    @property
+    def laion_captioned(self) -> int:
+        """The filters run before LLaVA: only the people they keep are captioned."""
+        return math.ceil(self.laion_to_models * self.laion_pass)
+
     def assumptions(self) -> list[str]:
-        expected = self.laion_to_models * self.laion_pass
+        expected = self.laion_captioned
         return [
             f"HaGRID: the sets' {self.hagrid_images:,} images x oversample {self.hagrid_oversample} (assumed: errors and handless "
             f"images under 1 in {self.hagrid_oversample / (self.hagrid_oversample - 1):.0f}; a short draw draws again)",
             f"LAION-Human: {self.laion_drawn:,} drawn for {self.laion_people:,} people (oversample {self.laion_oversample}); assumed "
             f"{self.laion_one_person:.0%} with one person in their pose files, so {self.laion_to_models:,} reach the models, and "
-            f"{self.laion_pass:.0%} of those pass the filter: {expected:,.0f} people expected",
+            f"{self.laion_pass:.0%} of those pass the people and hand filters, which run before LLaVA: {expected:,.0f} people "
+            "expected, and captioned",
         ]
 
 
@@ -275,12 +281,20 @@ def plan(rates: dict[str, tuple[float, str]], selection: Selection | None = None
                 fixed_s=600,
             ),
             Stage(
-                f"annotate LAION-Human: the one-person images of a {selection.laion_drawn:,}-image draw (as HaGRID)",
+                f"annotate LAION-Human, masks: the one-person images of a {selection.laion_drawn:,}-image draw (SAM)",
                 selection.laion_to_models,
                 "images",
-                masks_and_captions,
-                sam_llava,
+                sam[0],
+                (sam[1],),
                 fixed_s=600,
+            ),
+            Stage(
+                "annotate LAION-Human, captions: what the people and hand filters keep (LLaVA)",
+                selection.laion_captioned,
+                "images",
+                llava[0],
+                (llava[1],),
+                fixed_s=0,
             ),
         ]
     return [

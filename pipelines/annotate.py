@@ -36,7 +36,8 @@ from handdiff.annotation.stages import (
     LlavaCaptions,
     Plan,
     WholeBodyKeypoints,
-    filter_people_and_hands,
+    filter_hand_pixels,
+    filter_people,
     load_images,
     prefilter_people,
     table_captions,
@@ -241,7 +242,8 @@ def build_pipeline(cfg: Config, work: dict[str, list[str]]):
         branches.append(map_tasks(ds, load_images, cfg.tasks))
     ds = branches[0].union(*branches[1:]) if len(branches) > 1 else branches[0]
     specs = [cfg.datasets[name] for name in work]
-    if any(s.filter for s in specs):  # who cannot pass the people filter never reaches a model
+    filtered = any(s.filter for s in specs)  # LAION-Human's filter, each step before the models it spares
+    if filtered:  # who the dataset's own poses count as too many people never reaches a model
         ds = map_tasks(ds, prefilter_people, cfg.tasks, people=cfg.filter.people)
     k = cfg.keypoints
     ds = map_actors(
@@ -254,10 +256,14 @@ def build_pipeline(cfg: Config, work: dict[str, list[str]]):
         min_visibility=k.min_visibility,
         mediapipe=any(s.keypoints == "mediapipe" for s in specs),
     )
+    if filtered:  # who is not one person is not sent to SAM
+        ds = map_tasks(ds, filter_people, cfg.tasks, people=cfg.filter.people)
     m = cfg.masks
     ds = map_actors(
         ds, HandMasks, m.resources, sam_location=m.sam, arch=m.arch, device=m.resources.device, dilation=m.dilation, box_margin=m.box_margin
     )
+    if filtered:  # nor is who has too few hand pixels captioned
+        ds = map_tasks(ds, filter_hand_pixels, cfg.tasks, min_hand_pixels=cfg.filter.min_hand_pixels)
     if any(s.captions == "llava" for s in specs):
         c = cfg.captions
         ds = map_actors(
@@ -272,8 +278,6 @@ def build_pipeline(cfg: Config, work: dict[str, list[str]]):
         )
     if any(s.captions == "table" for s in specs):
         ds = map_tasks(ds, table_captions, cfg.tasks)
-    if any(s.filter for s in specs):
-        ds = map_tasks(ds, filter_people_and_hands, cfg.tasks, **cfg.filter.model_dump())
     return map_tasks(ds, write_parts, cfg.tasks)
 
 

@@ -68,7 +68,10 @@ def test_the_selection_plan_annotates_the_sets_draws_and_says_what_it_assumes():
     everything = {s.name.split(":")[0]: s for s in capacity.plan({})}
     selected = {s.name.split(":")[0]: s for s in capacity.plan({}, selection)}
     assert selected["annotate HaGRID v2"].items == (76_800 + 12_000) * 1.5
-    assert selection.laion_drawn == 36_500 * 4 and selected["annotate LAION-Human"].items == 36_500 * 2  # the one-person half
+    masks, captions = selected["annotate LAION-Human, masks"], selected["annotate LAION-Human, captions"]
+    assert selection.laion_drawn == 36_500 * 4 and masks.items == 36_500 * 2  # SAM masks the one-person half
+    assert captions.items == math.ceil(36_500 * 2 * 0.6)  # LLaVA captions what the filters keep (0.6 by default)
+    assert masks.per_gpu == capacity.ESTIMATES["sam_vit_h"][0] and captions.per_gpu == capacity.ESTIMATES["llava_7b"][0]
     assert (
         selected["annotate HaGRID v2"].per_gpu
         == everything["annotate HaGRID v2 (SAM masks + LLaVA captions; Mediapipe on CPU actors)"].per_gpu

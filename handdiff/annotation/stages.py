@@ -315,8 +315,8 @@ def table_captions(batch: pa.Table) -> pa.Table:
 def prefilter_people(batch: pa.Table, people: int = 1) -> pa.Table:
     """Rows whose plan asks for the people filter and whose dataset's own poses already count more
     than ``people`` people (LAION-Human's HumanSD pose files): ``filtered`` before any model sees
-    them. ``filter_people_and_hands`` would drop them anyway, after Mediapipe, SAM and LLaVA: its
-    count is the largest of the faces, the body and the dataset's own."""
+    them. ``filter_people`` would drop them anyway, after Mediapipe: its count is the largest of
+    the faces, the body and the dataset's own."""
 
     def drop(rows):
         for row in rows:
@@ -327,18 +327,26 @@ def prefilter_people(batch: pa.Table, people: int = 1) -> pa.Table:
     return _for_ok_rows(batch, drop)
 
 
-def filter_people_and_hands(batch: pa.Table, people: int = 1, min_hand_pixels: int = 2500) -> pa.Table:
-    """LAION-Human's filter, on the rows whose plan asks for it: exactly ``people`` people and
-    at least ``min_hand_pixels`` of hand mask; other rows become ``filtered`` with the reason."""
+def filter_people(batch: pa.Table, people: int = 1) -> pa.Table:
+    """LAION-Human's people filter, right after the keypoints (before SAM): rows whose plan asks
+    for it and whose ``person_count`` is not ``people`` become ``filtered`` with the reason."""
 
     def keep(rows):
         for row in rows:
-            if not Plan.of(row).filter:
-                continue
-            area = rle_area(row["hand_masks"])
-            if row["person_count"] != people:
+            if Plan.of(row).filter and row["person_count"] != people:
                 row.update(status=FILTERED, error_stage="filter", error_reason=f"{row['person_count']} people, not {people}")
-            elif area < min_hand_pixels:
+
+    return _for_ok_rows(batch, keep)
+
+
+def filter_hand_pixels(batch: pa.Table, min_hand_pixels: int = 2500) -> pa.Table:
+    """LAION-Human's hand filter, right after the masks (before LLaVA, so only the rows kept are
+    captioned): rows whose plan asks for it with under ``min_hand_pixels`` of hand mask become
+    ``filtered`` with the reason."""
+
+    def keep(rows):
+        for row in rows:
+            if Plan.of(row).filter and (area := rle_area(row["hand_masks"])) < min_hand_pixels:
                 row.update(status=FILTERED, error_stage="filter", error_reason=f"hand mask of {area} px, under {min_hand_pixels}")
 
     return _for_ok_rows(batch, keep)

@@ -12,7 +12,8 @@ from handdiff.annotation.stages import (
     WORK_SCHEMA,
     Plan,
     WholeBodyKeypoints,
-    filter_people_and_hands,
+    filter_hand_pixels,
+    filter_people,
     load_images,
     prefilter_people,
     table_captions,
@@ -135,7 +136,7 @@ def test_who_the_datasets_own_poses_count_as_too_many_people_is_filtered_before_
     assert [out[i]["status"] for i in ("one", "none", "unknown", "other", "broken")] == [OK, OK, OK, OK, ERROR]
 
 
-def test_people_and_hands_filter():
+def test_the_people_filter_runs_on_the_count_and_the_hand_filter_on_the_mask_pixels():
     big, small = np.zeros((100, 100), bool), np.zeros((100, 100), bool)
     big[:60, :60] = True  # 3600 px
     small[:10, :10] = True  # 100 px
@@ -146,12 +147,13 @@ def test_people_and_hands_filter():
         _row(image_id="d", status=ERROR, error_stage="decode", error_reason="broken"),
         _row(image_id="e", person_count=2, hand_masks=[encode_rle(small)], plan=Plan(output="out").to_json()),  # not LAION-Human
     ]
-    out = {r["image_id"]: r for r in filter_people_and_hands(pa.Table.from_pylist(rows, schema=WORK_SCHEMA)).to_pylist()}
-    assert out["e"]["status"] == OK
-    assert out["a"]["status"] == OK
-    assert out["b"]["status"] == FILTERED and out["b"]["error_reason"] == "2 people, not 1"
-    assert out["c"]["status"] == FILTERED and out["c"]["error_reason"] == "hand mask of 100 px, under 2500"
-    assert out["d"]["status"] == ERROR  # errors pass through untouched
+    people = {r["image_id"]: r for r in filter_people(pa.Table.from_pylist(rows, schema=WORK_SCHEMA)).to_pylist()}
+    assert [people[i]["status"] for i in "acde"] == [OK, OK, ERROR, OK]  # errors pass through untouched
+    assert people["b"]["status"] == FILTERED and people["b"]["error_reason"] == "2 people, not 1"
+    hands = {r["image_id"]: r for r in filter_hand_pixels(pa.Table.from_pylist(rows, schema=WORK_SCHEMA)).to_pylist()}
+    assert [hands[i]["status"] for i in "abde"] == [OK, OK, ERROR, OK]  # "b" was the people filter's to drop
+    # the union of c's two identical 100 px masks is 100 px
+    assert hands["c"]["status"] == FILTERED and hands["c"]["error_reason"] == "hand mask of 100 px, under 2500"
 
 
 def test_caption_table_stage(tmp_path):
