@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -52,7 +53,8 @@ class MultiNodeCluster:
             f"--max-worker-port={low + 999}",
             "--object-store-memory=300000000",
         ]
-        worker = Service.start(f"ray-worker-{len(self.workers)}", cmd, self.workdir, env=self.env)
+        # `ray start --block` shuts its processes down on SIGINT (SIGTERM leaves them for 20 s)
+        worker = Service.start(f"ray-worker-{len(self.workers)}", cmd, self.workdir, env=self.env, stop_signal=signal.SIGINT)
         self.workers.append(worker)
         count = len(self.workers) - sum(w.proc.poll() is not None for w in self.workers)
         wait_until(lambda: self.alive_gpu_nodes() >= count, 120, "Ray worker node", worker.proc, worker.log)

@@ -123,6 +123,6 @@ def test_resamples_spread_over_processes_give_the_same_figures(tmp_path):
     n = 2 * MIN_RESAMPLES_PER_WORKER  # enough for two workers
     alone, spread = resampled_figures(evaluation, ids, n, seed=2), resampled_figures(evaluation, ids, n, seed=2, workers=2)
     assert sorted(alone) == sorted(spread)
-    for key in alone:  # FID's matrix products and eigenvalues round differently with fewer threads (FID near 0 here)
-        tolerance = 1e-6 if key.startswith("fid") else 1e-12
+    for key in alone:  # FID's matrix products and eigenvalues round differently with fewer threads (FID near 0 here:
+        tolerance = 1e-4 if key.startswith("fid") else 1e-12  # seen up to 5e-6 apart on a loaded 2-core machine)
         np.testing.assert_allclose(alone[key], spread[key], rtol=1e-9, atol=tolerance, err_msg=key)
