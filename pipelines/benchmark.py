@@ -189,6 +189,7 @@ def used_section(section: MethodSection) -> dict:
 def method_runs(cfg: Config) -> list[tuple[str, str, dict, int | None]]:
     """(table, row name, method section as JSON, condition count) of every generate+score pass."""
     runs = [("table1", name, used_section(section), None) for name, section in cfg.methods.items()]
+    runs.sort(key=lambda run: run[2]["method"] == "handrefiner")  # after SD 1.5, whose images it refines
     if cfg.ablation:
         base = used_section(cfg.methods[cfg.ablation.method])
         for strategy in cfg.ablation.strategies:
@@ -196,6 +197,30 @@ def method_runs(cfg: Config) -> list[tuple[str, str, dict, int | None]]:
             section["handdiff"]["strategy"] = strategy
             runs.append(("table2", strategy, section, cfg.ablation.images))
     return runs
+
+
+def with_sd_images(section: dict, done: dict[str, dict]) -> dict:
+    """A ``handrefiner`` section takes the images of an ``sd15`` row already generated with the same
+    base, steps and guidance (the images it would draw itself: each from its condition's seed), so
+    that a benchmark with both rows draws them once; any other section is returned as it is."""
+    same = ("base", "steps", "guidance")
+    if section["method"] != "handrefiner" or section.get("baseline", {}).get("sd_images"):
+        return section
+    for result in done.values():
+        sd = result["section"].get("baseline", {})
+        if result["method"] == "sd15" and all(sd.get(k) == section["baseline"].get(k) for k in same):
+            return {**section, "baseline": {**section["baseline"], "sd_images": result["generated"]}}
+    return section
+
+
+def keyed_by_folder_name(section: dict) -> dict:
+    """``section`` with ``baseline.sd_images`` (another row's output) reduced to its folder's name,
+    ``<row>-<key>``: what those images are, not where the output lies (a relative and an absolute
+    path to the same benchmark give one key)."""
+    sd_images = section.get("baseline", {}).get("sd_images")
+    if not sd_images:
+        return section
+    return {**section, "baseline": {**section["baseline"], "sd_images": sd_images.rstrip("/").rsplit("/", 1)[-1]}}
 
 
 def real_side_folder(cfg: Config, fingerprints: dict[str, str]) -> str:
@@ -211,7 +236,7 @@ def real_side_folder(cfg: Config, fingerprints: dict[str, str]) -> str:
 def generate_method(cfg: Config, name: str, section: dict, count: int | None, fingerprints: dict[str, str]) -> dict:
     """One method's generate pass (skipped when done); where its images and scores go."""
     models = method_models(section, fingerprints)
-    key = run_key(section, cfg.conditions, count, models)
+    key = run_key(keyed_by_folder_name(section), cfg.conditions, count, models)
     # the per-image score rows depend on the scoring models' contents and the detector's presence rule too
     scorers = [cfg.scoring.clip, cfg.scoring.sam, cfg.scoring.inception]
     contents = [fingerprinted(scorers, fingerprints)[location] for location in scorers]
@@ -231,6 +256,7 @@ def generate_method(cfg: Config, name: str, section: dict, count: int | None, fi
         generate.run(gen)
     return {
         "method": section["method"],
+        "section": section,
         "key": key,
         "generated": generated,
         "scores": storage.join(cfg.output, "scores", f"{name}-{key}-{detection}"),
@@ -315,7 +341,8 @@ def run(cfg: Config) -> int:
     fingerprints: dict[str, str] = {}  # each model read once per run
     for table, name, section, count in method_runs(cfg):
         log.info("benchmark: generate %s %s", table, name)
-        results[table][name] = generate_method(cfg, name, section, count, fingerprints)
+        results[table][name] = generate_method(cfg, name, with_sd_images(section, results["table1"]), count, fingerprints)
+    results["table1"] = {name: results["table1"][name] for name in cfg.methods}  # Table I in the config's order
     log.info("benchmark: scoring every method in one pass")
     counts, timing = score_all(cfg, results, fingerprints)
     figure = figure_one(cfg, results["table1"])

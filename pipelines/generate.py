@@ -101,6 +101,10 @@ class BaselineSection(StrictModel):
     """HandRefiner's DDIM steps (fixed at 50 in handrefiner.py)."""
     handrefiner_guidance: float = 9.0
     """HandRefiner's guidance scale (9.0 in handrefiner.py)."""
+    sd_images: str | None = None
+    """handrefiner: a ``generate`` output of ``sd15`` with the same base, steps, guidance and dtype
+    on these conditions, whose images HandRefiner refines instead of drawing them again (the same
+    images: each from its condition's seed). ``benchmark`` sets it when it has both rows."""
     steps: int = Field(50, ge=1)
     guidance: float | None = None
     """Unset: each method's authors' own (SD 7.5, ControlNet 9, T2I-Adapter 7.5, HumanSD 10); a value applies to all."""
@@ -117,7 +121,7 @@ BASELINE_MODELS = {
 BASELINE_OPTIONS = {
     "controlnet-openpose": {"pose": "controlnet_pose"},
     "humansd": {"pose_threshold": "humansd_pose_threshold"},
-    "handrefiner": {k: k for k in ("handrefiner_control_scale", "handrefiner_steps", "handrefiner_guidance")},
+    "handrefiner": {k: k for k in ("handrefiner_control_scale", "handrefiner_steps", "handrefiner_guidance", "sd_images")},
 }
 """Each baseline's own settings: generator keyword -> ``BaselineSection`` field."""
 

@@ -18,6 +18,7 @@ negative prompts, which would make CLIPSIM and the others measure prompt enginee
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from handdiff import storage
 from handdiff.data import keypoints as kp
 from handdiff.data.skeleton import HUMANSD_THRESHOLD, draw_humansd_pose, draw_openpose_body, draw_skeleton
 from handdiff.inference.generators import Generated, Generator
@@ -278,6 +280,11 @@ class HandRefinerGenerator(_DiffusersBaseline):
 
     Stated deviation: the depth comes from the detected hands' 2D keypoints (``hand_depth``), not
     from a Mesh Graphormer hand mesh fitted to them.
+
+    ``sd_images``: a ``generate`` output of ``sd15`` with this base, steps, guidance and dtype on
+    these conditions. Its images are the ones SD would draw here (each from its condition's seed),
+    so they are refined instead of drawn again (a benchmark with both rows draws each once); a
+    condition it has no image for is drawn. Another method's or settings' output is refused.
     """
 
     method = "handrefiner"
@@ -291,9 +298,13 @@ class HandRefinerGenerator(_DiffusersBaseline):
         handrefiner_steps: int = 50,
         handrefiner_guidance: float = 9.0,
         hand_detector: Callable[[np.ndarray], list[np.ndarray]] | None = None,
+        sd_images: str | None = None,
         **options,
     ):
         super().__init__(base, handrefiner=handrefiner, inpainting=inpainting, **options)
+        self.sd_images = sd_images
+        if sd_images is not None:
+            check_sd_images(sd_images, {k: self.settings[k] for k in ("base", "steps", "guidance", "dtype")})
         from diffusers import DDIMScheduler, StableDiffusionControlNetInpaintPipeline, UNet2DConditionModel
 
         from handdiff.models.loading import load_controlnet, resolve
@@ -319,13 +330,19 @@ class HandRefinerGenerator(_DiffusersBaseline):
             handrefiner_control_scale=handrefiner_control_scale,
             handrefiner_steps=handrefiner_steps,
             handrefiner_guidance=handrefiner_guidance,
+            sd_images=sd_images,
         )
 
     def _pipeline(self, sd, handrefiner: str, inpainting: str):
         return sd
 
     def generate_batch(self, conditions: list[dict], size: int) -> list[Generated]:
-        drawn = super().generate_batch(conditions, size)
+        drawn = self.drawn_by_sd(conditions, size)
+        todo = [i for i, g in enumerate(drawn) if g is None]
+        if todo:
+            for i, g in zip(todo, super().generate_batch([conditions[i] for i in todo], size), strict=True):
+                drawn[i] = g
+                g.details["sd_image"] = "drawn"
         start = time.perf_counter()
         hands = [self.find_hands(g.image) for g in drawn]
         todo = [i for i, found in enumerate(hands) if found]
@@ -338,6 +355,18 @@ class HandRefinerGenerator(_DiffusersBaseline):
             g.seconds["refine"] = share
             g.details["refined_hands"] = len(found)
         return drawn
+
+    def drawn_by_sd(self, conditions: list[dict], size: int) -> list[Generated | None]:
+        """Each condition's image from ``sd_images`` where it has one at ``size``, else None."""
+        from handdiff.data.images import decode_image
+
+        out: list[Generated | None] = [None] * len(conditions)
+        for i, c in enumerate(conditions if self.sd_images else []):
+            uri = storage.join(self.sd_images, "images", f"{c['image_id']}.png")
+            image = decode_image(storage.read_bytes(uri)) if storage.exists(uri) else None
+            if image is not None and image.shape == (size, size, 3):
+                out[i] = Generated(image, {"generate": 0.0}, {"sd_image": "reused"})
+        return out
 
     @torch.no_grad()
     def refine(self, images: list[np.ndarray], hands: list[list[np.ndarray]], conditions: list[dict], size: int) -> list[np.ndarray]:
@@ -382,6 +411,19 @@ class HandRefinerGenerator(_DiffusersBaseline):
             output_type="np",
         ).images
         return list(_uint8(out))
+
+
+def check_sd_images(sd_images: str, settings: dict[str, Any]) -> None:
+    """Refuse ``sd_images`` unless its records say ``sd15`` drew them with ``settings`` (base,
+    steps, guidance, dtype): another method's images would not be the ones HandRefiner refines."""
+    from handdiff.data.parts import read_parts
+
+    records = read_parts(storage.join(sd_images, "records"), ["method", "models"]).to_pylist()
+    drawn = {(r["method"], r["models"]) for r in records}
+    wanted = ("sd15", json.dumps(settings, sort_keys=True, default=str))
+    if drawn != {wanted}:
+        found = ", ".join(sorted(f"{m} {models}" for m, models in drawn)) or "no records"
+        raise ValueError(f"sd_images {sd_images}: HandRefiner refines SD 1.5's images drawn with {wanted[1]}; these are {found}")
 
 
 def _mediapipe_hands() -> Callable[[np.ndarray], list[np.ndarray]]:

@@ -89,6 +89,30 @@ def test_each_method_is_keyed_and_logged_by_the_settings_it_reads(tmp_path):
     assert [name for name in runs if again[name] != runs[name]] == ["humansd"]
 
 
+def test_handrefiner_refines_the_images_of_an_sd15_row_drawn_with_the_same_settings(tmp_path):
+    """HandRefiner's first step is SD 1.5's image from the same seed: a benchmark with both rows
+    generates SD 1.5 first and hands its images over instead of drawing them twice."""
+    cfg = demo_config("benchmark", str(tmp_path))
+    names = [name for _, name, _, _ in benchmark.method_runs(cfg)]
+    assert names.index("sd15") < names.index("handrefiner")
+    runs = {name: section for _, name, section, _ in benchmark.method_runs(cfg)}
+    done = {"sd15": {"method": "sd15", "section": runs["sd15"], "generated": "/out/generated/sd15-abc"}}
+    assert benchmark.with_sd_images(runs["handrefiner"], done)["baseline"]["sd_images"] == "/out/generated/sd15-abc"
+    assert "sd_images" not in runs["handrefiner"]["baseline"]  # the method's own section is left as it was
+    other_steps = {**runs["sd15"], "baseline": {**runs["sd15"]["baseline"], "steps": 7}}
+    assert "sd_images" not in benchmark.with_sd_images(runs["handrefiner"], {"sd15": {**done["sd15"], "section": other_steps}})["baseline"]
+    assert benchmark.with_sd_images(runs["controlnet"], done) == runs["controlnet"]
+    # keyed by what the images are (the SD 1.5 row's folder name holds its key), not where the output lies
+    here, there = ({"sd15": {**done["sd15"], "generated": f"{root}/generated/sd15-abc"}} for root in ("runs/demo", "/abs/runs/demo"))
+    keys = {
+        benchmark.run_key(benchmark.keyed_by_folder_name(benchmark.with_sd_images(runs["handrefiner"], d)), str(tmp_path), None, {})
+        for d in (here, there)
+    }
+    assert len(keys) == 1
+    moved = benchmark.with_sd_images(runs["handrefiner"], {"sd15": {**done["sd15"], "generated": "/out/generated/sd15-def"}})
+    assert benchmark.run_key(benchmark.keyed_by_folder_name(moved), str(tmp_path), None, {}) not in keys  # other SD images: another key
+
+
 def test_a_method_is_keyed_by_what_its_models_are_not_where_they_are(tmp_path):
     (tmp_path / "set" / "records").mkdir(parents=True)
     conditions = str(tmp_path / "set")

@@ -11,6 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from devtools.services import start_ray_head
+from handdiff.data.parts import read_parts
 from handdiff.metrics.tables import read_csv_rows
 from pipelines import demo
 from tests.documented import documented_demo_commands
@@ -141,6 +142,10 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys, 
     table1 = {r["name"]: r for r in read_csv_rows((tmp_path / "demo" / "benchmark" / "table1.csv").read_text())}
     assert table1["oracle"]["dap"] > 0.3  # the conditions are at a size where Holistic finds the sample people
     assert (tmp_path / "demo" / "benchmark" / "figure1.png").exists()
+    # HandRefiner refined SD 1.5's images rather than drawing them again
+    (refined,) = (tmp_path / "demo" / "benchmark" / "generated").glob("handrefiner-*")
+    details = [json.loads(d) for d in read_parts(str(refined / "records"), ["details"]).column("details").to_pylist()]
+    assert details and {d["sd_image"] for d in details} == {"reused"}
 
     # a second demo reuses what the first wrote and continues the same MLflow runs
     assert demo.main(argv) == 0

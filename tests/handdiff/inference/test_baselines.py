@@ -180,3 +180,38 @@ def test_handrefiner_refuses_a_unet_without_the_inpainting_channels(tiny_zoo):
         make_generator(
             "handrefiner", base=zoo["sd15"], handrefiner=zoo["handrefiner"], inpainting=zoo["sd15"], hand_detector=lambda image: []
         )
+
+
+def _sd_output(folder, images: dict[str, np.ndarray], method: str, settings: dict) -> str:
+    """A generate output as ``generate`` writes one: PNGs under images/, records naming the method and its settings."""
+    import json
+
+    import pyarrow as pa
+
+    from handdiff import storage
+    from handdiff.data.images import encode_image
+    from handdiff.data.parts import write_part
+
+    for image_id, image in images.items():
+        storage.write_bytes(storage.join(str(folder), "images", f"{image_id}.png"), encode_image(image, "PNG"))
+    models = json.dumps(settings, sort_keys=True, default=str)
+    write_part(
+        pa.table({"image_id": list(images), "method": [method] * len(images), "models": [models] * len(images)}), f"{folder}/records"
+    )
+    return str(folder)
+
+
+def test_handrefiner_refines_the_sd15_images_it_is_given_and_draws_only_the_missing_ones(tiny_zoo, tmp_path):
+    zoo = model_locations(tiny_zoo)
+    options = dict(base=zoo["sd15"], handrefiner=zoo["handrefiner"], inpainting=zoo["inpainting"], steps=2, hand_detector=lambda image: [])
+    first, second = conditions(2)
+    sd = make_generator("sd15", base=zoo["sd15"], steps=2)
+    given = 255 - sd.generate([first])[0].image  # not what SD draws: only read from the folder could give it
+    folder = _sd_output(tmp_path / "sd15", {first["image_id"]: given}, "sd15", sd.describe())
+    out = make_generator("handrefiner", sd_images=folder, **options).generate([first, second])
+    assert np.array_equal(out[0].image, given) and out[0].details["sd_image"] == "reused"  # no hands found: returned as given
+    assert np.array_equal(out[1].image, sd.generate([second])[0].image) and out[1].details["sd_image"] == "drawn"
+    for method, settings in (("controlnet-openpose", sd.describe()), ("sd15", {**sd.describe(), "steps": 3})):
+        other = _sd_output(tmp_path / f"{method}-{settings['steps']}", {first["image_id"]: given}, method, settings)
+        with pytest.raises(ValueError, match="HandRefiner refines SD 1.5's images drawn with"):
+            make_generator("handrefiner", sd_images=other, **options)
