@@ -209,8 +209,12 @@ def with_sd_images(section: dict, done: dict[str, dict]) -> dict:
     for result in done.values():
         sd = result["section"].get("baseline", {})
         if result["method"] == "sd15" and all(sd.get(k) == section["baseline"].get(k) for k in same):
-            return {**section, "baseline": {**section["baseline"], "sd_images": result["generated"]}}
+            return _with_sd_images(section, result["generated"])
     return section
+
+
+def _with_sd_images(section: dict, sd_images: str) -> dict:
+    return {**section, "baseline": {**section["baseline"], "sd_images": sd_images}}
 
 
 def keyed_by_folder_name(section: dict) -> dict:
@@ -220,7 +224,7 @@ def keyed_by_folder_name(section: dict) -> dict:
     sd_images = section.get("baseline", {}).get("sd_images")
     if not sd_images:
         return section
-    return {**section, "baseline": {**section["baseline"], "sd_images": sd_images.rstrip("/").rsplit("/", 1)[-1]}}
+    return _with_sd_images(section, sd_images.rstrip("/").rsplit("/", 1)[-1])
 
 
 def real_side_folder(cfg: Config, fingerprints: dict[str, str]) -> str:

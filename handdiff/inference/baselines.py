@@ -338,9 +338,9 @@ class HandRefinerGenerator(_DiffusersBaseline):
 
     def generate_batch(self, conditions: list[dict], size: int) -> list[Generated]:
         drawn = self.drawn_by_sd(conditions, size)
-        todo = [i for i, g in enumerate(drawn) if g is None]
-        if todo:
-            for i, g in zip(todo, super().generate_batch([conditions[i] for i in todo], size), strict=True):
+        missing = [i for i, g in enumerate(drawn) if g is None]
+        if missing:
+            for i, g in zip(missing, super().generate_batch([conditions[i] for i in missing], size), strict=True):
                 drawn[i] = g
                 g.details["sd_image"] = "drawn"
         start = time.perf_counter()
@@ -362,9 +362,11 @@ class HandRefinerGenerator(_DiffusersBaseline):
 
         out: list[Generated | None] = [None] * len(conditions)
         for i, c in enumerate(conditions if self.sd_images else []):
-            uri = storage.join(self.sd_images, "images", f"{c['image_id']}.png")
-            image = decode_image(storage.read_bytes(uri)) if storage.exists(uri) else None
-            if image is not None and image.shape == (size, size, 3):
+            try:  # one read per image, no existence check first (a request each on S3)
+                image = decode_image(storage.read_bytes(storage.join(self.sd_images, "images", f"{c['image_id']}.png")))
+            except FileNotFoundError:
+                continue  # SD 1.5 made an error row for it: drawn here
+            if image.shape == (size, size, 3):
                 out[i] = Generated(image, {"generate": 0.0}, {"sd_image": "reused"})
         return out
 
