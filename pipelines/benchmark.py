@@ -27,6 +27,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 import mlflow
@@ -59,6 +60,10 @@ from pipelines.job import JobConfig, TrackingConfig, job_run, quiet, run_job
 from pipelines.ray_stages import Resources, TaskResources
 
 log = logging.getLogger("handdiff.benchmark")
+
+
+TABLE_METRICS = {"table1": METRICS, "table2": TABLE_II_METRICS}
+"""The columns each table shows."""
 
 
 class MethodSection(StrictModel):
@@ -285,9 +290,10 @@ def score_all(cfg: Config, results: dict[str, dict[str, dict]], fingerprints: di
     jobs = {r["generated"]: r["scores"] for rows in results.values() for r in rows.values()}
     counts, timing = score.score_outputs(scoring, jobs, storage.join(cfg.output, "scores", "_index"))
     settings = score.FigureSettings(cfg.bootstrap, kid_subset=cfg.kid_subset, oks_area=cfg.oks_area, min_visibility=cfg.min_visibility)
-    for rows in results.values():
+    for table, rows in results.items():
+        shown = replace(settings, whole_image_intervals="fid" in TABLE_METRICS[table])  # intervals for what the table shows
         for result in rows.values():
-            result.update({**score.summarize(result["scores"], result["generated"], settings), "method": result["method"]})
+            result.update({**score.summarize(result["scores"], result["generated"], shown), "method": result["method"]})
     return counts, timing
 
 
@@ -325,8 +331,8 @@ def paired_tables(cfg: Config, results: dict[str, dict[str, dict]]) -> dict[str,
     ours = [name for name, section in cfg.methods.items() if section.method == "handdiff"]
     files = {}
     for table, reference, metrics, title in (
-        ("table1", cfg.paired_reference or (ours[0] if ours else None), METRICS, "Table I, paired"),
-        ("table2", "sme", TABLE_II_METRICS, "Table II, paired"),
+        ("table1", cfg.paired_reference or (ours[0] if ours else None), TABLE_METRICS["table1"], "Table I, paired"),
+        ("table2", "sme", TABLE_METRICS["table2"], "Table II, paired"),
     ):
         samples = {
             name: read_resamples(f"{r['scores']}/resamples.parquet")

@@ -182,6 +182,8 @@ class FigureSettings:
     oks_area: OksArea = "person"
     min_visibility: float = MIN_VISIBILITY
     resample_workers: int | None = None
+    whole_image_intervals: bool = True
+    """Bootstrap the whole-image FID too (Table II shows it; Table I shows the foregrounds' alone)."""
 
     def identity(self) -> dict:
         """What the figures depend on (not how many processes computed them)."""
@@ -292,7 +294,9 @@ def summarize(output: str, generated: str, settings: FigureSettings) -> dict:
             evaluation = evaluate(rows, tmp, settings.oks_area)
             metrics = figures(evaluation, kid_subset=settings.kid_subset)
             workers = settings.resample_workers or min(8, len(os.sched_getaffinity(0)))
-            samples = resampled_figures(evaluation, ids, settings.bootstrap, settings.seed, workers) if settings.bootstrap else {}
+            samples = {}
+            if settings.bootstrap:
+                samples = resampled_figures(evaluation, ids, settings.bootstrap, settings.seed, workers, settings.whole_image_intervals)
             by = score_by(rows, settings.breakdown_by, tmp, settings.kid_subset, evaluation=evaluation) if settings.breakdown_by else {}
         result.update(
             metrics=metrics,

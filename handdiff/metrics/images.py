@@ -100,29 +100,73 @@ def _update(metric, real: np.ndarray, fake: np.ndarray):
     return metric
 
 
-@functools.lru_cache(maxsize=1)
-def _fid_metric():
+def _counted_fid():
+    """torchmetrics' ``FrechetInceptionDistance`` whose ``update`` also takes per-row counts."""
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    return FrechetInceptionDistance(feature=_Precomputed())
+    class CountedFID(FrechetInceptionDistance):
+        """``update(features, real, counts)`` adds what torchmetrics' own ``update`` would for the
+        rows repeated ``counts`` times each (a bootstrap resample): the features' sum, the sum of
+        their outer products and the count, from each distinct row once (torchmetrics/image/fid.py,
+        ``update``: ``features.sum(dim=0)``, ``features.t().mm(features)``, ``imgs.shape[0]``).
+        ``compute`` is torchmetrics' own."""
+
+        def update(self, imgs: torch.Tensor, real: bool, counts: np.ndarray | None = None) -> None:
+            if counts is None:
+                return super().update(imgs, real)
+            drawn = np.flatnonzero(counts)
+            weights = np.asarray(counts, np.float64)[drawn]
+            features = imgs.double().numpy()[drawn]
+            scaled = features * np.sqrt(weights)[:, None]
+            side = "real" if real else "fake"
+            getattr(self, f"{side}_features_sum").add_(torch.from_numpy(weights @ features))
+            getattr(self, f"{side}_features_cov_sum").add_(
+                torch.from_numpy(scaled.T @ scaled)
+            )  # numpy's A.T @ A: BLAS syrk, half a product
+            setattr(self, f"{side}_features_num_samples", getattr(self, f"{side}_features_num_samples") + int(weights.sum()))
+            self.orig_dtype = torch.float64
+            return None
+
+    return CountedFID(feature=_Precomputed())
 
 
-def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
-    """torchmetrics' FID from (N, 192) features of each side (one metric object, reset per call:
-    building it costs more than a resample's update)."""
+@functools.lru_cache(maxsize=1)
+def _fid_metric():
+    return _counted_fid()
+
+
+def fid_from_features(real: np.ndarray, fake: np.ndarray, counts: np.ndarray | None = None) -> float:
+    """torchmetrics' FID from (N, 192) features of each side; with ``counts`` (N,) row ``i``
+    counts ``counts[i]`` times (0: left out), the FID of ``real[rows], fake[rows]`` for rows with
+    repeats, at the cost of the distinct rows (one metric object, reset per call: building it
+    costs more than a resample's update)."""
     metric = _fid_metric()
     metric.reset()
-    return float(_update(metric, real, fake).compute())
+    if counts is None:
+        return float(_update(metric, real, fake).compute())
+    for features, is_real in ((real, True), (fake, False)):
+        metric.update(torch.as_tensor(np.asarray(features), dtype=torch.float64), is_real, counts)
+    return float(metric.compute())
 
 
-def fid_kid_from_features(real: np.ndarray, fake: np.ndarray, subset_size: int = KID_SUBSET_SIZE) -> dict[str, float]:
-    """torchmetrics' FID and KID (its mean and std over subsets of ``min(subset_size, n)``, n the
-    smaller side's count: torchmetrics refuses a subset larger than a side) from (N, 192) features."""
+def kid_from_features(real: np.ndarray, fake: np.ndarray, subset_size: int = KID_SUBSET_SIZE) -> dict[str, float]:
+    """torchmetrics' KID, its mean and std over subsets of ``min(subset_size, n)`` (n the smaller
+    side's count: torchmetrics refuses a subset larger than a side), from (N, 192) features.
+    Where that subset is every row of both sides, each of torchmetrics' 100 subsets is the same
+    set reordered, so one subset gives the value, with std 0 (KID sums over pairs: order does
+    not change it)."""
     from torchmetrics.image.kid import KernelInceptionDistance
 
     subset = max(2, min(subset_size, len(real), len(fake)))
-    kid_mean, kid_std = _update(KernelInceptionDistance(feature=_Precomputed(), subset_size=subset), real, fake).compute()
-    return {"fid": fid_from_features(real, fake), "kid": float(kid_mean), "kid_std": float(kid_std)}
+    subsets = 1 if subset == len(real) == len(fake) else 100  # 100: torchmetrics' default
+    kid = KernelInceptionDistance(feature=_Precomputed(), subset_size=subset, subsets=subsets)
+    kid_mean, kid_std = _update(kid, real, fake).compute()
+    return {"kid": float(kid_mean), "kid_std": float(kid_std)}
+
+
+def fid_kid_from_features(real: np.ndarray, fake: np.ndarray, subset_size: int = KID_SUBSET_SIZE) -> dict[str, float]:
+    """``fid_from_features`` and ``kid_from_features`` of (N, 192) features."""
+    return {"fid": fid_from_features(real, fake), **kid_from_features(real, fake, subset_size)}
 
 
 def fid_kid(real: list[np.ndarray], fake: list[np.ndarray], weights: str, subset_size: int = KID_SUBSET_SIZE) -> dict[str, float]:

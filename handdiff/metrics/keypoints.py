@@ -246,6 +246,7 @@ class KeypointEvaluation:
             # sets, OKS matrices), which would otherwise be held, and pickled to resampling workers
             self.evaluator.cocoGt = self.evaluator.cocoDt = None
             self.evaluator._gts = self.evaluator._dts = self.evaluator.ious = None
+            self.evaluator.anno_file = None  # the ground truth's whole content, read by CrowdPose's get_type_result alone
             self._stack(self.evaluator.evalImgs)
             self.evaluator.evalImgs = None  # stacked: accumulate gets packs of it
 
@@ -266,22 +267,20 @@ class KeypointEvaluation:
         self.target_ignored = np.concatenate([e["gtIgnore"] for e in entries])
 
     def _packs(self, positions: np.ndarray) -> list[dict]:
-        """The images at ``positions``, in order, as ``accumulate`` entries of ``maxDets`` images each."""
+        """The images at ``positions``, in order, as ``accumulate`` entries of ``maxDets`` images
+        each (views into the chosen rows' arrays, gathered once)."""
         size = min(self.evaluator._paramsEval.maxDets)
-        out = []
-        for start in range(0, len(positions), size):
-            chosen = positions[start : start + size]
-            columns = self.detection_of[chosen]
-            columns = columns[columns >= 0]
-            out.append(
-                {
-                    "dtScores": self.scores[columns],
-                    "dtMatches": self.matches[:, columns],
-                    "dtIgnore": self.ignored[:, columns],
-                    "gtIgnore": self.target_ignored[chosen],
-                }
-            )
-        return out
+        columns = self.detection_of[positions]
+        found = columns >= 0
+        starts = range(0, len(positions), size)
+        ends = np.cumsum(np.add.reduceat(found.astype(np.int64), np.asarray(starts))).tolist()  # each pack's detections end here
+        columns = columns[found]
+        scores, matches, ignored = self.scores[columns], self.matches[:, columns], self.ignored[:, columns]
+        targets = self.target_ignored[positions]
+        return [
+            {"dtScores": scores[a:b], "dtMatches": matches[:, a:b], "dtIgnore": ignored[:, a:b], "gtIgnore": targets[start : start + size]}
+            for start, a, b in zip(starts, [0, *ends[:-1]], ends)
+        ]
 
     def ap(self, images: np.ndarray | None = None) -> float:
         """AP (OKS 0.50:0.95) of the rows ``images`` (indices, repeats allowed; all when None); NaN

@@ -13,14 +13,14 @@ Conventions (``CONVENTIONS``, written beside every table): DAP's OKS scaled by t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from handdiff.data.keypoints import MIN_VISIBILITY
-from handdiff.metrics.images import KID_SUBSET_SIZE, fid_from_features, fid_kid_from_features
+from handdiff.metrics.images import KID_SUBSET_SIZE, fid_from_features, kid_from_features
 from handdiff.metrics.keypoints import KeypointEvaluation, OksArea, joint_errors, keypoint_evaluation, mpjpe_of
 
 METRICS = ("dap", "dap_hands", "mpjpe", "mpjpe_hands", "clipsim", "fid_fg", "kid_fg")
@@ -63,7 +63,7 @@ def evaluate(rows: list[dict], directory: str | Path, oks_area: OksArea = "perso
     features: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
     for name, real, fake in (("fg", "real_features", "fake_features"), ("whole", "real_image_features", "fake_image_features")):
         complete = bool(rows) and all(r.get(real) is not None and r.get(fake) is not None for r in rows)
-        features[name] = (np.stack([r[real] for r in rows]), np.stack([r[fake] for r in rows])) if complete else None
+        features[name] = tuple(np.stack([r[side] for r in rows]).astype(np.float64) for side in (real, fake)) if complete else None
     return Evaluation(
         image_ids=[str(r["image_id"]) if r.get("image_id") is not None else f"#{i}" for i, r in enumerate(rows)],
         keypoints={
@@ -88,15 +88,14 @@ def figures(
     out["clipsim"] = float(evaluation.clip[chosen].mean()) if len(chosen) else float("nan")
     out["fid_fg"] = out["kid_fg"] = out["kid_fg_std"] = out["fid"] = float("nan")
     fg, whole = evaluation.features["fg"], evaluation.features["whole"]
+    counts = np.bincount(chosen, minlength=len(evaluation.clip))  # FID from each distinct row once, weighted
     if len(chosen) >= 2 and fg is not None:
-        real, fake = fg[0][chosen], fg[1][chosen]
+        out["fid_fg"] = fid_from_features(fg[0], fg[1], counts)
         if kid:
-            distances = fid_kid_from_features(real, fake, kid_subset)
-            out["fid_fg"], out["kid_fg"], out["kid_fg_std"] = distances["fid"], distances["kid"], distances["kid_std"]
-        else:
-            out["fid_fg"] = fid_from_features(real, fake)
+            distances = kid_from_features(fg[0][chosen], fg[1][chosen], kid_subset)
+            out["kid_fg"], out["kid_fg_std"] = distances["kid"], distances["kid_std"]
     if len(chosen) >= 2 and whole is not None:
-        out["fid"] = fid_from_features(whole[0][chosen], whole[1][chosen])
+        out["fid"] = fid_from_features(whole[0], whole[1], counts)
     return out
 
 
@@ -112,14 +111,17 @@ def resample_draws(image_ids: list[str], resamples: int, seed: int = 0) -> np.nd
 
 
 def resampled_figures(
-    evaluation: Evaluation, condition_ids: list[str], resamples: int, seed: int = 0, workers: int = 1
+    evaluation: Evaluation, condition_ids: list[str], resamples: int, seed: int = 0, workers: int = 1, whole: bool = True
 ) -> dict[str, np.ndarray]:
     """Each metric on each bootstrap resample of the conditions: {metric: (resamples,)}. The draws
     are over the sorted ``condition_ids`` (the same for every method of a benchmark); a drawn
     condition the method has no row for is left out of that resample. KID is left out: its own
     std over torchmetrics' subsets is its spread, and recomputing its subsets per resample would
-    cost more than everything else together. ``workers`` > 1 spreads the resamples over that
-    many processes (each receives the evaluation once)."""
+    cost more than everything else together. ``whole=False`` leaves out the whole-image FID too
+    (Table II's; Table I shows the foregrounds'), a third of a resample's time. ``workers`` > 1
+    spreads the resamples over that many processes (each receives the evaluation once)."""
+    if not whole:
+        evaluation = replace(evaluation, features={**evaluation.features, "whole": None})
     ordered = sorted(condition_ids)
     row_of = {image_id: i for i, image_id in enumerate(evaluation.image_ids)}
     index = np.asarray([row_of.get(image_id, -1) for image_id in ordered], np.int64)
@@ -141,7 +143,8 @@ def resampled_figures(
     for row in per_resample:
         for key, value in row.items():
             out.setdefault(key, []).append(value)
-    return {key: np.asarray(values) for key, values in out.items() if key not in ("images", "kid_fg", "kid_fg_std")}
+    left_out = ("images", "kid_fg", "kid_fg_std") if whole else ("images", "kid_fg", "kid_fg_std", "fid")
+    return {key: np.asarray(values) for key, values in out.items() if key not in left_out}
 
 
 def _figures_of(evaluation: Evaluation, draws: list[np.ndarray]) -> list[dict[str, float]]:
@@ -155,8 +158,12 @@ _HELD: list[Evaluation] = []
 
 
 def _hold(evaluation: Evaluation, threads: int) -> None:
-    """A resampling worker's initializer: keep the evaluation it received, use its share of the cores."""
+    """A resampling worker's initializer: keep the evaluation it received, use its share of the
+    cores (torch's threads and numpy's BLAS, which FID's products run on)."""
+    from threadpoolctl import threadpool_limits
+
     torch.set_num_threads(threads)
+    threadpool_limits(threads)
     _HELD[:] = [evaluation]
 
 

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from devtools.services import start_ray_head
 from handdiff.data.parts import read_parts
+from handdiff.metrics.summary import read_resamples
 from handdiff.metrics.tables import read_csv_rows
 from pipelines import demo
 from tests.documented import documented_demo_commands
@@ -142,6 +143,10 @@ def test_demo_runs_end_to_end_and_logs_to_mlflow(ray_session, tmp_path, capsys, 
     table1 = {r["name"]: r for r in read_csv_rows((tmp_path / "demo" / "benchmark" / "table1.csv").read_text())}
     assert table1["oracle"]["dap"] > 0.3  # the conditions are at a size where Holistic finds the sample people
     assert (tmp_path / "demo" / "benchmark" / "figure1.png").exists()
+    # intervals for what each table shows: Table II's whole-image FID is resampled, Table I's is not
+    for scores in (tmp_path / "demo" / "benchmark" / "scores").glob("*-*"):
+        resampled = set(read_resamples(str(scores / "resamples.parquet")))
+        assert "fid_fg" in resampled and ("fid" in resampled) == scores.name.startswith(("bbox-", "naive-", "sme-")), scores.name
     # HandRefiner refined SD 1.5's images rather than drawing them again
     (refined,) = (tmp_path / "demo" / "benchmark" / "generated").glob("handrefiner-*")
     details = [json.loads(d) for d in read_parts(str(refined / "records"), ["details"]).column("details").to_pylist()]

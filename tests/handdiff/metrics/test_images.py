@@ -51,3 +51,46 @@ def test_features_path_gives_torchmetrics_own_fid_from_images(tiny_zoo):
     direct.update(torch.as_tensor(np.stack(real)).permute(0, 3, 1, 2), real=True)
     direct.update(torch.as_tensor(np.stack(fake)).permute(0, 3, 1, 2), real=False)
     assert fid_kid(real, fake, weights, subset_size=5)["fid"] == pytest.approx(float(direct.compute()), rel=1e-4)
+
+
+def test_fid_of_counted_rows_is_torchmetrics_fid_of_the_rows_repeated():
+    """A bootstrap resample's FID from each distinct row once, weighted by how often it was
+    drawn, is what torchmetrics' own metric gives on the resampled rows, repeats included."""
+    import torch
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    from handdiff.metrics.images import _Precomputed, fid_from_features
+
+    rng = np.random.default_rng(5)
+    real = rng.normal(size=(1000, 192))
+    fake = real + rng.normal(0.2, 0.6, (1000, 192))
+    drawn = rng.integers(0, 1000, 1000)
+    counts = np.bincount(drawn, minlength=1000)
+    assert counts.max() > 1 and (counts == 0).any()  # repeats and left-out rows both occur
+    direct = FrechetInceptionDistance(feature=_Precomputed())
+    direct.update(torch.as_tensor(real[drawn]), real=True)
+    direct.update(torch.as_tensor(fake[drawn]), real=False)
+    assert fid_from_features(real, fake, counts) == pytest.approx(float(direct.compute()), rel=1e-9)
+    assert fid_from_features(real, fake, np.ones(1000, np.int64)) == pytest.approx(fid_from_features(real, fake), rel=1e-9)
+
+
+def test_kid_over_every_row_is_torchmetrics_value_with_no_spread():
+    """With a subset as large as both sides, torchmetrics' 100 subsets are the whole set
+    reordered: one gives the same value, and the spread is 0; a smaller subset keeps the 100."""
+    import torch
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    from handdiff.metrics.images import _Precomputed, kid_from_features
+
+    rng = np.random.default_rng(6)
+    real = rng.normal(size=(40, 192))
+    fake = real + rng.normal(0.3, 0.5, (40, 192))
+    direct = KernelInceptionDistance(feature=_Precomputed(), subset_size=40)  # torchmetrics' 100 subsets
+    direct.update(torch.as_tensor(real), real=True)
+    direct.update(torch.as_tensor(fake), real=False)
+    mean, spread = direct.compute()
+    whole = kid_from_features(real, fake, subset_size=1000)
+    assert whole["kid"] == pytest.approx(float(mean), rel=1e-9) and float(spread) < 1e-9 * abs(float(mean))
+    assert whole["kid_std"] == 0.0
+    smaller = kid_from_features(real, fake, subset_size=10)
+    assert smaller["kid_std"] > 0 and smaller["kid"] == pytest.approx(whole["kid"], rel=0.5)

@@ -65,9 +65,11 @@ def test_kid_uses_torchmetrics_subset_size_and_reports_its_std(tmp_path, monkeyp
     data = rows(12)
     for r in data:
         r["fake_features"] = r["fake_features"] + np.random.default_rng(1).normal(0, 0.5, 192)
-    figures = score_set(data, tmp_path)
+    every = score_set(data, tmp_path / "every")
     assert sizes == [12]  # torchmetrics' 1,000, capped at the set's size (not a subset of 50)
-    assert figures["kid_fg_std"] > 0 and np.isfinite(figures["kid_fg"])
+    assert every["kid_fg_std"] == 0 and np.isfinite(every["kid_fg"])  # every subset is the whole set: no spread
+    subsets = score_set(data, tmp_path / "subsets", kid_subset=5)
+    assert sizes[-1] == 5 and subsets["kid_fg_std"] > 0
 
 
 def test_dap_scales_by_the_persons_area_and_whole_image_fid_is_its_own_figure(tmp_path):
@@ -126,3 +128,19 @@ def test_resamples_spread_over_processes_give_the_same_figures(tmp_path):
     for key in alone:  # FID's matrix products and eigenvalues round differently with fewer threads (FID near 0 here:
         tolerance = 1e-4 if key.startswith("fid") else 1e-12  # seen up to 5e-6 apart on a loaded 2-core machine)
         np.testing.assert_allclose(alone[key], spread[key], rtol=1e-9, atol=tolerance, err_msg=key)
+
+
+def test_resamples_without_the_whole_image_fid_leave_every_other_figure_as_it_was(tmp_path):
+    from handdiff.metrics.summary import evaluate, resampled_figures
+
+    data = rows(10, shift=2.0, seed=6)
+    rng = np.random.default_rng(3)
+    for r in data:
+        r["real_image_features"] = rng.normal(size=192)
+        r["fake_image_features"] = r["real_image_features"] + rng.normal(0.5, 1.0, 192)
+    evaluation = evaluate(data, tmp_path)
+    ids = [f"#{i}" for i in range(10)]
+    every, shown = resampled_figures(evaluation, ids, 20, seed=3), resampled_figures(evaluation, ids, 20, seed=3, whole=False)
+    assert "fid" in every and np.isfinite(every["fid"]).all() and set(shown) == set(every) - {"fid"}
+    for key in shown:
+        np.testing.assert_array_equal(shown[key], every[key], err_msg=key)
