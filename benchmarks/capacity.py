@@ -68,7 +68,7 @@ METHOD_UNET_CALLS = {  # UNet-equivalent evaluations per step (x CFG) for each b
     "ControlNet": CONTROLNET_COST,
     "T2I-Adapter": 1.1,
     "HumanSD": 1,
-    "HandRefiner": 1 + CONTROLNET_COST,  # the inpainting UNet with its ControlNet, on the SD 1.5 row's images (sd_images)
+    "HandRefiner": CONTROLNET_COST,  # the inpainting UNet with its ControlNet, on the SD 1.5 row's images (sd_images)
 }
 
 
