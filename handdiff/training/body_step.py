@@ -38,12 +38,8 @@ def body_training_step(
 ) -> dict[str, torch.Tensor]:
     """Forward pass and loss of one batch (call ``.backward()`` on ``["loss"]``); ``frozen.unet`` is SD 1.5's UNet."""
     with torch.no_grad():
-        if "latents" in batch:
-            latents = torch.as_tensor(batch["latents"], device=device).to(dtype)
-            canvas = torch.as_tensor(batch["canvas_latents"], device=device).to(dtype)
-        else:
-            latents = frozen.encode_pixels(batch["pixels"], device, dtype, generator)
-            canvas = frozen.encode_pixels(batch["canvas"], device, dtype, sample=False)
+        latents = frozen.latents(batch, "latents", "pixels", device, dtype, generator)
+        canvas = frozen.latents(batch, "canvas_latents", "canvas", device, dtype, sample=False)
         text = frozen.text_embeddings(batch, device, dtype)
         mask = torch.as_tensor(batch["mask"], device=device)[:, None].float()
         m = latent_mask(mask, latents.shape[-2:])

@@ -34,6 +34,22 @@ class FrozenParts:
         dist = self.vae.encode(pixels).latent_dist
         return (dist.sample(generator) if sample else dist.mode()) * self.vae.config.scaling_factor
 
+    def latents(
+        self,
+        batch: dict[str, np.ndarray],
+        precomputed: str,
+        pixels: str,
+        device: torch.device,
+        dtype: torch.dtype,
+        generator: torch.Generator | None = None,
+        sample: bool = True,
+    ) -> torch.Tensor:
+        """(B, 4, H/8, W/8): the batch's ``precomputed`` latents where the set has them (its
+        precompute), else its ``pixels`` encoded now (``encode_pixels``)."""
+        if precomputed in batch:
+            return torch.as_tensor(batch[precomputed], device=device).to(dtype)
+        return self.encode_pixels(batch[pixels], device, dtype, generator, sample)
+
     def text_embeddings(self, batch: dict[str, np.ndarray], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """(B, 77, D): the batch's precomputed ``text_embedding`` (the empty caption's embedding
         where a caption was dropped to ""), else the captions encoded now."""

@@ -38,10 +38,7 @@ def hand_training_step(
 ) -> dict[str, torch.Tensor]:
     """Forward pass and loss of one batch (call ``.backward()`` on ``["loss"]``)."""
     with torch.no_grad():
-        if "latents" in batch:
-            latents = torch.as_tensor(batch["latents"], device=device).to(dtype)
-        else:
-            latents = frozen.encode_pixels(batch["pixels"], device, dtype, generator)
+        latents = frozen.latents(batch, "latents", "pixels", device, dtype, generator)
         text = frozen.text_embeddings(batch, device, dtype)
         mask = torch.as_tensor(batch["mask"], device=device).to(dtype)[:, None]
         condition = hand_condition(torch.as_tensor(batch["keypoints"], device=device), mask, settings.sigma).to(dtype)

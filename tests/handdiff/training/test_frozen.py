@@ -46,6 +46,16 @@ def test_pixels_become_scaled_latents_drawn_from_the_step_generator_or_at_the_mo
     assert not torch.equal(drawn[0], mode)
 
 
+def test_precomputed_latents_are_used_as_they_are_and_pixels_encoded_otherwise(frozen):
+    images = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    stored = np.random.default_rng(3).standard_normal((2, 4, 4, 4)).astype(np.float32)
+    with torch.no_grad():
+        taken = frozen.latents({"latents": stored, "pixels": images}, "latents", "pixels", CPU, torch.float32)
+        encoded = frozen.latents({"pixels": images}, "latents", "pixels", CPU, torch.float32, sample=False)
+        direct = frozen.encode_pixels(images, CPU, torch.float32, sample=False)
+    assert torch.equal(taken, torch.as_tensor(stored)) and torch.equal(encoded, direct)
+
+
 def test_noise_and_timesteps_repeat_with_the_generator_and_cover_the_schedule(frozen):
     latents = torch.zeros(64, 4, 4, 4)
     (noise, steps), (again, steps_again) = (frozen.noise(latents, torch.Generator().manual_seed(7)) for _ in range(2))
