@@ -56,6 +56,7 @@ def test_a_run_keeps_its_checkpoint_folder_and_a_new_run_under_a_used_name_gets_
 
 
 def runs_under_one_name(cfg: train_hand.Config, tmp_path) -> None:
+    mlflow.set_experiment("checkpoint-folders")  # this store's own, not the experiment an earlier test left active
     with mlflow.start_run(run_name="shared") as first:
         folder = checkpoint_folder(cfg, first.info.run_id)
         assert folder == str(tmp_path / "runs" / "shared")
