@@ -113,19 +113,18 @@ def _counted_fid():
 
         def update(self, imgs: torch.Tensor, real: bool, counts: np.ndarray | None = None) -> None:
             if counts is None:
-                return super().update(imgs, real)
+                super().update(imgs, real)
+                return
             drawn = np.flatnonzero(counts)
             weights = np.asarray(counts, np.float64)[drawn]
             features = imgs.double().numpy()[drawn]
             scaled = features * np.sqrt(weights)[:, None]
             side = "real" if real else "fake"
             getattr(self, f"{side}_features_sum").add_(torch.from_numpy(weights @ features))
-            getattr(self, f"{side}_features_cov_sum").add_(
-                torch.from_numpy(scaled.T @ scaled)
-            )  # numpy's A.T @ A: BLAS syrk, half a product
+            # numpy's A.T @ A is BLAS syrk: half the work of a general product
+            getattr(self, f"{side}_features_cov_sum").add_(torch.from_numpy(scaled.T @ scaled))
             setattr(self, f"{side}_features_num_samples", getattr(self, f"{side}_features_num_samples") + int(weights.sum()))
             self.orig_dtype = torch.float64
-            return None
 
     return CountedFID(feature=_Precomputed())
 

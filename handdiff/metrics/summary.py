@@ -143,7 +143,7 @@ def resampled_figures(
     for row in per_resample:
         for key, value in row.items():
             out.setdefault(key, []).append(value)
-    left_out = ("images", "kid_fg", "kid_fg_std") if whole else ("images", "kid_fg", "kid_fg_std", "fid")
+    left_out = ("images", "kid_fg", "kid_fg_std") + (() if whole else ("fid",))
     return {key: np.asarray(values) for key, values in out.items() if key not in left_out}
 
 

@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from handdiff.assets.tiny_zoo import model_locations
-from handdiff.models.body_controlnet import grow_controlnet_condition
-from handdiff.models.body_pipeline import BodyOutpaintPipeline
 from handdiff.models.hand_generator import build_hand_generator
 from handdiff.models.hand_pipeline import HandGenerationPipeline
-from handdiff.models.loading import load_controlnet, load_sd_pipeline
+from handdiff.models.loading import load_sd_pipeline
+from tests.handdiff.models.test_body_pipeline import tiny_pipeline as tiny_body_pipeline
 
 CROP = 32
 """The hand model's crop size (saved with it): the pyfunc's output side."""
@@ -25,8 +24,7 @@ def saved(tiny_zoo, tmp_path_factory) -> SimpleNamespace:
     sd = load_sd_pipeline(zoo["sd15"])
     hand = HandGenerationPipeline.from_parts(sd, build_hand_generator(sd.unet, crop_size=CROP, generator=torch.Generator().manual_seed(7)))
     hand.save_pretrained(root / "hand")
-    body = BodyOutpaintPipeline.from_parts(load_sd_pipeline(zoo["sd15"]), grow_controlnet_condition(load_controlnet(zoo["controlnet"])))
-    body.save_pretrained(root / "body")
+    tiny_body_pipeline(tiny_zoo).save_pretrained(root / "body")
     return SimpleNamespace(hand=str(root / "hand"), body=str(root / "body"))
 
 
