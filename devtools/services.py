@@ -4,6 +4,7 @@ group and stopped by pid so that nothing outlives the test session."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -227,10 +228,20 @@ def wait_or_stop(service: Service, check: Callable[[], bool], what: str, timeout
         raise
 
 
+# Worker ports come in blocks of 1,000 below Linux's ephemeral range (32768+, where free_ports
+# and every outgoing connection take theirs); each node started from this process gets the next
+# block, so that two nodes' workers never race for one port.
+_WORKER_PORT_BLOCKS = itertools.cycle(range(10000, 32000, 1000))
+
+
 def node_port_flags() -> list[str]:
-    """``ray start`` flags putting a node's own servers on free ports (several nodes share this machine)."""
+    """``ray start`` flags putting a node's own servers on free ports and its workers on a port
+    range no other node of this process uses (several nodes share this machine)."""
     node_manager, object_manager, metrics, agent_grpc, agent_http, runtime_env_agent = free_ports(6)
+    low = next(_WORKER_PORT_BLOCKS)
     return [
+        f"--min-worker-port={low}",
+        f"--max-worker-port={low + 999}",
         f"--node-manager-port={node_manager}",
         f"--object-manager-port={object_manager}",
         f"--metrics-export-port={metrics}",
@@ -277,8 +288,6 @@ def start_ray_head(workdir: Path, env: Mapping[str, str], num_cpus: int = 8) -> 
         f"--dashboard-port={dashboard}",
         f"--ray-client-server-port={client}",
         *node_port_flags(),
-        "--min-worker-port=20000",
-        "--max-worker-port=29999",
     ]
     # `ray start --block` shuts its processes down on SIGINT (SIGTERM leaves them for 20 s).
     service = Service.start("ray", cmd, workdir, env=env, stop_signal=signal.SIGINT)

@@ -30,7 +30,11 @@ WORKER_CPUS = 3
 
 
 class MultiNodeCluster:
-    """A head (2 CPUs, no GPU) and worker nodes (3 CPUs, 1 logical GPU each) on 127.0.0.1."""
+    """A head (2 CPUs, no GPU) and worker nodes (4 CPUs, 1 logical GPU each) on 127.0.0.1.
+
+    A job's heaviest demand (a DDP worker: WORKER_CPUS) fits one to a worker node; the CPU over
+    it is for Ray Data's tasks, so that a task the lost node's pipeline left running never keeps
+    a restarted worker group from its node."""
 
     def __init__(self, workdir: Path, env: dict[str, str]):
         self.workdir, self.env = workdir, {**env, "RAY_AUTH_MODE": "disabled"}
@@ -39,37 +43,47 @@ class MultiNodeCluster:
         self.workers: list[Service] = []
 
     def add_worker(self) -> Service:
-        low = 30000 + 1000 * len(self.workers)
+        """Start a worker node and wait until the cluster lists it alive. The node is known by a
+        resource of its own name: a count of live nodes would still include a killed node for
+        the ~30 s the head takes to notice that it is gone."""
+        name = f"ray-worker-{len(self.workers)}"
         cmd = [
             str(Path(sys.executable).parent / "ray"),
             "start",
             f"--address={self.head.address}",
             "--block",
             "--node-ip-address=127.0.0.1",
-            f"--num-cpus={WORKER_CPUS}",
+            f"--num-cpus={WORKER_CPUS + 1}",
             "--num-gpus=1",
+            f"--resources={json.dumps({name: 1})}",
             *node_port_flags(),
-            f"--min-worker-port={low}",
-            f"--max-worker-port={low + 999}",
             "--object-store-memory=300000000",
         ]
         # `ray start --block` shuts its processes down on SIGINT (SIGTERM leaves them for 20 s)
-        worker = Service.start(f"ray-worker-{len(self.workers)}", cmd, self.workdir, env=self.env, stop_signal=signal.SIGINT)
+        worker = Service.start(name, cmd, self.workdir, env=self.env, stop_signal=signal.SIGINT)
         self.workers.append(worker)
-        count = len(self.workers) - sum(w.proc.poll() is not None for w in self.workers)
-        wait_until(lambda: self.alive_gpu_nodes() >= count, 120, "Ray worker node", worker.proc, worker.log)
+        wait_until(lambda: name in self.alive_node_names(), 120, f"Ray worker node {name}", worker.proc, worker.log)
         return worker
 
-    def alive_gpu_nodes(self) -> int:
+    def ray(self, *args: str) -> str:
+        """A ``ray`` CLI command's output against this cluster (its error output when it fails)."""
         out = subprocess.run(
-            [str(Path(sys.executable).parent / "ray"), "list", "nodes", "--format=json", f"--address={self.head.dashboard_url}"],
+            [str(Path(sys.executable).parent / "ray"), *args],
             capture_output=True,
             text=True,
             timeout=60,
             env={**os.environ, **self.env},
         )
-        nodes = json.loads(out.stdout or "[]")
-        return sum(1 for n in nodes if n["state"] == "ALIVE" and n.get("resources_total", {}).get("GPU"))
+        return out.stdout if out.returncode == 0 else out.stdout + out.stderr
+
+    def alive_node_names(self) -> set[str]:
+        """The names (their own resource) of the worker nodes the head lists alive."""
+        nodes = json.loads(self.ray("list", "nodes", "--format=json", f"--address={self.head.dashboard_url}") or "[]")
+        return {r for n in nodes if n["state"] == "ALIVE" for r in n.get("resources_total", {}) if r.startswith("ray-worker-")}
+
+    def report(self) -> str:
+        """What the cluster looks like, for a failure's message: nodes, resources and demands."""
+        return self.ray("status", "-v", f"--address={self.head.address}")
 
     def lose_a_node_then_replace_it(self) -> None:
         """SIGKILL the oldest live worker node, then start a new one (the module's tests share the cluster)."""
@@ -113,14 +127,16 @@ def submit(cluster: MultiNodeCluster, module: str, cfg, workdir: Path) -> subpro
         )
 
 
-def finish(job: subprocess.Popen, workdir: Path, name: str, timeout: float = 480) -> None:
+def finish(job: subprocess.Popen, cluster: MultiNodeCluster, workdir: Path, name: str, timeout: float = 480) -> None:
     try:
         job.wait(timeout)
     except subprocess.TimeoutExpired:
+        status = cluster.report()
         job.kill()
         job.wait(30)
         raise AssertionError(
-            f"{name} still running {timeout:.0f}s after the node loss:\n" + (workdir / f"{name}.log").read_text()[-8000:]
+            f"{name} still running {timeout:.0f}s after the node loss; `ray status`:\n{status}\n"
+            f"the job's log:\n" + (workdir / f"{name}.log").read_text()[-5000:]
         ) from None
     assert job.returncode == 0, (workdir / f"{name}.log").read_text()[-5000:]
 
@@ -150,13 +166,13 @@ def test_annotate_loses_a_gpu_node_and_writes_every_id_once(cluster, demo_workdi
     wait_while_running(job, lambda: parts_written(cfg) >= 2, "the second part", tmp_path, "annotate")
     at_loss = parts_written(cfg)
     cluster.lose_a_node_then_replace_it()
-    finish(job, tmp_path, "annotate")
+    finish(job, cluster, tmp_path, "annotate")
     assert parts_written(cfg) > at_loss
     assert_each_input_once(cfg)
 
 
 def test_train_hand_loses_a_worker_node_and_resumes_from_the_committed_checkpoint(cluster, hand_crops, demo_workdir, tmp_path):
-    """Two DDP workers, one per worker node (each takes a whole node's CPUs); one node dies after
+    """Two DDP workers, one per worker node (WORKER_CPUS each); one node dies after
     a checkpoint is committed: Ray Train restarts the worker group once the replacement joins,
     from that checkpoint, and the run finishes at its configured step in one MLflow run."""
     uri, steps = f"sqlite:///{tmp_path}/db.sqlite", 24
@@ -175,7 +191,7 @@ def test_train_hand_loses_a_worker_node_and_resumes_from_the_committed_checkpoin
     wait_while_running(job, lambda: ray_train.committed_step(fs, root) >= 2, "a committed checkpoint", tmp_path, "train-hand")
     committed = ray_train.committed_step(fs, root)
     cluster.lose_a_node_then_replace_it()
-    finish(job, tmp_path, "train-hand")
+    finish(job, cluster, tmp_path, "train-hand")
     assert committed < steps  # the node went while training
     loss_steps = [s for s, _ in ray_train.history(uri, "handdiff-train-hand", "node-loss", "loss")]
     assert set(loss_steps) == set(range(1, steps + 1))
