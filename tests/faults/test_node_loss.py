@@ -65,25 +65,26 @@ class MultiNodeCluster:
         wait_until(lambda: name in self.alive_node_names(), 120, f"Ray worker node {name}", worker.proc, worker.log)
         return worker
 
-    def ray(self, *args: str) -> str:
-        """A ``ray`` CLI command's output against this cluster (its error output when it fails)."""
-        out = subprocess.run(
+    def ray(self, *args: str) -> subprocess.CompletedProcess:
+        """A ``ray`` CLI command against this cluster."""
+        return subprocess.run(
             [str(Path(sys.executable).parent / "ray"), *args],
             capture_output=True,
             text=True,
             timeout=60,
             env={**os.environ, **self.env},
         )
-        return out.stdout if out.returncode == 0 else out.stdout + out.stderr
 
     def alive_node_names(self) -> set[str]:
-        """The names (their own resource) of the worker nodes the head lists alive."""
-        nodes = json.loads(self.ray("list", "nodes", "--format=json", f"--address={self.head.dashboard_url}") or "[]")
+        """The names (their own resource) of the worker nodes the head lists alive; none while it cannot say."""
+        out = self.ray("list", "nodes", "--format=json", f"--address={self.head.dashboard_url}")
+        nodes = json.loads(out.stdout or "[]") if out.returncode == 0 else []
         return {r for n in nodes if n["state"] == "ALIVE" for r in n.get("resources_total", {}) if r.startswith("ray-worker-")}
 
     def report(self) -> str:
-        """What the cluster looks like, for a failure's message: nodes, resources and demands."""
-        return self.ray("status", "-v", f"--address={self.head.address}")
+        """What the cluster looks like, for a failure's message: nodes, usage per node, demands."""
+        out = self.ray("status", "-v", f"--address={self.head.address}")
+        return out.stdout + out.stderr
 
     def lose_a_node_then_replace_it(self) -> None:
         """SIGKILL the oldest live worker node, then start a new one (the module's tests share the cluster)."""
@@ -135,7 +136,7 @@ def finish(job: subprocess.Popen, cluster: MultiNodeCluster, workdir: Path, name
         job.kill()
         job.wait(30)
         raise AssertionError(
-            f"{name} still running {timeout:.0f}s after the node loss; `ray status`:\n{status}\n"
+            f"{name} still running {timeout:.0f}s after the node loss; `ray status -v`:\n{status}\n"
             f"the job's log:\n" + (workdir / f"{name}.log").read_text()[-5000:]
         ) from None
     assert job.returncode == 0, (workdir / f"{name}.log").read_text()[-5000:]

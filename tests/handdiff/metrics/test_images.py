@@ -93,4 +93,5 @@ def test_kid_over_every_row_is_torchmetrics_value_with_no_spread():
     whole = kid_from_features(real, fake, subset_size=1000)
     assert whole["kid"] == pytest.approx(float(mean), rel=1e-9) and float(spread) < 1e-9 * abs(float(mean))
     assert whole["kid_std"] == 0.0
-    assert kid_from_features(real, fake, subset_size=10)["kid_std"] > 0  # 100 different subsets of 10: a spread
+    smaller = kid_from_features(real, fake, subset_size=10)  # 100 different subsets of 10: a spread, about the same mean
+    assert smaller["kid_std"] > 0 and smaller["kid"] == pytest.approx(whole["kid"], rel=0.5)
